@@ -1,0 +1,40 @@
+# vlcp: dataset distillation via vision-language category prototypes.
+# This file is the table of contents; each stage's rules are in rules/<stage>.smk,
+# and rules/common.smk is the only place that reads the config.
+
+import os
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# Jobs run `python -m vlcp.<stage>` from any working directory or cluster node.
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
+
+configfile: os.path.join(workflow.basedir, "config/config.yaml")
+
+
+try:
+    validate(config, "config/schema.yaml")
+except WorkflowError as err:
+    from vlcp.config import describe_validation_error, find_validation_error
+
+    problem = find_validation_error(err)
+    raise WorkflowError(describe_validation_error(problem) if problem else str(err)) from None
+
+
+include: "rules/common.smk"
+
+include: "rules/demo.smk"
+include: "rules/models.smk"
+include: "rules/index.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,19 @@
+# Tiny random models of the real architectures, built for the demo and the tests
+# when a model in the config is 'tiny'.
+
+
+rule tiny_model:
+    output:
+        directory(f"{TINY_MODEL_DIR}/tiny-{{kind}}"),
+    log:
+        f"{LOGS}/tiny_model/{{kind}}.log",
+    wildcard_constraints:
+        kind="stable-diffusion|llava",
+    params:
+        seed=config["models"]["tiny_seed"],
+        resolution=config["models"]["tiny_resolution"],
+    conda:
+        "../envs/gpu.yaml"
+    shell:
+        "HF_HUB_OFFLINE=1 python -m vlcp.tiny_models {wildcards.kind} {output:q}"
+        " --seed {params.seed} --resolution {params.resolution} > {log:q} 2>&1"

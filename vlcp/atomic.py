@@ -1,0 +1,58 @@
+"""Atomic outputs: a file or folder appears whole under its final name, or not at all.
+
+A job killed part-way leaves at most a hidden ``.tmp-*`` sibling, never a file
+that a rerun would take for finished work.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+class OutputExistsError(FileExistsError):
+    """Raised instead of replacing something already at an output path."""
+
+
+def _check_free(path):
+    if path.exists() or path.is_symlink():
+        raise OutputExistsError(
+            f"{path} already exists; vlcp does not overwrite it. Move or delete it yourself, "
+            "or let Snakemake do so by rerunning the rule that makes it."
+        )
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w", overwrite=False):
+    """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success."""
+    path = Path(path)
+    if not overwrite:
+        _check_free(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield an empty temporary folder beside ``path``; rename it to ``path`` on success."""
+    path = Path(path)
+    _check_free(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

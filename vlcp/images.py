@@ -1,0 +1,65 @@
+"""Opening images safely and converting every pixel format to RGB one way.
+
+Used by every stage that reads real images, so a grayscale, palette, RGBA,
+CMYK or 16-bit file gives the same RGB pixels wherever it is read.
+"""
+
+import warnings
+
+import numpy as np
+from PIL import Image
+
+# Transparent pixels become white, as on a page; a black fill would darken edges.
+BACKGROUND = (255, 255, 255)
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+class ImageRejected(Exception):
+    """An image file that cannot be used; the message is the reason."""
+
+
+def to_rgb(img):
+    """Convert any PIL image to 8-bit RGB: 16-bit scaled to 8, alpha over white, CMYK/palette/gray by PIL."""
+    if img.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(img, dtype=np.int64)
+        img = Image.fromarray((np.clip(values, 0, 65535) >> 8).astype(np.uint8), mode="L")
+    elif img.mode == "F":
+        img = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        img = Image.alpha_composite(canvas, rgba)
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def open_image(path, max_pixels):
+    """Open and fully decode ``path``; raise ImageRejected with a reason if it cannot be used."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+            try:
+                with Image.open(path) as img:
+                    img.load()
+                    return img.copy()
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageRejected(f"decompression bomb: {err}") from None
+    except Image.UnidentifiedImageError:
+        raise ImageRejected("not an image: no image format recognises the file") from None
+    except FileNotFoundError:
+        raise ImageRejected("unreadable: file not found (a dangling link?)") from None
+    except IsADirectoryError:
+        raise ImageRejected("unreadable: a folder, not a file") from None
+    except PermissionError as err:
+        raise ImageRejected(f"unreadable: {err.strerror}") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageRejected(f"corrupt or truncated: {err}") from None
+
+
+def load_rgb(path, max_pixels=Image.MAX_IMAGE_PIXELS):
+    """The image at ``path`` as 8-bit RGB (see ``to_rgb``)."""
+    return to_rgb(open_image(path, max_pixels))
