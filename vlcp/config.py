@@ -56,9 +56,9 @@ def describe_validation_error(error):
     if error.validator == "additionalProperties":
         known = error.schema.get("properties", {})
         unknown = sorted(set(error.instance) - set(known))
-        where = key_path(path)
+        where = f"under {key_path(path)}" if path else "at the top level"
         return (
-            f"Invalid config: unknown key(s) {', '.join(map(repr, unknown))} under {where}. "
+            f"Invalid config: unknown key(s) {', '.join(map(repr, unknown))} {where}. "
             f"Allowed keys there: {', '.join(known)}. See config/schema.yaml."
         )
     if error.validator == "required":
@@ -78,8 +78,7 @@ def find_validation_error(exc):
         if isinstance(item, jsonschema.ValidationError):
             return jsonschema.exceptions.best_match([item, *item.context]) if item.context else item
         seen.extend(arg for arg in getattr(item, "args", ()) if isinstance(arg, BaseException))
-        if item.__cause__ is not None:
-            seen.append(item.__cause__)
+        seen.extend(e for e in (item.__cause__, item.__context__) if e is not None)
     return None
 
 

@@ -46,7 +46,7 @@ def write_demo(root, train_per_class, val_per_class, image_size, seed):
                 folder = tmp / split / name
                 folder.mkdir(parents=True)
                 for i, array in enumerate(images):
-                    img = Image.fromarray(array, mode="L").resize((image_size, image_size), Image.Resampling.BICUBIC)
+                    img = Image.fromarray(array).resize((image_size, image_size), Image.Resampling.BICUBIC)
                     img.save(folder / f"{i:04d}.png")
         with open(tmp / "labels.tsv", "w", newline="") as handle:
             writer = csv.writer(handle, delimiter="\t", lineterminator="\n")

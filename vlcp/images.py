@@ -22,9 +22,9 @@ def to_rgb(img):
     """Convert any PIL image to 8-bit RGB: 16-bit scaled to 8, alpha over white, CMYK/palette/gray by PIL."""
     if img.mode in SIXTEEN_BIT_MODES:
         values = np.asarray(img, dtype=np.int64)
-        img = Image.fromarray((np.clip(values, 0, 65535) >> 8).astype(np.uint8), mode="L")
+        img = Image.fromarray((np.clip(values, 0, 65535) >> 8).astype(np.uint8))
     elif img.mode == "F":
-        img = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8), mode="L")
+        img = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8))
     if img.mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):

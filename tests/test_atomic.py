@@ -1,0 +1,38 @@
+"""Outputs appear whole or not at all, and nothing already there is overwritten."""
+
+import pytest
+
+from vlcp.atomic import OutputExistsError, atomic_dir, atomic_write
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as handle:
+            handle.write("half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_is_not_overwritten(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("mine")
+    with pytest.raises(OutputExistsError, match="does not overwrite"):
+        with atomic_write(target) as handle:
+            handle.write("new")
+    assert target.read_text() == "mine"
+    with pytest.raises(OutputExistsError):
+        with atomic_dir(tmp_path):
+            pass
+
+
+def test_dir_appears_complete(tmp_path):
+    target = tmp_path / "model"
+    with pytest.raises(ValueError):
+        with atomic_dir(target) as tmp:
+            (tmp / "a").write_text("1")
+            raise ValueError
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with atomic_dir(target) as tmp:
+        (tmp / "a").write_text("1")
+    assert (target / "a").read_text() == "1"

@@ -1,0 +1,128 @@
+"""The config schema: every preset passes, bad values fail with a message naming the key."""
+
+import jsonschema
+import pytest
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO, deep_update, load_yaml, snakemake
+from vlcp.config import ConfigError, check_config, describe_validation_error, epochs_for_ipc, find_validation_error
+
+SCHEMA = REPO / "config" / "schema.yaml"
+PRESETS = sorted((REPO / "config" / "presets").glob("*.yaml"))
+
+
+def validated(override):
+    config = deep_update(load_yaml(REPO / "config" / "config.yaml"), override)
+    validate(config, str(SCHEMA))
+    return config
+
+
+def failure_message(override):
+    with pytest.raises(WorkflowError) as info:
+        validated(override)
+    error = find_validation_error(info.value)
+    assert error is not None, "the WorkflowError should carry the jsonschema error"
+    return describe_validation_error(error)
+
+
+def test_presets_cover_the_papers_datasets():
+    assert {p.stem for p in PRESETS} == {"imagenette", "imagewoof", "imageidc", "imagenet1k", "cifar10", "cifar100"}
+
+
+@pytest.mark.parametrize("path", [REPO / "config" / "demo.yaml", *PRESETS], ids=lambda p: p.stem)
+def test_every_preset_validates_and_gets_defaults(path):
+    config = validated(load_yaml(path))
+    check_config(config)
+    # defaults are filled in for keys the file leaves out
+    assert config["synthesize"]["negative_prompt"] == "cartoon, anime, painting"
+    assert config["cluster"]["lof_n_neighbors"] == 10 or path.stem == "demo"
+
+
+def test_presets_carry_the_authors_values():
+    imagenette = validated(load_yaml(REPO / "config" / "presets" / "imagenette.yaml"))
+    assert imagenette["cluster"]["contamination"] == 0.1
+    assert imagenette["text_prototype"] == {"beta": 0.7, "top_k": 30, "strategies": ["prototype"]}
+    assert (imagenette["synthesize"]["strength"], imagenette["synthesize"]["guidance_scale"]) == (0.7, 10)
+    assert imagenette["finetune"]["learning_rate"] == 1e-5 and imagenette["finetune"]["num_train_epochs"] == 8
+    assert imagenette["caption"]["prompt"].startswith("Describe the physical appearance of the {label} in the image. Include")
+    cifar100 = validated(load_yaml(REPO / "config" / "presets" / "cifar100.yaml"))
+    assert cifar100["text_prototype"]["beta"] == 0.2 and cifar100["cluster"]["contamination"] == 0.0
+    assert cifar100["dataset"]["eval_size"] == 32
+
+
+BAD = [
+    ({"cluster": {"contamination": 0.9}}, ["cluster.contamination", "at most 0.5"]),
+    ({"clustre": {}}, ["'clustre'", "top level", "cluster"]),
+    ({"cluster": {"n_neigbors": 5}}, ["'n_neigbors'", "under cluster", "lof_n_neighbors"]),
+    ({"ipc": [10, 0]}, ["ipc[1]", "at least 1"]),
+    ({"ipc": []}, ["ipc", "at least 1 item"]),
+    ({"seeds": [0, 0]}, ["seeds", "non-unique"]),
+    ({"evaluate": {"models": ["vgg16"]}}, ["evaluate.models[0]", "'resnet18'"]),
+    ({"text_prototype": {"beta": 0}}, ["text_prototype.beta", "greater than 0"]),
+    ({"text_prototype": {"strategies": ["dcs"]}}, ["text_prototype.strategies[0]", "'label+keywords'"]),
+    ({"caption": {"prompt": "Describe the image."}}, ["caption.prompt", "{label}"]),
+    ({"caption": {"batch_size": "8"}}, ["caption.batch_size", "integer"]),
+    ({"finetune": {"resolution": 500}}, ["finetune.resolution", "multiple of 8"]),
+    ({"finetune": {"mixed_precision": "fp8"}}, ["finetune.mixed_precision", "'bf16'"]),
+    ({"synthesize": {"long_prompts": "split"}}, ["synthesize.long_prompts", "'chunk'"]),
+    ({"dataset": {"source": "hub"}}, ["dataset.source", "'demo'"]),
+    ({"dataset": {"classes": ["a/b"]}}, ["dataset.classes[0]", "pattern"]),
+    ({"evaluate": {"epochs": [{"max_ipc": 10}]}}, ["evaluate.epochs[0]", "epochs"]),
+    ({"run": "my run"}, ["run", "pattern"]),
+]
+
+
+@pytest.mark.parametrize("override,expected", BAD, ids=[str(b[0]) for b in BAD])
+def test_bad_config_is_rejected_with_a_message_naming_the_key(override, expected):
+    message = failure_message(override)
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} missing from: {message}"
+
+
+def test_cross_key_checks():
+    config = validated({"ipc": [10, 600]})
+    with pytest.raises(ConfigError, match=r"evaluate.epochs has no entry for ipc 600"):
+        check_config(config)
+    config = validated({"dataset": {"classes": ["a"], "labels": {"b": "bee"}}})
+    with pytest.raises(ConfigError, match=r"dataset.labels names class\(es\) \['b'\]"):
+        check_config(config)
+
+
+def test_epochs_follow_the_protocol_table():
+    table = validated({})["evaluate"]["epochs"]
+    assert [epochs_for_ipc(table, ipc) for ipc in (1, 10, 20, 50, 100, 500)] == [2000, 2000, 1500, 1500, 1000, 500]
+    assert epochs_for_ipc(table, 10, scale=2 / 3) == 1333
+
+
+def leaf_schemas(schema, path=()):
+    if schema.get("type") == "object" and "properties" in schema:
+        for key, sub in schema["properties"].items():
+            yield from leaf_schemas(sub, (*path, key)) if sub.get("type") == "object" else [((*path, key), sub)]
+
+
+def test_every_key_has_default_type_description_and_range():
+    schema = load_yaml(SCHEMA)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    leaves = list(leaf_schemas(schema))
+    assert len(leaves) > 60
+    for path, sub in leaves:
+        name = ".".join(path)
+        assert "default" in sub, f"{name} has no default"
+        assert "type" in sub, f"{name} has no type"
+        assert sub.get("description"), f"{name} has no description"
+        kinds = sub["type"] if isinstance(sub["type"], list) else [sub["type"]]
+        if {"integer", "number"} & set(kinds):
+            assert {"minimum", "exclusiveMinimum"} & set(sub), f"{name} has no lower bound"
+        if "array" in kinds and sub["items"].get("type") in ("integer", "number"):
+            assert {"minimum", "exclusiveMinimum"} & set(sub["items"]), f"{name} items have no lower bound"
+
+
+def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cluster:\n  contamination: 0.9\n")
+    result = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "demo.yaml"), str(bad), check=False)
+    assert result.returncode != 0
+    assert "Invalid config: cluster.contamination = 0.9" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()
