@@ -32,6 +32,9 @@ include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/models.smk"
 include: "rules/index.smk"
+include: "rules/caption.smk"
+include: "rules/finetune.smk"
+include: "rules/encode.smk"
 
 
 rule all:

@@ -41,6 +41,7 @@ CLASSES = configured_classes()
 wildcard_constraints:
     split="|".join(SPLITS),
     cls="[^/]+",
+    ft="seed[0-9]+|shared",
 
 
 # --- stage 1: index ---------------------------------------------------------
@@ -91,6 +92,64 @@ def all_targets():
     return [
         f"{RESULTS}/index/classes.tsv",
         f"{RESULTS}/index/rejected.tsv",
-        *model_input("diffusion"),
-        *model_input("captioner"),
+        *finetune_dirs(),
     ]
+
+
+# --- stages 2-4: captions, fine-tuning, latents -----------------------------
+
+CAPTION = config["caption"]
+FINETUNE = config["finetune"]
+ENCODE = config["encode"]
+
+
+def caption_params():
+    """The caption settings an output depends on; sampling settings only when sampling."""
+    sampling = {"temperature": CAPTION["temperature"], "seed": CAPTION["seed"]} if CAPTION["do_sample"] else {}
+    keys = ("prompt", "batch_size", "max_new_tokens", "do_sample", "dtype")
+    return {**{k: CAPTION[k] for k in keys}, **sampling}
+
+
+def caption_files():
+    return expand(f"{RESULTS}/captions/{{cls}}.jsonl", cls=CLASSES)
+
+
+def latent_files():
+    return expand(f"{RESULTS}/latents/{{cls}}.safetensors", cls=CLASSES)
+
+
+def encode_flips():
+    """Mirrored latents are needed when fine-tuning flips images and trains from the cache."""
+    return FINETUNE["from_latents"] and FINETUNE["random_flip"]
+
+
+def finetune_name(seed):
+    return f"seed{seed}" if FINETUNE["per_seed"] else "shared"
+
+
+def finetune_seed(wildcards):
+    return int(wildcards.ft[len("seed") :]) if wildcards.ft.startswith("seed") else config["seeds"][0]
+
+
+def finetune_params():
+    """Every fine-tune setting that changes the trained weights."""
+    skip = ("checkpointing_steps", "checkpoints_total_limit", "dataloader_num_workers", "per_seed")
+    return {k: v for k, v in FINETUNE.items() if k not in skip}
+
+
+def finetune_dirs():
+    return sorted({f"{RESULTS}/finetune/{finetune_name(s)}" for s in config["seeds"]})
+
+
+def finetune_inputs(wildcards):
+    return {
+        "captions": caption_files(),
+        "latents": latent_files() if FINETUNE["from_latents"] else [],
+        "data": [] if FINETUNE["from_latents"] else [DATA_ROOT],
+        "model": model_input("diffusion"),
+    }
+
+
+def cli_flag(name, value):
+    """A boolean setting as the matching --name / --no-name flag."""
+    return f"--{name}" if value else f"--no-{name}"

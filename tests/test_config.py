@@ -84,6 +84,9 @@ def test_cross_key_checks():
     config = validated({"ipc": [10, 600]})
     with pytest.raises(ConfigError, match=r"evaluate.epochs has no entry for ipc 600"):
         check_config(config)
+    config = validated({"finetune": {"center_crop": False}})
+    with pytest.raises(ConfigError, match=r"finetune.center_crop = false needs finetune.from_latents = false"):
+        check_config(config)
     config = validated({"dataset": {"classes": ["a"], "labels": {"b": "bee"}}})
     with pytest.raises(ConfigError, match=r"dataset.labels names class\(es\) \['b'\]"):
         check_config(config)

@@ -23,6 +23,9 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
     assert counts["tiny_model"] == 2
     assert counts["index"] == 2 * len(CLASSES)
     assert counts["index_summary"] == 1
+    assert counts["caption"] == len(CLASSES)
+    assert counts["encode"] == len(CLASSES)
+    assert counts["finetune"] == 1, "the demo shares one fine-tune across seeds"
     assert counts["all"] == 1
     assert not (tmp_path / "results").exists(), "a dry run must write nothing"
 
@@ -38,5 +41,12 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(tmp_path):
         assert all(r["image"].startswith(f"{split}/seven/") for r in rows)
     assert (run / "models" / "tiny-stable-diffusion" / "model_index.json").is_file()
     assert (run / "models" / "tiny-llava" / "config.json").is_file()
+    train = [r["image"] for r in contract.read_index(run / "index" / "train" / "seven.jsonl")]
+    captions = contract.read_captions(run / "captions" / "seven.jsonl", train)
+    assert len(captions) == 40 and all(c["caption"] for c in captions)
+    latents, images = contract.read_latents(run / "latents" / "seven.safetensors")
+    assert latents["latents"].shape == (40, 4, 8, 8) and images == train
+    assert (run / "finetune" / "shared" / "model_index.json").is_file()
+    assert not (run / "work" / "captions" / "seven.partial.jsonl").exists()
     again = snakemake(tmp_path, "-n", "--configfile", DEMO)
     assert "Nothing to be done" in again.stdout + again.stderr

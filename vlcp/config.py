@@ -103,6 +103,12 @@ def check_config(config):
             "Invalid config: dataset.label_table = 'imagenet' cannot label the demo digits; "
             "use the demo's labels.tsv under dataset.root, or 'folder'."
         )
+    finetune = config["finetune"]
+    if finetune["from_latents"] and not finetune["center_crop"]:
+        raise ConfigError(
+            "Invalid config: finetune.center_crop = false needs finetune.from_latents = false "
+            "(cached latents are centre crops; random crops must be encoded at every step)."
+        )
     listed = set(dataset["classes"])
     stray = sorted(set(dataset["labels"]) - listed) if listed else []
     if stray:

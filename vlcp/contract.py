@@ -77,3 +77,51 @@ def read_rejected(path):
     if not rows or tuple(rows[0]) != REJECTED_COLUMNS:
         raise ContractError(f"{path}: expected a header line 'image<TAB>reason'")
     return [tuple(row) for row in rows[1:]]
+
+
+CAPTION_KEYS = ("image", "caption")
+
+
+def write_captions(path, rows):
+    """Write one class's captions: a JSON line ``{"image", "caption"}`` per image, in index order."""
+    write_jsonl(path, ({"image": r["image"], "caption": r["caption"]} for r in rows))
+
+
+def read_captions(path, images=None):
+    """One class's captions; if ``images`` (index order) is given, they must match it exactly."""
+    rows = read_jsonl(path, CAPTION_KEYS)
+    if images is not None:
+        have = [r["image"] for r in rows]
+        if have != list(images):
+            missing = sorted(set(images) - set(have))
+            extra = sorted(set(have) - set(images))
+            raise ContractError(
+                f"{path} does not match the image index: {len(missing)} image(s) without a caption "
+                f"(first: {missing[:3]}), {len(extra)} caption(s) for images not in the index (first: {extra[:3]}). "
+                "Delete the file and rerun; Snakemake's caption rule will write it again."
+            )
+    return rows
+
+
+def write_latents(path, tensors, images):
+    """Write a class's latents (name -> tensor, first axis in index order) with the image order."""
+    from safetensors.torch import save
+
+    blob = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"images": json.dumps(list(images))})
+    with atomic_write(path, "wb") as handle:
+        handle.write(blob)
+
+
+def read_latents(path):
+    """``(tensors, images)`` of a latents file written by ``write_latents``."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            images = json.loads((handle.metadata() or {}).get("images", "null"))
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    except (OSError, ValueError, json.JSONDecodeError) as err:
+        raise ContractError(f"{path}: not a readable latents file ({err}); delete it and rerun the rule that makes it.") from None
+    if not isinstance(images, list) or any(len(images) != len(t) for t in tensors.values()):
+        raise ContractError(f"{path}: the image list in its metadata does not match its tensors; delete it and rerun.")
+    return tensors, images

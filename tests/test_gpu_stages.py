@@ -1,0 +1,159 @@
+"""Stages 2-4 on the tiny models: captions, fine-tuning and latents, including kill and resume."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vlcp import contract, demo_data, tiny_models
+from vlcp.index import index_class
+from vlcp.models import ModelNotFoundError, load_captioner, load_stable_diffusion
+
+HERE = Path(__file__).parent
+CLASSES = ("three", "seven")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Two demo classes indexed, and both tiny models saved."""
+    root = tmp_path_factory.mktemp("stages")
+    data = root / "data"
+    demo_data.write_demo(data, train_per_class=20, val_per_class=2, image_size=32, seed=0)
+    for cls in CLASSES:
+        records, _ = index_class(data, "train", cls, demo_data.LABELS[cls], [".png"], 10**6)
+        contract.write_index(root / "index" / f"{cls}.jsonl", records)
+    tiny_models.save_tiny_stable_diffusion(root / "sd", seed=0, resolution=32)
+    tiny_models.save_tiny_llava(root / "llava", seed=0)
+    return root
+
+
+def wrapped(module, function, args, count_file, kill_after=0):
+    cmd = [sys.executable, str(HERE / "killed_run.py"), module, function, str(kill_after), str(count_file), "--", *map(str, args)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(HERE.parent))
+    return subprocess.run(cmd, capture_output=True, text=True, env=env)
+
+
+def calls(count_file):
+    return len(Path(count_file).read_text().splitlines()) if Path(count_file).exists() else 0
+
+
+def caption_args(world, out, progress, batch_size=4):
+    return [
+        "--index", world / "index" / "three.jsonl", "--root", world / "data", "--model", world / "llava",
+        "--prompt", "Describe the physical appearance of the {label} in the image.",
+        "--batch-size", batch_size, "--max-new-tokens", 12, "--progress", progress, "--out", out,
+    ]
+
+
+def test_caption_kill_and_resume_matches_an_uninterrupted_run(world, tmp_path):
+    straight = tmp_path / "straight.jsonl"
+    result = wrapped("vlcp.caption", "caption_batch", caption_args(world, straight, tmp_path / "p0"), tmp_path / "c0")
+    assert result.returncode == 0, result.stderr
+    rows = contract.read_captions(straight, [r["image"] for r in contract.read_index(world / "index" / "three.jsonl")])
+    assert len(rows) == 20 and all(r["caption"].strip() for r in rows)
+    assert calls(tmp_path / "c0") == 5
+
+    out, progress = tmp_path / "resumed.jsonl", tmp_path / "work" / "three.partial.jsonl"
+    killed = wrapped("vlcp.caption", "Progress.append", caption_args(world, out, progress), tmp_path / "c1", kill_after=3)
+    assert killed.returncode == -signal.SIGKILL
+    assert not out.exists(), "a killed job must not leave its declared output"
+    assert progress.exists()
+
+    resumed = wrapped("vlcp.caption", "caption_batch", caption_args(world, out, progress), tmp_path / "c2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: 12 of 20 images already captioned" in resumed.stderr
+    assert calls(tmp_path / "c2") == 2, "only the two unfinished batches may be captioned again"
+    assert out.read_bytes() == straight.read_bytes()
+    assert not progress.exists()
+
+
+def test_caption_progress_of_other_settings_is_not_reused(world, tmp_path):
+    out, progress = tmp_path / "a.jsonl", tmp_path / "p.jsonl"
+    wrapped("vlcp.caption", "Progress.append", caption_args(world, out, progress), tmp_path / "c1", kill_after=2)
+    result = wrapped("vlcp.caption", "caption_batch", caption_args(world, out, progress, batch_size=5), tmp_path / "c2")
+    assert result.returncode == 0 and "resuming" not in result.stderr
+    assert calls(tmp_path / "c2") == 4
+
+
+def encode(world, out, flip=True):
+    args = ["--index", world / "index" / "three.jsonl", "--root", world / "data", "--model", world / "sd",
+            "--resolution", 32, "--batch-size", 8, "--out", out] + (["--flip"] if flip else [])
+    result = wrapped("vlcp.encode", "encode_images", args, out.with_suffix(".count"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_encode_shape_and_identical_bytes(world, tmp_path):
+    encode(world, tmp_path / "a.safetensors")
+    encode(world, tmp_path / "b.safetensors")
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    tensors, images = contract.read_latents(tmp_path / "a.safetensors")
+    assert tensors["latents"].shape == (20, 4, 4, 4) and tensors["latents_flipped"].shape == (20, 4, 4, 4)
+    assert images == [r["image"] for r in contract.read_index(world / "index" / "three.jsonl")]
+    assert not torch.equal(tensors["latents"], tensors["latents_flipped"])
+
+
+@pytest.fixture(scope="module")
+def training_inputs(world, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft-inputs")
+    captions, latents = [], []
+    for cls in CLASSES:
+        rows = contract.read_index(world / "index" / f"{cls}.jsonl")
+        contract.write_captions(root / f"{cls}.jsonl", [{"image": r["image"], "caption": f"a {cls} digit {i}"} for i, r in enumerate(rows)])
+        args = ["--index", world / "index" / f"{cls}.jsonl", "--root", world / "data", "--model", world / "sd",
+                "--resolution", 32, "--flip", "--out", root / f"{cls}.safetensors"]
+        assert wrapped("vlcp.encode", "encode_images", args, root / "count").returncode == 0
+        captions.append(root / f"{cls}.jsonl")
+        latents.append(root / f"{cls}.safetensors")
+    return captions, latents
+
+
+def finetune_args(world, captions, latents, out, work, steps=6):
+    return ["--model", world / "sd", "--captions", *captions, "--latents", *latents, "--root", world / "data",
+            "--out", out, "--work", work, "--resolution", 32, "--train-batch-size", 4,
+            "--gradient-accumulation-steps", 2, "--learning-rate", 1e-4, "--mixed-precision", "no",
+            "--no-gradient-checkpointing", "--max-train-steps", steps, "--checkpointing-steps", 2,
+            "--checkpoints-total-limit", 2]
+
+
+def test_finetune_kill_resume_continues_the_step_counter(world, training_inputs, tmp_path):
+    captions, latents = training_inputs
+    out, work = tmp_path / "pipeline", tmp_path / "work"
+    killed = wrapped("vlcp.finetune", "save_checkpoint", finetune_args(world, captions, latents, out, work), tmp_path / "c1", kill_after=1)
+    assert killed.returncode == -signal.SIGKILL
+    assert not out.exists()
+    assert sorted(p.name for p in work.iterdir()) == ["checkpoint-2"]
+
+    resumed = wrapped("vlcp.finetune", "save_checkpoint", finetune_args(world, captions, latents, out, work), tmp_path / "c2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from checkpoint-2 (step 2 of 6)" in resumed.stderr
+    assert calls(tmp_path / "c2") == 2, "a resumed run saves only the checkpoints after step 2 (4 and 6)"
+    assert sorted(p.name for p in work.iterdir()) == ["checkpoint-4", "checkpoint-6"], "keeps the newest 2"
+
+    pipe = load_stable_diffusion(str(out))
+    base = load_stable_diffusion(str(world / "sd"))
+    trained_weight, base_weight = (next(p.unet.parameters()) for p in (pipe, base))
+    assert not torch.equal(trained_weight, base_weight), "the U-Net must have trained"
+    assert torch.equal(next(pipe.vae.parameters()), next(base.vae.parameters())), "the VAE stays frozen"
+    image = pipe("a three digit", num_inference_steps=2, height=32, width=32, output_type="np").images
+    assert image.shape == (1, 32, 32, 3)
+
+
+def test_finetune_from_images_runs(world, training_inputs, tmp_path):
+    captions, _ = training_inputs
+    args = finetune_args(world, captions, [], tmp_path / "p", tmp_path / "w", steps=2)
+    args[args.index("--latents") : args.index("--root")] = []
+    result = wrapped("vlcp.finetune", "save_checkpoint", [*args, "--num-workers", 0], tmp_path / "c")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "p" / "unet").is_dir()
+
+
+def test_missing_model_says_what_was_looked_for(tmp_path):
+    with pytest.raises(ModelNotFoundError, match=r"models.captioner = .*no-such-model'.*local folder .*no-such-model, which does not exist"):
+        load_captioner(str(tmp_path / "no-such-model"))
+    with pytest.raises(ModelNotFoundError, match=r"hub id 'someone/not-cached-anywhere' in the local cache\. HF_HUB_OFFLINE is set"):
+        load_stable_diffusion("someone/not-cached-anywhere")

@@ -1,0 +1,173 @@
+"""Stage 2, caption: one description per train image of a class, from a LLaVA-style model.
+
+Generation is batched with left padding and greedy by default, so a rerun gives
+the same captions. Finished batches go to a side file as they complete; a job
+killed part-way continues from there, and the declared output is written once,
+atomically, at the end.
+"""
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from vlcp import contract
+from vlcp.images import load_rgb
+from vlcp.models import device, dtype_for, load_captioner
+
+ROLE_PREFIX = re.compile(r"^\s*(assistant|gpt)\s*:\s*", re.IGNORECASE)
+
+
+def build_prompt(processor, template, label):
+    """The chat-formatted prompt for one image: the template with ``{label}`` filled in."""
+    conversation = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": template.replace("{label}", label)}]}
+    ]
+    return processor.apply_chat_template(conversation, add_generation_prompt=True)
+
+
+def clean_caption(text):
+    """Collapse whitespace and drop a leading role tag that some chat models echo."""
+    return ROLE_PREFIX.sub("", " ".join(text.split()))
+
+
+@torch.inference_mode()
+def caption_batch(model, processor, images, prompt, generation):
+    """Captions of a list of PIL images that share one prompt; only newly generated tokens are decoded."""
+    inputs = processor(images=images, text=[prompt] * len(images), return_tensors="pt", padding=True)
+    inputs = inputs.to(model.device)
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    output = model.generate(**inputs, **generation)
+    new_tokens = output[:, inputs["input_ids"].shape[1] :]
+    return [clean_caption(t) for t in processor.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def generation_kwargs(max_new_tokens, do_sample, temperature):
+    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
+    if do_sample:
+        kwargs["temperature"] = temperature
+    return kwargs
+
+
+class Progress:
+    """The side file of finished batches: a settings line, then one JSON line per batch."""
+
+    def __init__(self, path, settings):
+        self.path = Path(path)
+        self.settings = settings
+
+    def load(self):
+        """Rows of the batches finished under the same settings; a torn last line is dropped."""
+        if not self.path.exists():
+            return []
+        lines = self.path.read_text().splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except json.JSONDecodeError:
+            header = {}
+        if header.get("settings") != self.settings:
+            return []
+        rows = []
+        for line in lines[1:]:
+            try:
+                rows.extend(json.loads(line)["rows"])
+            except (json.JSONDecodeError, KeyError):
+                break
+        return rows
+
+    def start(self, rows):
+        """Rewrite the side file with the settings and the rows kept, then append from there."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w") as handle:
+            handle.write(json.dumps({"settings": self.settings}) + "\n")
+            if rows:
+                handle.write(json.dumps({"rows": rows}) + "\n")
+
+    def append(self, rows):
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"rows": rows}, ensure_ascii=False) + "\n")
+            handle.flush()
+
+
+def caption_class(records, root, model_name, template, batch_size, generation, seed, dtype, progress_path, out_path):
+    """Caption every indexed image of one class, resuming from ``progress_path``; write ``out_path``."""
+    images = [r["image"] for r in records]
+    label = records[0]["label"]
+    settings = {
+        "model": model_name,
+        "prompt": template,
+        "label": label,
+        "generation": generation,
+        "batch_size": batch_size,
+        "seed": seed,
+        "images": hashlib.sha256("\n".join(images).encode()).hexdigest(),
+    }
+    progress = Progress(progress_path, settings)
+    done = progress.load()
+    progress.start(done)
+    if done:
+        print(f"resuming: {len(done)} of {len(images)} images already captioned", file=sys.stderr)
+    on = device()
+    model, processor = load_captioner(model_name, dtype=dtype_for(dtype, on))
+    model.to(on)
+    prompt = build_prompt(processor, template, label)
+    rows = list(done)
+    starts = range(len(done), len(images), batch_size)
+    for start in tqdm(starts, desc=f"caption {records[0]['class']}", unit="batch", file=sys.stderr):
+        names = images[start : start + batch_size]
+        if generation.get("do_sample"):
+            torch.manual_seed(seed * 1_000_003 + start)
+        captions = caption_batch(model, processor, [load_rgb(Path(root) / n) for n in names], prompt, generation)
+        batch = [{"image": n, "caption": c} for n, c in zip(names, captions)]
+        progress.append(batch)
+        rows.extend(batch)
+    empty = [r["image"] for r in rows if not r["caption"]]
+    if empty:
+        print(f"warning: {len(empty)} empty caption(s), kept as empty strings: {empty[:5]}", file=sys.stderr)
+    contract.write_captions(out_path, rows)
+    progress.path.unlink()
+    print(f"{len(rows)} captions written ({len(rows) - len(done)} new, {len(empty)} empty)", file=sys.stderr)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", required=True, type=Path, help="the class's train index (JSON lines)")
+    parser.add_argument("--root", required=True, type=Path, help="dataset root the index paths are relative to")
+    parser.add_argument("--model", required=True, help="hub id or folder of the captioner")
+    parser.add_argument("--prompt", required=True, help="template with {label}")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--do-sample", action="store_true")
+    parser.add_argument("--temperature", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--progress", required=True, type=Path, help="side file of finished batches (for resuming)")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    generation = generation_kwargs(args.max_new_tokens, args.do_sample, args.temperature)
+    try:
+        caption_class(
+            contract.read_index(args.index),
+            args.root,
+            args.model,
+            args.prompt,
+            args.batch_size,
+            generation,
+            args.seed,
+            args.dtype,
+            args.progress,
+            args.out,
+        )
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

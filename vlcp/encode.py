@@ -1,0 +1,77 @@
+"""Stage 4, encode: the VAE latents of one class's train images at the fine-tune resolution.
+
+Each latent is ``latent_dist.mean * scaling_factor`` (deterministic, unlike the
+authors' sample) of the image resized and centre-cropped to the resolution.
+Latents of the mirrored images are stored too when fine-tuning flips images
+and trains from the cache.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from vlcp import contract
+from vlcp.images import load_rgb
+from vlcp.models import device, dtype_for, load_vae
+
+
+def resize_center_crop(img, resolution):
+    """Resize the shorter side to ``resolution`` (bicubic), then crop the centre square."""
+    scale = resolution / min(img.size)
+    size = (max(resolution, round(img.width * scale)), max(resolution, round(img.height * scale)))
+    img = img.resize(size, Image.Resampling.BICUBIC)
+    left, top = (img.width - resolution) // 2, (img.height - resolution) // 2
+    return img.crop((left, top, left + resolution, top + resolution))
+
+
+def to_tensor(images):
+    """PIL RGB images -> float tensor (N, 3, H, W) in [-1, 1], the range the VAE was trained on."""
+    array = np.stack([np.asarray(img, dtype=np.float32) for img in images]) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(0, 3, 1, 2)
+
+
+@torch.inference_mode()
+def encode_images(vae, images, batch_size, progress_label=None):
+    """Scaled VAE posterior means of same-size PIL images, as a float32 tensor (N, 4, H/8, W/8)."""
+    out = []
+    starts = range(0, len(images), batch_size)
+    for start in tqdm(starts, desc=progress_label, unit="batch", disable=progress_label is None, file=sys.stderr):
+        pixels = to_tensor(images[start : start + batch_size]).to(vae.device, vae.dtype)
+        out.append(vae.encode(pixels).latent_dist.mean.float().cpu())
+    return torch.cat(out) * vae.config.scaling_factor
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", required=True, type=Path, help="the class's train index (JSON lines)")
+    parser.add_argument("--root", required=True, type=Path, help="dataset root the index paths are relative to")
+    parser.add_argument("--model", required=True, help="Stable Diffusion hub id or folder (only vae/ is read)")
+    parser.add_argument("--resolution", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--flip", action="store_true", help="also store latents of the mirrored images")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    try:
+        records = contract.read_index(args.index)
+        on = device()
+        vae = load_vae(args.model, dtype=dtype_for(args.dtype, on)).to(on).eval()
+        images = [resize_center_crop(load_rgb(args.root / r["image"]), args.resolution) for r in records]
+        label = f"encode {records[0]['class']}"
+        latents = {"latents": encode_images(vae, images, args.batch_size, label)}
+        if args.flip:
+            mirrored = [img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for img in images]
+            latents["latents_flipped"] = encode_images(vae, mirrored, args.batch_size, label + " (flipped)")
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    contract.write_latents(args.out, latents, [r["image"] for r in records])
+    print(f"{len(records)} latents of shape {tuple(latents['latents'].shape[1:])} written", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

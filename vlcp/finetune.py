@@ -1,0 +1,300 @@
+"""Stage 3, fine-tune: train the U-Net of Stable Diffusion on the captioned train images.
+
+The text-to-image recipe of diffusers, with accelerate for devices, mixed
+precision, gradient accumulation and checkpoints: VAE and text encoder stay
+frozen, the loss is the MSE of the noise (or v) prediction. By default it
+trains from the cached stage-4 latents instead of re-encoding every image at
+every step. A killed run resumes from its newest checkpoint in the work folder;
+the output is a full pipeline folder that ``StableDiffusionPipeline.from_pretrained``
+opens.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from vlcp import contract
+from vlcp.atomic import atomic_dir
+from vlcp.encode import resize_center_crop, to_tensor
+from vlcp.images import load_rgb
+from vlcp.models import load_stable_diffusion
+
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+class TrainingSet(torch.utils.data.Dataset):
+    """Captioned train images as (pixels or latent, token ids); flips are drawn per item from ``flip_seed``."""
+
+    def __init__(self, input_ids, latents=None, latents_flipped=None, image_paths=None, resolution=None,
+                 center_crop=True, random_flip=False):
+        self.input_ids = input_ids
+        self.latents, self.latents_flipped = latents, latents_flipped
+        self.image_paths, self.resolution = image_paths, resolution
+        self.center_crop, self.random_flip = center_crop, random_flip
+
+    def __len__(self):
+        return len(self.input_ids)
+
+    def __getitem__(self, item):
+        index, flip = item
+        if self.latents is not None:
+            source = self.latents_flipped if flip and self.latents_flipped is not None else self.latents
+            return source[index], self.input_ids[index]
+        img = load_rgb(self.image_paths[index])
+        if self.center_crop:
+            img = resize_center_crop(img, self.resolution)
+        else:
+            img = random_crop(img, self.resolution, torch.Generator().manual_seed(index * 7919 + int(flip)))
+        if flip:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return to_tensor([img])[0], self.input_ids[index]
+
+
+def random_crop(img, resolution, generator):
+    """Resize the shorter side to ``resolution``, then crop a square at a random offset."""
+    scale = resolution / min(img.size)
+    img = img.resize((max(resolution, round(img.width * scale)), max(resolution, round(img.height * scale))))
+    left = int(torch.randint(0, img.width - resolution + 1, (1,), generator=generator))
+    top = int(torch.randint(0, img.height - resolution + 1, (1,), generator=generator))
+    return img.crop((left, top, left + resolution, top + resolution))
+
+
+def epoch_batches(n, batch_size, seed, epoch, random_flip, rank=0, world=1, grad_accum=1):
+    """This process's micro-batches of one epoch: lists of (index, flip), the same on every rerun.
+
+    The order depends only on (seed, epoch), so a resumed run sees the batches it would have seen.
+    Trailing batches that would not complete an optimiser update on every process are dropped.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    flips = (torch.rand(n, generator=generator) < 0.5).tolist() if random_flip else [False] * n
+    batches = [[(i, flips[i]) for i in order[s : s + batch_size]] for s in range(0, n - batch_size + 1, batch_size)]
+    per_process = len(batches) // world // grad_accum * grad_accum
+    return batches[rank::world][:per_process]
+
+
+def checkpoints(work):
+    """Checkpoint folders in ``work``, oldest first, as (step, path)."""
+    found = []
+    for path in Path(work).glob(f"{CHECKPOINT_PREFIX}*"):
+        suffix = path.name[len(CHECKPOINT_PREFIX) :]
+        if suffix.isdigit() and (path / "vlcp-step.json").is_file():
+            found.append((int(suffix), path))
+    return sorted(found)
+
+
+def save_checkpoint(accelerator, work, step, keep):
+    """Save a resumable checkpoint atomically, then drop all but the newest ``keep``."""
+    if accelerator.is_main_process:
+        work.mkdir(parents=True, exist_ok=True)
+    tmp = work / f".tmp-{CHECKPOINT_PREFIX}{step}"
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        (tmp / "vlcp-step.json").write_text(json.dumps({"step": step}))
+        final = work / f"{CHECKPOINT_PREFIX}{step}"
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        for _, old in checkpoints(work)[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def tokenize(tokenizer, captions):
+    """Token ids padded and truncated to the text encoder's length; also the count of truncated captions."""
+    full = tokenizer(captions, truncation=False).input_ids
+    truncated = sum(len(ids) > tokenizer.model_max_length for ids in full)
+    ids = tokenizer(
+        captions, max_length=tokenizer.model_max_length, padding="max_length", truncation=True, return_tensors="pt"
+    ).input_ids
+    return ids, truncated
+
+
+def load_training_data(captions_paths, latents_paths, root):
+    """Captions of all classes in index order, with the matching latents (or image paths)."""
+    captions, latents, flipped, images = [], [], [], []
+    for i, cap_path in enumerate(captions_paths):
+        rows = contract.read_captions(cap_path)
+        captions += [r["caption"] for r in rows]
+        if latents_paths:
+            tensors, order = contract.read_latents(latents_paths[i])
+            if order != [r["image"] for r in rows]:
+                raise contract.ContractError(f"{latents_paths[i]} and {cap_path} list different images; rerun both stages")
+            latents.append(tensors["latents"])
+            flipped.append(tensors.get("latents_flipped"))
+        else:
+            images += [Path(root) / r["image"] for r in rows]
+    if latents_paths:
+        flipped = None if any(f is None for f in flipped) else torch.cat(flipped)
+        return captions, torch.cat(latents), flipped, None
+    return captions, None, None, images
+
+
+def train(args):
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    mixed_precision = args.mixed_precision if torch.cuda.is_available() else "no"
+    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, mixed_precision=mixed_precision)
+    set_seed(args.seed)
+    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if accelerator.is_main_process else (lambda *a: None)
+
+    pipe = load_stable_diffusion(args.model)
+    tokenizer, text_encoder, vae, unet = pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
+    vae.requires_grad_(False).to(accelerator.device, dtype=weight_dtype)
+    text_encoder.requires_grad_(False).to(accelerator.device, dtype=weight_dtype)
+    unet.train()
+    if args.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+
+    captions, latents, latents_flipped, image_paths = load_training_data(args.captions, args.latents, args.root)
+    input_ids, truncated = tokenize(tokenizer, captions)
+    log(f"{len(captions)} captioned images; {truncated} caption(s) longer than {tokenizer.model_max_length} tokens truncated")
+    if args.latents and args.random_flip and latents_flipped is None:
+        raise ValueError("random flip from latents needs the flipped latents; rerun the encode rule with flipping on")
+    dataset = TrainingSet(input_ids, latents, latents_flipped, image_paths, args.resolution, args.center_crop, args.random_flip)
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    micro_per_epoch = len(epoch_batches(len(dataset), args.train_batch_size, args.seed, 0, False, rank, world, args.gradient_accumulation_steps))
+    updates_per_epoch = micro_per_epoch // args.gradient_accumulation_steps
+    if updates_per_epoch == 0:
+        raise ValueError(
+            f"{len(dataset)} images cannot fill one update of train_batch_size {args.train_batch_size} x "
+            f"gradient_accumulation_steps {args.gradient_accumulation_steps} x {world} process(es); lower finetune.train_batch_size"
+        )
+    max_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
+    epochs = math.ceil(max_steps / updates_per_epoch)
+
+    optimizer = torch.optim.AdamW(
+        unet.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay, eps=args.adam_epsilon,
+    )
+    lr_scheduler = get_scheduler(
+        args.lr_scheduler, optimizer=optimizer,
+        num_warmup_steps=args.lr_warmup_steps * world, num_training_steps=max_steps * world,
+    )
+    unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
+    ema = None
+    if args.use_ema:
+        ema = EMAModel(accelerator.unwrap_model(unet).parameters())
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+
+    step = 0
+    found = checkpoints(args.work)
+    if found:
+        step, path = found[-1]
+        accelerator.load_state(str(path))
+        log(f"resuming from {path.name} (step {step} of {max_steps})")
+    first_epoch, skip = step // updates_per_epoch, (step % updates_per_epoch) * args.gradient_accumulation_steps
+
+    bar = tqdm(total=max_steps, initial=step, desc="fine-tune", unit="step", disable=not accelerator.is_main_process, file=sys.stderr)
+    for epoch in range(first_epoch, epochs):
+        batches = epoch_batches(len(dataset), args.train_batch_size, args.seed, epoch, args.random_flip, rank, world, args.gradient_accumulation_steps)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=batches[skip if epoch == first_epoch else 0 :], num_workers=0 if args.latents else args.num_workers
+        )
+        for model_input, ids in loader:
+            with accelerator.accumulate(unet):
+                model_input = model_input.to(accelerator.device, dtype=weight_dtype)
+                if image_paths is not None:
+                    model_input = vae.encode(model_input).latent_dist.sample() * vae.config.scaling_factor
+                noise = torch.randn_like(model_input)
+                timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(model_input),), device=model_input.device)
+                noisy = noise_scheduler.add_noise(model_input, noise, timesteps)
+                hidden = text_encoder(ids.to(accelerator.device), return_dict=False)[0]
+                if noise_scheduler.config.prediction_type == "v_prediction":
+                    target = noise_scheduler.get_velocity(model_input, noise, timesteps)
+                else:
+                    target = noise
+                prediction = unet(noisy, timesteps, hidden, return_dict=False)[0]
+                loss = F.mse_loss(prediction.float(), target.float())
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            if ema is not None:
+                ema.step(unet.parameters())
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}", epoch=epoch)
+            if step % args.checkpointing_steps == 0 or step == max_steps:
+                save_checkpoint(accelerator, args.work, step, args.checkpoints_total_limit)
+            if step >= max_steps:
+                break
+        if step >= max_steps:
+            break
+    bar.close()
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        trained = accelerator.unwrap_model(unet)
+        if ema is not None:
+            ema.copy_to(trained.parameters())
+        with atomic_dir(args.out) as tmp:
+            load_stable_diffusion(args.model, unet=trained).save_pretrained(tmp, safe_serialization=True)
+        log(f"fine-tuned pipeline written to {args.out} after {step} steps")
+    accelerator.end_training()
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="base Stable Diffusion hub id or folder")
+    parser.add_argument("--captions", nargs="+", required=True, type=Path, help="captions of every class")
+    parser.add_argument("--latents", nargs="*", default=[], type=Path, help="stage-4 latents of every class, same order; none means encode images")
+    parser.add_argument("--root", type=Path, default=Path("."), help="dataset root (when training from images)")
+    parser.add_argument("--out", required=True, type=Path, help="output pipeline folder")
+    parser.add_argument("--work", required=True, type=Path, help="folder of resumable checkpoints")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resolution", type=int, default=512)
+    parser.add_argument("--center-crop", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--random-flip", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--train-batch-size", type=int, default=32)
+    parser.add_argument("--gradient-accumulation-steps", type=int, default=4)
+    parser.add_argument("--learning-rate", type=float, default=1e-5)
+    parser.add_argument("--lr-scheduler", default="constant")
+    parser.add_argument("--lr-warmup-steps", type=int, default=0)
+    parser.add_argument("--adam-beta1", type=float, default=0.9)
+    parser.add_argument("--adam-beta2", type=float, default=0.999)
+    parser.add_argument("--adam-weight-decay", type=float, default=1e-2)
+    parser.add_argument("--adam-epsilon", type=float, default=1e-8)
+    parser.add_argument("--max-grad-norm", type=float, default=1.0)
+    parser.add_argument("--use-ema", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="fp16")
+    parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--num-train-epochs", type=int, default=8)
+    parser.add_argument("--max-train-steps", type=int, default=None)
+    parser.add_argument("--checkpointing-steps", type=int, default=500)
+    parser.add_argument("--checkpoints-total-limit", type=int, default=2)
+    parser.add_argument("--num-workers", type=int, default=4, help="image loading processes (when training from images)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        train(args)
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Loading the checkpoints every GPU stage uses, and choosing device and precision.
+
+One place loads Stable Diffusion pipelines and LLaVA-style captioners, for the
+real checkpoints and the tiny ones alike: safetensors weights only, never
+remote code, ``HF_HUB_OFFLINE`` honoured, and a clear message when a model
+cannot be found.
+"""
+
+import os
+from pathlib import Path
+
+import torch
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class ModelNotFoundError(OSError):
+    """A model id or folder that could not be loaded; the message says what to do."""
+
+
+def device():
+    """The device the stage runs on: the first visible GPU, else the CPU."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def dtype_for(name, on):
+    """Torch dtype for a config value: 'auto' is bfloat16 (else float16) on a GPU, float32 on the CPU."""
+    if name != "auto":
+        if on.type == "cpu" and name != "float32":
+            return torch.float32  # half precision on the CPU is slow and partly unsupported
+        return DTYPES[name]
+    if on.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _not_found(name, config_key, err):
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    path_like = name.startswith(("/", ".", "~")) or name.count("/") > 1
+    if Path(name).exists():
+        looked = f"the folder {name}, which does not hold a loadable checkpoint"
+    elif path_like:
+        looked = f"a local folder {Path(name).expanduser().resolve()}, which does not exist"
+    else:
+        looked = f"a local folder {Path(name).resolve()} (not there) and for the hub id {name!r} in the local cache"
+    hint = (
+        f"Set {config_key} in the config to a local folder that holds the checkpoint "
+        "(downloaded once, e.g. with `hf download <id> --local-dir <folder>` on a machine with internet)"
+    )
+    mode = " HF_HUB_OFFLINE is set, so the hub was not asked." if offline else ""
+    return ModelNotFoundError(
+        f"could not load {config_key} = {name!r}: looked for {looked}.{mode} {hint}. "
+        f"Cause: {type(err).__name__}: {err}"
+    )
+
+
+def load_stable_diffusion(name, config_key="models.diffusion", dtype=torch.float32, **components):
+    """A ``StableDiffusionPipeline`` from a hub id or folder, without safety checker."""
+    from diffusers import StableDiffusionPipeline
+
+    try:
+        return StableDiffusionPipeline.from_pretrained(
+            name,
+            dtype=dtype,
+            use_safetensors=True,
+            safety_checker=None,
+            requires_safety_checker=False,
+            **components,
+        )
+    except (OSError, ValueError) as err:
+        raise _not_found(name, config_key, err) from None
+
+
+def load_vae(name, config_key="models.diffusion", dtype=torch.float32):
+    """Only the VAE of a Stable Diffusion checkpoint (its ``vae/`` subfolder)."""
+    from diffusers import AutoencoderKL
+
+    try:
+        return AutoencoderKL.from_pretrained(name, subfolder="vae", dtype=dtype, use_safetensors=True)
+    except (OSError, ValueError) as err:
+        raise _not_found(name, config_key, err) from None
+
+
+def load_captioner(name, config_key="models.captioner", dtype=torch.float32):
+    """An image-text-to-text model and its processor (left padding, for batched generation)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    try:
+        processor = AutoProcessor.from_pretrained(name)
+        model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, use_safetensors=True)
+    except (OSError, ValueError) as err:
+        raise _not_found(name, config_key, err) from None
+    processor.tokenizer.padding_side = "left"
+    if processor.tokenizer.pad_token is None:
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    return model.eval(), processor
