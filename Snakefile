@@ -35,6 +35,9 @@ include: "rules/index.smk"
 include: "rules/caption.smk"
 include: "rules/finetune.smk"
 include: "rules/encode.smk"
+include: "rules/cluster.smk"
+include: "rules/text_prototype.smk"
+include: "rules/synthesize.smk"
 
 
 rule all:

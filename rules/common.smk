@@ -42,6 +42,9 @@ wildcard_constraints:
     split="|".join(SPLITS),
     cls="[^/]+",
     ft="seed[0-9]+|shared",
+    ipc="[0-9]+",
+    seed="[0-9]+",
+    strategy="prototype|label|label\+keywords",
 
 
 # --- stage 1: index ---------------------------------------------------------
@@ -92,7 +95,7 @@ def all_targets():
     return [
         f"{RESULTS}/index/classes.tsv",
         f"{RESULTS}/index/rejected.tsv",
-        *finetune_dirs(),
+        *distilled_dirs(),
     ]
 
 
@@ -153,3 +156,34 @@ def finetune_inputs(wildcards):
 def cli_flag(name, value):
     """A boolean setting as the matching --name / --no-name flag."""
     return f"--{name}" if value else f"--no-{name}"
+
+
+# --- stages 5-7: image prototypes, text prototypes, synthesis ---------------
+
+CLUSTER = config["cluster"]
+TEXT_PROTOTYPE = config["text_prototype"]
+SYNTHESIZE = config["synthesize"]
+
+
+def prototype_dir(strategy):
+    """Text prototypes of the paper's DCS strategy sit at the contract path; ablations beside it."""
+    return "prototypes" if strategy == "prototype" else f"prototypes-{strategy}"
+
+
+def prototype_file(wildcards):
+    return f"{RESULTS}/{prototype_dir(wildcards.strategy)}/ipc{wildcards.ipc}/seed{wildcards.seed}/{wildcards.cls}.json"
+
+
+def finetune_for_seed(wildcards):
+    return f"{RESULTS}/finetune/{finetune_name(int(wildcards.seed))}"
+
+
+def distilled_dirs():
+    """Every synthesized class folder of the run."""
+    return expand(
+        f"{RESULTS}/distilled/vlcp-{{strategy}}/ipc{{ipc}}/seed{{seed}}/{{cls}}",
+        strategy=TEXT_PROTOTYPE["strategies"],
+        ipc=config["ipc"],
+        seed=config["seeds"],
+        cls=CLASSES,
+    )

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from PIL import Image
 
 from conftest import REPO, snakemake
 from vlcp import contract
@@ -26,6 +27,10 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
     assert counts["caption"] == len(CLASSES)
     assert counts["encode"] == len(CLASSES)
     assert counts["finetune"] == 1, "the demo shares one fine-tune across seeds"
+    per_ipc_seed = len(CLASSES) * 2 * 1  # demo: IPC 1 and 5, seed 0, strategy prototype
+    assert counts["cluster"] == per_ipc_seed
+    assert counts["text_prototype"] == per_ipc_seed
+    assert counts["synthesize"] == per_ipc_seed
     assert counts["all"] == 1
     assert not (tmp_path / "results").exists(), "a dry run must write nothing"
 
@@ -48,5 +53,14 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(tmp_path):
     assert latents["latents"].shape == (40, 4, 8, 8) and images == train
     assert (run / "finetune" / "shared" / "model_index.json").is_file()
     assert not (run / "work" / "captions" / "seven.partial.jsonl").exists()
+    for ipc in (1, 5):
+        clusters, centres = contract.read_clusters(run / f"clusters/ipc{ipc}/seed0/seven.json", run / f"clusters/ipc{ipc}/seed0/seven.safetensors")
+        assert centres.shape == (ipc, 4, 8, 8)
+        prototypes = contract.read_prototypes(run / f"prototypes/ipc{ipc}/seed0/seven.json")
+        assert len(prototypes) == ipc and all(p["prompt"] for p in prototypes)
+        for cls in CLASSES:
+            images = sorted((run / f"distilled/vlcp-prototype/ipc{ipc}/seed0/{cls}").glob("*.png"))
+            assert [p.name for p in images] == [f"{k}.png" for k in range(ipc)]
+            assert Image.open(images[0]).size == (32, 32)
     again = snakemake(tmp_path, "-n", "--configfile", DEMO)
     assert "Nothing to be done" in again.stdout + again.stderr

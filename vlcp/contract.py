@@ -125,3 +125,56 @@ def read_latents(path):
     if not isinstance(images, list) or any(len(images) != len(t) for t in tensors.values()):
         raise ContractError(f"{path}: the image list in its metadata does not match its tensors; delete it and rerun.")
     return tensors, images
+
+
+def write_clusters(json_path, centres_path, clusters, centres):
+    """Write a class's clusters: ``members`` (lists of image paths), ``outliers`` and notes as JSON,
+    and the image prototypes (k-means centres, IPC x C x H x W) as safetensors beside it."""
+    from safetensors.torch import save
+
+    if len(clusters["members"]) != len(centres):
+        raise ValueError(f"{len(clusters['members'])} clusters but {len(centres)} centres")
+    with atomic_write(centres_path, "wb") as handle:
+        handle.write(save({"centres": centres.contiguous()}))
+    with atomic_write(json_path) as handle:
+        json.dump(clusters, handle, indent=1)
+        handle.write("\n")
+
+
+def read_clusters(json_path, centres_path=None):
+    """``(clusters, centres)``; ``centres`` is None unless ``centres_path`` is given."""
+    try:
+        clusters = json.loads(Path(json_path).read_text())
+    except json.JSONDecodeError as err:
+        raise ContractError(f"{json_path}: not JSON ({err}); delete it and rerun the cluster rule.") from None
+    if not isinstance(clusters, dict) or not {"members", "outliers"} <= set(clusters):
+        raise ContractError(f"{json_path}: expected keys 'members' and 'outliers'; delete it and rerun the cluster rule.")
+    centres = None
+    if centres_path is not None:
+        from safetensors.torch import load_file
+
+        centres = load_file(str(centres_path))["centres"]
+        if len(centres) != len(clusters["members"]):
+            raise ContractError(f"{centres_path} holds {len(centres)} centres for {len(clusters['members'])} clusters in {json_path}")
+    return clusters, centres
+
+
+PROTOTYPE_KEYS = ("prompt", "image", "keywords", "nonrepresentative")
+
+
+def write_prototypes(path, prototypes):
+    """Write a class's text prototypes: one entry per cluster with prompt, image, keywords, nonrepresentative."""
+    rows = [json.dumps({k: p[k] for k in PROTOTYPE_KEYS}, ensure_ascii=False) for p in prototypes]
+    with atomic_write(path) as handle:
+        handle.write("[\n" + ",\n".join(rows) + "\n]\n")
+
+
+def read_prototypes(path):
+    """The list written by ``write_prototypes``."""
+    try:
+        rows = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ContractError(f"{path}: not JSON ({err}); delete it and rerun the text_prototype rule.") from None
+    if not isinstance(rows, list) or any(set(PROTOTYPE_KEYS) - set(r) for r in rows):
+        raise ContractError(f"{path}: expected a list of objects with keys {PROTOTYPE_KEYS}")
+    return rows

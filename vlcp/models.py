@@ -54,12 +54,13 @@ def _not_found(name, config_key, err):
     )
 
 
-def load_stable_diffusion(name, config_key="models.diffusion", dtype=torch.float32, **components):
-    """A ``StableDiffusionPipeline`` from a hub id or folder, without safety checker."""
-    from diffusers import StableDiffusionPipeline
+def load_stable_diffusion(name, config_key="models.diffusion", dtype=torch.float32, img2img=False, **components):
+    """A ``StableDiffusionPipeline`` (or its img2img variant) from a hub id or folder, without safety checker."""
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
+    pipeline_class = StableDiffusionImg2ImgPipeline if img2img else StableDiffusionPipeline
     try:
-        return StableDiffusionPipeline.from_pretrained(
+        return pipeline_class.from_pretrained(
             name,
             dtype=dtype,
             use_safetensors=True,

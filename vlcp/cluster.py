@@ -1,0 +1,107 @@
+"""Stage 5, cluster: image prototypes of one class for one IPC and seed.
+
+Local Outlier Factor drops the least typical latents (contamination alpha; 0
+keeps all), then k-means++ on the flattened inliers gives IPC centres: the
+image prototypes, as in D4M and the paper's section 3.2.
+"""
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vlcp import contract
+
+
+def inlier_mask(features, contamination, n_neighbors):
+    """Boolean mask of the rows that LOF keeps; all True when contamination is 0 or too few rows."""
+    from sklearn.neighbors import LocalOutlierFactor
+
+    if contamination == 0 or len(features) < 3:
+        return np.ones(len(features), dtype=bool)
+    lof = LocalOutlierFactor(n_neighbors=min(n_neighbors, len(features) - 1), contamination=contamination)
+    return lof.fit_predict(features) == 1
+
+
+def kmeans(features, k, seed, n_init):
+    """(labels, centres) of k-means++ with ``random_state=seed``."""
+    from sklearn.cluster import KMeans
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)  # duplicate points: fewer distinct clusters than k
+        model = KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=seed).fit(features)
+    return model.labels_, model.cluster_centers_
+
+
+def image_prototypes(latents, ipc, seed, contamination=0.1, n_neighbors=10, n_init=10):
+    """Cluster one class's latents (N, C, H, W) into ``ipc`` prototypes.
+
+    Returns ``(inliers, labels, centres, note)``: the LOF mask, a cluster label per image (-1 for
+    outliers), the centres (ipc, C, H, W), and a note saying what was done when the class is too
+    small for ``ipc`` clusters (otherwise None).
+    """
+    n = len(latents)
+    features = latents.reshape(n, -1).double().numpy()
+    inliers = inlier_mask(features, contamination, n_neighbors)
+    note = None
+    if inliers.sum() < ipc <= n:
+        note = f"{int(inliers.sum())} inliers for IPC {ipc}: outlier removal skipped, all {n} images clustered"
+        inliers = np.ones(n, dtype=bool)
+    labels = np.full(n, -1)
+    if n < ipc:
+        # Too few images for distinct clusters: each image is its own prototype, reused in turn.
+        note = f"only {n} images for IPC {ipc}: each image is a prototype, used {-(-ipc // n)} time(s) at most"
+        labels[:] = np.arange(n)
+        centres = np.stack([features[i % n] for i in range(ipc)])
+        return inliers, labels, torch.from_numpy(centres).float().reshape(ipc, *latents.shape[1:]), note
+    cluster_labels, centres = kmeans(features[inliers], ipc, seed, n_init)
+    labels[inliers] = cluster_labels
+    return inliers, labels, torch.from_numpy(centres).float().reshape(ipc, *latents.shape[1:]), note
+
+
+def cluster_members(images, labels, ipc):
+    """Image paths per cluster, in index order; for a class smaller than IPC, clusters reuse images in turn."""
+    n_labels = labels.max() + 1 if len(labels) else 0
+    members = [[img for img, lab in zip(images, labels) if lab == c] for c in range(n_labels)]
+    return [members[c % n_labels] for c in range(ipc)] if n_labels < ipc else members
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latents", required=True, type=Path)
+    parser.add_argument("--ipc", required=True, type=int)
+    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--contamination", type=float, default=0.1)
+    parser.add_argument("--n-neighbors", type=int, default=10)
+    parser.add_argument("--n-init", type=int, default=10)
+    parser.add_argument("--out", required=True, type=Path, help="clusters JSON")
+    parser.add_argument("--centres", required=True, type=Path, help="centres safetensors")
+    args = parser.parse_args(argv)
+    try:
+        tensors, images = contract.read_latents(args.latents)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    inliers, labels, centres, note = image_prototypes(
+        tensors["latents"], args.ipc, args.seed, args.contamination, args.n_neighbors, args.n_init
+    )
+    clusters = {
+        "members": cluster_members(images, labels, args.ipc),
+        "outliers": [img for img, keep in zip(images, inliers) if not keep],
+        "ipc": args.ipc,
+        "seed": args.seed,
+        "images": len(images),
+        "inliers": int(inliers.sum()),
+        "note": note,
+    }
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    contract.write_clusters(args.out, args.centres, clusters, centres)
+    sizes = [len(m) for m in clusters["members"]]
+    print(f"{len(images)} images, {len(clusters['outliers'])} outliers, cluster sizes {sizes}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Stage 7, synthesize: one image per cluster from its image prototype and text prototype.
+
+Stock diffusers img2img: each k-means centre is passed as a 4-channel latent
+``image`` (the VAE encode is skipped), noised to ``strength`` of the schedule
+and denoised under the text prototype with classifier-free guidance. Every image
+has its own generator seeded from (class, cluster, seed), and prompts are
+batched only with prompts of the same encoded length, so any one image
+regenerated alone has the same pixels. Finished images are kept in a work
+folder, so a killed job resumes; the class folder appears whole at the end.
+"""
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from vlcp import contract
+from vlcp.atomic import atomic_dir
+from vlcp.models import device, dtype_for, load_stable_diffusion
+
+SCHEDULERS = {
+    "pndm": ("PNDMScheduler", {}),
+    "ddim": ("DDIMScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_ancestral": ("EulerAncestralDiscreteScheduler", {}),
+    "dpmsolver++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "lms": ("LMSDiscreteScheduler", {}),
+}
+
+
+def image_seed(cls, cluster, seed):
+    """The generator seed of one image, from (class, cluster, seed) alone."""
+    digest = hashlib.sha256(f"{cls}\0{cluster}\0{seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def chunk_ids(tokenizer, text, chunks=None, truncate=False):
+    """Token ids of ``text`` as rows of ``model_max_length`` (BOS, up to 75 tokens, EOS, padding).
+
+    Long texts are split into several rows (the authors' way of encoding long prompts) unless
+    ``truncate``; ``chunks`` pads with rows of padding to that many rows.
+    """
+    width = tokenizer.model_max_length - 2
+    ids = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
+    if truncate:
+        ids = ids[:width]
+    count = max(1, -(-len(ids) // width))
+    if chunks is not None:
+        count = max(count, chunks)
+    rows = []
+    for c in range(count):
+        piece = ids[c * width : (c + 1) * width]
+        row = [tokenizer.bos_token_id, *piece, tokenizer.eos_token_id]
+        rows.append(row + [tokenizer.pad_token_id] * (tokenizer.model_max_length - len(row)))
+    return torch.tensor(rows)
+
+
+@torch.inference_mode()
+def encode_prompt(pipe, text, chunks=None, truncate=False):
+    """Text-encoder states of ``text``, chunk rows concatenated along the sequence: (1, 77 * chunks, D)."""
+    ids = chunk_ids(pipe.tokenizer, text, chunks, truncate).to(pipe.text_encoder.device)
+    states = pipe.text_encoder(ids, return_dict=False)[0]
+    return states.reshape(1, -1, states.shape[-1])
+
+
+def set_scheduler(pipe, name):
+    """Replace the checkpoint's sampler by one named in SCHEDULERS ('checkpoint' keeps it)."""
+    if name == "checkpoint":
+        return
+    import diffusers
+
+    cls_name, extra = SCHEDULERS[name]
+    pipe.scheduler = getattr(diffusers, cls_name).from_config(pipe.scheduler.config, **extra)
+
+
+def synthesize(pipe, centres, prompts, seeds, negative_prompt, strength, guidance_scale, steps, batch_size,
+               truncate=False, done=None, on_image=None):
+    """Generate one PIL image per centre; ``done`` maps already finished cluster -> image (skipped).
+
+    Prompts are grouped by their number of 77-token chunks so that a batch never pads a prompt
+    beyond its own length; ``on_image(cluster, image)`` is called as each image finishes.
+    """
+    done = dict(done or {})
+    on = pipe.unet.device
+    dtype = pipe.unet.dtype
+    embeds = [encode_prompt(pipe, p, truncate=truncate) for p in prompts]
+    negatives = {}
+    groups = {}
+    for k in range(len(prompts)):
+        if k not in done:
+            groups.setdefault(embeds[k].shape[1], []).append(k)
+    batches = [ks[i : i + batch_size] for _, ks in sorted(groups.items()) for i in range(0, len(ks), batch_size)]
+    for batch in tqdm(batches, desc="synthesize", unit="batch", file=sys.stderr):
+        length = embeds[batch[0]].shape[1]
+        if length not in negatives:
+            chunks = length // pipe.tokenizer.model_max_length
+            negatives[length] = encode_prompt(pipe, negative_prompt, chunks=chunks, truncate=truncate)
+        images = pipe(
+            image=centres[batch].to(on, dtype),
+            prompt_embeds=torch.cat([embeds[k] for k in batch]).to(dtype),
+            negative_prompt_embeds=negatives[length].expand(len(batch), -1, -1).to(dtype),
+            strength=strength,
+            guidance_scale=guidance_scale,
+            num_inference_steps=steps,
+            generator=[torch.Generator(device="cpu").manual_seed(seeds[k]) for k in batch],
+            output_type="pil",
+        ).images
+        for k, img in zip(batch, images):
+            done[k] = img
+            if on_image is not None:
+                on_image(k, img)
+    return [done[k] for k in range(len(prompts))]
+
+
+def resize_for_evaluation(img, size):
+    """Resize a square generated image to the evaluation side with a Lanczos filter."""
+    return img if img.size == (size, size) else img.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="fine-tuned pipeline folder")
+    parser.add_argument("--clusters", required=True, type=Path, help="clusters JSON (centres beside it)")
+    parser.add_argument("--prototypes", required=True, type=Path)
+    parser.add_argument("--class", dest="cls", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--strength", type=float, default=0.7)
+    parser.add_argument("--guidance-scale", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--negative-prompt", default="cartoon, anime, painting")
+    parser.add_argument("--scheduler", default="checkpoint", choices=["checkpoint", *SCHEDULERS])
+    parser.add_argument("--long-prompts", choices=["chunk", "truncate"], default="chunk")
+    parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--size", type=int, required=True, help="side of the saved images (evaluation size)")
+    parser.add_argument("--work", required=True, type=Path, help="folder of finished images, for resuming")
+    parser.add_argument("--out", required=True, type=Path, help="output class folder of <k>.png")
+    args = parser.parse_args(argv)
+    try:
+        clusters, centres = contract.read_clusters(args.clusters, args.clusters.with_suffix(".safetensors"))
+        prototypes = contract.read_prototypes(args.prototypes)
+        if len(prototypes) != len(centres):
+            raise contract.ContractError(f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}")
+        on = device()
+        pipe = load_stable_diffusion(args.model, dtype=dtype_for(args.dtype, on), img2img=True).to(on)
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    set_scheduler(pipe, args.scheduler)
+    pipe.set_progress_bar_config(disable=True)
+
+    settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", "batch_size")}
+    settings.update(centres=hashlib.sha256(centres.numpy().tobytes()).hexdigest(), prompts=[p["prompt"] for p in prototypes])
+    settings = json.loads(json.dumps(settings, default=str))
+    marker = args.work / "settings.json"
+    if args.work.exists() and (not marker.exists() or json.loads(marker.read_text()) != settings):
+        shutil.rmtree(args.work)  # our own leftovers from other settings
+    args.work.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(settings))
+    done = {}
+    for k in range(len(prototypes)):
+        path = args.work / f"{k}.png"
+        if path.exists():
+            done[k] = Image.open(path).copy()
+    if done:
+        print(f"resuming: {len(done)} of {len(prototypes)} images already made", file=sys.stderr)
+
+    def keep(k, img):
+        tmp = args.work / f".tmp-{k}.png"
+        resize_for_evaluation(img, args.size).save(tmp)
+        tmp.rename(args.work / f"{k}.png")
+
+    seeds = [image_seed(args.cls, k, args.seed) for k in range(len(prototypes))]
+    synthesize(
+        pipe, centres, [p["prompt"] for p in prototypes], seeds, args.negative_prompt, args.strength,
+        args.guidance_scale, args.steps, args.batch_size, args.long_prompts == "truncate", done, keep,
+    )
+    with atomic_dir(args.out) as tmp:
+        for k in range(len(prototypes)):
+            shutil.copyfile(args.work / f"{k}.png", tmp / f"{k}.png")
+    shutil.rmtree(args.work)
+    print(f"{len(prototypes)} images written to {args.out} ({len(prototypes) - len(done)} new)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

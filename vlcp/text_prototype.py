@@ -1,0 +1,133 @@
+"""Stage 6, text prototype: one prompt per cluster from the class's captions (the paper's Algorithm 2).
+
+Words are maximal runs of letters, lowercased. A word that is not a stop word
+and occurs in at least ``beta`` of the class's inlier captions is
+non-representative. Per cluster, the pooled caption words minus stop words, the
+label's words and the non-representative words are counted; the ``top_k`` most
+frequent (ties by first appearance) score each caption of the cluster by the
+counts of the distinct keywords it contains. The best caption (ties to the
+first in index order) is the text prototype; if every score is 0 the label text
+is used instead.
+"""
+
+import argparse
+import functools
+import re
+import sys
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+from vlcp import contract
+
+STRATEGIES = ("prototype", "label", "label+keywords")
+WORD = re.compile(r"[^\W\d_]+")
+
+
+@functools.cache
+def stop_words():
+    """NLTK's English stop-word list, shipped with vlcp (no download)."""
+    text = resources.files("vlcp.data").joinpath("stopwords_english.txt").read_text()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def tokenize(text):
+    """Lowercased words of ``text``: maximal runs of letters, so punctuation and digits split words."""
+    return [w.lower() for w in WORD.findall(text)]
+
+
+def nonrepresentative_words(captions, beta):
+    """Words (not stop words) in at least ``beta * n`` of the ``n`` captions, sorted (paper Eq. 2)."""
+    df = Counter(w for caption in captions for w in set(tokenize(caption)))
+    threshold = beta * len(captions)
+    stops = stop_words()
+    return sorted(w for w, count in df.items() if count >= threshold and w not in stops)
+
+
+def cluster_keywords(captions, excluded, top_k):
+    """The ``top_k`` most frequent words of a cluster's pooled captions outside ``excluded``, as (word, count).
+
+    Equal counts keep the order in which the words first appear in the pooled captions.
+    """
+    counts = Counter()
+    for caption in captions:
+        counts.update(w for w in tokenize(caption) if w not in excluded)
+    return counts.most_common(top_k)  # Counter keeps first-insertion order among equal counts
+
+
+def score(caption, keywords):
+    """Sum of the counts of the distinct keywords that occur in ``caption`` as whole words."""
+    words = set(tokenize(caption))
+    return sum(count for word, count in keywords if word in words)
+
+
+def text_prototype(cluster_captions, keywords):
+    """Index (into ``cluster_captions``) of the best-scoring caption, or None when every score is 0."""
+    best, best_score = None, 0
+    for i, caption in enumerate(cluster_captions):
+        s = score(caption, keywords)
+        if s > best_score:
+            best, best_score = i, s
+    return best
+
+
+def class_text_prototypes(captions, members, label, beta, top_k, strategy="prototype"):
+    """Prompts for every cluster of one class (Algorithm 2).
+
+    ``captions`` maps image path -> caption for the class's inliers, in index order; ``members`` lists
+    each cluster's image paths. Returns one dict per cluster with ``prompt``, ``image``, ``keywords``
+    and ``nonrepresentative``.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown prompt strategy {strategy!r}; choose one of {STRATEGIES}")
+    nonrep = nonrepresentative_words(list(captions.values()), beta)
+    excluded = stop_words() | set(tokenize(label)) | set(nonrep)
+    prototypes = []
+    for cluster in members:
+        texts = [captions[img] for img in cluster if img in captions]
+        images = [img for img in cluster if img in captions]
+        keywords = cluster_keywords(texts, excluded, top_k)
+        best = text_prototype(texts, keywords)
+        if strategy == "prototype" and best is not None:
+            prompt, image = texts[best], images[best]
+        elif strategy == "label+keywords" and keywords:
+            prompt, image = ", ".join([label, *(w for w, _ in keywords)]), None
+        else:
+            prompt, image = label, None
+        prototypes.append(
+            {"prompt": prompt, "image": image, "keywords": [[w, c] for w, c in keywords], "nonrepresentative": nonrep}
+        )
+    return prototypes
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--captions", required=True, type=Path)
+    parser.add_argument("--clusters", required=True, type=Path)
+    parser.add_argument("--index", required=True, type=Path, help="the class's train index (for the label text)")
+    parser.add_argument("--beta", type=float, default=0.7)
+    parser.add_argument("--top-k", type=int, default=30)
+    parser.add_argument("--strategy", choices=STRATEGIES, default="prototype")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    try:
+        records = contract.read_index(args.index)
+        rows = contract.read_captions(args.captions, [r["image"] for r in records])
+        clusters, _ = contract.read_clusters(args.clusters)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    outliers = set(clusters["outliers"])
+    inlier_captions = {r["image"]: r["caption"] for r in rows if r["image"] not in outliers}
+    label = records[0]["label"]
+    prototypes = class_text_prototypes(inlier_captions, clusters["members"], label, args.beta, args.top_k, args.strategy)
+    contract.write_prototypes(args.out, prototypes)
+    fallbacks = sum(p["image"] is None for p in prototypes)
+    print(
+        f"{len(prototypes)} prompts ({args.strategy}); {len(prototypes[0]['nonrepresentative']) if prototypes else 0} "
+        f"non-representative words; {fallbacks} without a caption image",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
