@@ -38,6 +38,9 @@ include: "rules/encode.smk"
 include: "rules/cluster.smk"
 include: "rules/text_prototype.smk"
 include: "rules/synthesize.smk"
+include: "rules/select.smk"
+include: "rules/evaluate.smk"
+include: "rules/aggregate.smk"
 
 
 rule all:

@@ -4,7 +4,7 @@
 import shlex
 
 from vlcp import demo_data
-from vlcp.config import ConfigError, check_config
+from vlcp.config import ConfigError, check_config, epochs_for_ipc
 from vlcp.index import DatasetError, SPLITS, find_classes
 
 try:
@@ -45,6 +45,9 @@ wildcard_constraints:
     ipc="[0-9]+",
     seed="[0-9]+",
     strategy="prototype|label|label\+keywords",
+    method="vlcp-[a-z+]+|random|herding|kcenter|full",
+    baseline="random|herding|kcenter",
+    model="convnet6|resnetap10|resnet18",
 
 
 # --- stage 1: index ---------------------------------------------------------
@@ -95,7 +98,9 @@ def all_targets():
     return [
         f"{RESULTS}/index/classes.tsv",
         f"{RESULTS}/index/rejected.tsv",
-        *distilled_dirs(),
+        f"{RESULTS}/accuracy.csv",
+        f"{RESULTS}/summary.md",
+        *report_grids(),
     ]
 
 
@@ -187,3 +192,68 @@ def distilled_dirs():
         seed=config["seeds"],
         cls=CLASSES,
     )
+
+
+# --- stages 8-9: evaluation, baselines, aggregation --------------------------
+
+EVALUATE = config["evaluate"]
+SELECTIONS = [m for m in config["methods"] if m in ("random", "herding", "kcenter")]
+
+
+def distilled_methods():
+    """Distilled sets with IPC images per class: one per prompt strategy for vlcp, then the baselines."""
+    vlcp = [f"vlcp-{s}" for s in TEXT_PROTOTYPE["strategies"]] if "vlcp" in config["methods"] else []
+    return vlcp + SELECTIONS
+
+
+def distilled_set(method, ipc, seed):
+    return f"{RESULTS}/distilled/{method}/ipc{ipc}/seed{seed}"
+
+
+def evaluation_runs():
+    """(method, ipc, distillation seed) of every trained set; 'full' once, with IPC 'all'."""
+    runs = [(m, i, s) for m in distilled_methods() for i in config["ipc"] for s in config["seeds"]]
+    return runs + ([("full", "all", config["seeds"][0])] if "full" in config["methods"] else [])
+
+
+def accuracy_files():
+    return [
+        f"{RESULTS}/eval/{m}/ipc{i}/seed{s}/{model}/eval{e}.csv"
+        for m, i, s in evaluation_runs()
+        for model in EVALUATE["models"]
+        for e in EVALUATE["seeds"]
+    ]
+
+
+def evaluate_train_input(wildcards):
+    if wildcards.method == "full":
+        return index_files("train")
+    return expand(f"{distilled_set(wildcards.method, wildcards.ipc, wildcards.seed)}/{{cls}}", cls=CLASSES)
+
+
+def evaluate_source(wildcards, input):
+    """The training-set arguments of vlcp.evaluate: a distilled ImageFolder, or the train index for 'full'."""
+    if wildcards.method == "full":
+        return "--train-index " + " ".join(shlex.quote(f) for f in input.train)
+    return "--train-dir " + shlex.quote(distilled_set(wildcards.method, wildcards.ipc, wildcards.seed))
+
+
+def evaluate_epochs(wildcards):
+    if wildcards.ipc == "all":
+        return EVALUATE["full_epochs"]
+    return epochs_for_ipc(EVALUATE["epochs"], int(wildcards.ipc), EVALUATE["epochs_scale"])
+
+
+def evaluate_params():
+    """Training settings that change the accuracy (epochs come per IPC, batch sizes for testing do not count)."""
+    skip = ("models", "seeds", "epochs", "epochs_scale", "full_epochs", "test_batch_size")
+    return {k: v for k, v in EVALUATE.items() if k not in skip}
+
+
+def report_grids():
+    return [
+        f"{RESULTS}/report/grids/{m}-ipc{i}-seed{s}.png"
+        for m in distilled_methods()
+        for i in config["ipc"]
+        for s in config["seeds"]
+    ]

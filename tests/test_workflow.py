@@ -31,6 +31,10 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
     assert counts["cluster"] == per_ipc_seed
     assert counts["text_prototype"] == per_ipc_seed
     assert counts["synthesize"] == per_ipc_seed
+    assert counts["select"] == per_ipc_seed, "the random baseline picks per class too"
+    assert counts["evaluate"] == 2 * 2  # (vlcp-prototype, random) x IPC (1, 5) x 1 model x 1 eval seed
+    assert counts["grid"] == 2 * 2
+    assert counts["aggregate"] == 1
     assert counts["all"] == 1
     assert not (tmp_path / "results").exists(), "a dry run must write nothing"
 
@@ -62,5 +66,14 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(tmp_path):
             images = sorted((run / f"distilled/vlcp-prototype/ipc{ipc}/seed0/{cls}").glob("*.png"))
             assert [p.name for p in images] == [f"{k}.png" for k in range(ipc)]
             assert Image.open(images[0]).size == (32, 32)
+    accuracy = contract.read_accuracy(run / "accuracy.csv")
+    assert sorted(accuracy["method"].unique()) == ["random", "vlcp-prototype"] and len(accuracy) == 4
+    assert accuracy[(accuracy.method == "random") & (accuracy.ipc == "5")]["top1_best"].iloc[0] > 30, "real images beat chance"
+    assert "| convnet6 | vlcp-prototype |" in (run / "summary.md").read_text()
+    assert (run / "accuracy.png").stat().st_size > 0
+    assert (run / "report/grids/vlcp-prototype-ipc5-seed0.png").is_file()
     again = snakemake(tmp_path, "-n", "--configfile", DEMO)
     assert "Nothing to be done" in again.stdout + again.stderr
+    snakemake(tmp_path, "--configfile", DEMO, "--report", str(tmp_path / "report.html"))
+    html = (tmp_path / "report.html").read_text()
+    assert "accuracy.csv" in html and "vlcp-prototype-ipc5-seed0.png" in html

@@ -24,7 +24,7 @@ def _check_free(path):
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w", overwrite=False):
+def atomic_write(path, mode="w", overwrite=False, newline=None):
     """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success."""
     path = Path(path)
     if not overwrite:
@@ -32,7 +32,7 @@ def atomic_write(path, mode="w", overwrite=False):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, mode) as handle:
+        with os.fdopen(fd, mode, newline=newline) if "b" not in mode else os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -178,3 +178,26 @@ def read_prototypes(path):
     if not isinstance(rows, list) or any(set(PROTOTYPE_KEYS) - set(r) for r in rows):
         raise ContractError(f"{path}: expected a list of objects with keys {PROTOTYPE_KEYS}")
     return rows
+
+
+ACCURACY_COLUMNS = ("method", "ipc", "seed", "model", "eval_seed", "top1_best", "top1_last")
+
+
+def write_accuracy(path, rows):
+    """Write accuracy rows as CSV: the contract columns first, then any settings columns."""
+    extra = [k for k in rows[0] if k not in ACCURACY_COLUMNS]
+    with atomic_write(path, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*ACCURACY_COLUMNS, *extra], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_accuracy(path):
+    """Accuracy rows of a CSV written by ``write_accuracy`` (as a pandas DataFrame)."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype={"ipc": str})
+    missing = [c for c in ACCURACY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ContractError(f"{path}: missing column(s) {missing}")
+    return frame

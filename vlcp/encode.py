@@ -16,17 +16,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from vlcp import contract
-from vlcp.images import load_rgb
+from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device, dtype_for, load_vae
-
-
-def resize_center_crop(img, resolution):
-    """Resize the shorter side to ``resolution`` (bicubic), then crop the centre square."""
-    scale = resolution / min(img.size)
-    size = (max(resolution, round(img.width * scale)), max(resolution, round(img.height * scale)))
-    img = img.resize(size, Image.Resampling.BICUBIC)
-    left, top = (img.width - resolution) // 2, (img.height - resolution) // 2
-    return img.crop((left, top, left + resolution, top + resolution))
 
 
 def to_tensor(images):

@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from vlcp import contract
 from vlcp.atomic import atomic_dir
-from vlcp.encode import resize_center_crop, to_tensor
-from vlcp.images import load_rgb
+from vlcp.encode import to_tensor
+from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import load_stable_diffusion
 
 CHECKPOINT_PREFIX = "checkpoint-"

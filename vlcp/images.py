@@ -63,3 +63,12 @@ def open_image(path, max_pixels):
 def load_rgb(path, max_pixels=Image.MAX_IMAGE_PIXELS):
     """The image at ``path`` as 8-bit RGB (see ``to_rgb``)."""
     return to_rgb(open_image(path, max_pixels))
+
+
+def resize_center_crop(img, resolution):
+    """Resize the shorter side to ``resolution`` (bicubic), then crop the centre square."""
+    scale = resolution / min(img.size)
+    size = (max(resolution, round(img.width * scale)), max(resolution, round(img.height * scale)))
+    img = img.resize(size, Image.Resampling.BICUBIC)
+    left, top = (img.width - resolution) // 2, (img.height - resolution) // 2
+    return img.crop((left, top, left + resolution, top + resolution))

@@ -1,0 +1,42 @@
+# Stage 9: the accuracy table, its summary in the paper's layout, a plot and an
+# image grid per distilled set, all in `snakemake --report report.html`.
+
+
+rule aggregate:
+    input:
+        accuracy_files(),
+    output:
+        accuracy=report(f"{RESULTS}/accuracy.csv", caption="../report/accuracy.rst", category="Accuracy"),
+        summary=report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="Accuracy"),
+        markdown=report(f"{RESULTS}/summary.md", caption="../report/summary.rst", category="Accuracy"),
+        plot=report(f"{RESULTS}/accuracy.png", caption="../report/plot.rst", category="Accuracy"),
+    log:
+        f"{LOGS}/aggregate.log",
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "python -m vlcp.aggregate table --rows {input:q} --accuracy {output.accuracy:q}"
+        " --summary {output.summary:q} --markdown {output.markdown:q} --plot {output.plot:q} > {log:q} 2>&1"
+
+
+rule grid:
+    input:
+        lambda wildcards: expand(f"{distilled_set(wildcards.method, wildcards.ipc, wildcards.seed)}/{{cls}}", cls=CLASSES),
+    output:
+        report(
+            f"{RESULTS}/report/grids/{{method}}-ipc{{ipc}}-seed{{seed}}.png",
+            caption="../report/grid.rst",
+            category="Distilled images",
+            subcategory="{method}",
+            labels={"method": "{method}", "IPC": "{ipc}", "seed": "{seed}"},
+        ),
+    log:
+        f"{LOGS}/grid/{{method}}-ipc{{ipc}}-seed{{seed}}.log",
+    params:
+        folder=lambda wildcards: distilled_set(wildcards.method, wildcards.ipc, wildcards.seed),
+        classes=CLASSES,
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "python -m vlcp.aggregate grid --folder {params.folder:q} --classes {params.classes:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,36 @@
+# Stage 8: train a classifier on a distilled set and test on the real val split,
+# one job per (method, IPC, distillation seed, model, evaluation seed).
+
+
+rule evaluate:
+    input:
+        train=evaluate_train_input,
+        val=index_files("val"),
+    output:
+        f"{RESULTS}/eval/{{method}}/ipc{{ipc}}/seed{{seed}}/{{model}}/eval{{eval_seed}}.csv",
+    log:
+        f"{LOGS}/eval/{{method}}/ipc{{ipc}}/seed{{seed}}/{{model}}/eval{{eval_seed}}.log",
+    wildcard_constraints:
+        ipc="[0-9]+|all",
+    params:
+        source=evaluate_source,
+        root=DATA_ROOT,
+        eval_size=DATASET["eval_size"],
+        epochs=evaluate_epochs,
+        settings=evaluate_params(),
+    resources:
+        gpu=1,
+    conda:
+        "../envs/gpu.yaml"
+    shell:
+        "python -m vlcp.evaluate {params.source} --val-index {input.val:q} --root {params.root:q}"
+        " --eval-size {params.eval_size} --model {wildcards.model} --seed {wildcards.eval_seed}"
+        " --method {wildcards.method} --ipc {wildcards.ipc} --distill-seed {wildcards.seed}"
+        " --epochs {params.epochs} --batch-size {params.settings[batch_size]}"
+        " --learning-rate {params.settings[learning_rate]} --momentum {params.settings[momentum]}"
+        " --weight-decay {params.settings[weight_decay]} --milestones {params.settings[milestones]}"
+        " --gamma {params.settings[gamma]} --rrc-scale-min {params.settings[rrc_scale_min]}"
+        " --color-jitter {params.settings[color_jitter]} --lighting {params.settings[lighting]}"
+        " --cutmix-beta {params.settings[cutmix_beta]} --input-size {params.settings[input_size]}"
+        " --norm {params.settings[norm]} --test-every {params.settings[test_every]}"
+        " --test-batch-size {config[evaluate][test_batch_size]} --out {output:q} > {log:q} 2>&1"

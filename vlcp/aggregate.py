@@ -1,0 +1,151 @@
+"""Stage 9, aggregate: every accuracy row, the mean ± std table in the paper's layout, a plot, image grids.
+
+The summary groups the rows of each (method, IPC, model) over distillation and
+evaluation seeds; std is the population standard deviation (numpy's default),
+0 for a single run. The 'full' method (the whole real train set) has IPC 'all'.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from vlcp import contract
+from vlcp.atomic import atomic_write
+
+METRICS = ("top1_best", "top1_last")
+METRIC_TITLES = {
+    "top1_best": "best test accuracy during training (the authors' number)",
+    "top1_last": "test accuracy after the last epoch",
+}
+
+
+def ipc_key(ipc):
+    """Sort IPCs numerically with 'all' last."""
+    return (1, 0) if str(ipc) == "all" else (0, int(ipc))
+
+
+def summarize(frame):
+    """Mean, population std and run count of both metrics per (method, ipc, model), in a tidy frame."""
+    import pandas as pd
+
+    rows = []
+    for (method, ipc, model), group in frame.groupby(["method", "ipc", "model"], sort=False):
+        for metric in METRICS:
+            values = group[metric].to_numpy(dtype=float)
+            rows.append({
+                "method": method, "ipc": str(ipc), "model": model, "metric": metric,
+                "mean": round(float(values.mean()), 2), "std": round(float(values.std()), 2), "runs": len(values),
+            })
+    summary = pd.DataFrame(rows)
+    return summary.sort_values(["metric", "model", "method", "ipc"], key=lambda c: c.map(ipc_key) if c.name == "ipc" else c, kind="stable").reset_index(drop=True)
+
+
+def markdown_table(summary, metric):
+    """The paper's layout for one metric: a row per (model, method), a column per IPC, cells 'mean ± std'."""
+    part = summary[summary["metric"] == metric]
+    ipcs = sorted(part["ipc"].unique(), key=ipc_key)
+    lines = ["| model | method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |", "|---|---|" + "---|" * len(ipcs)]
+    for (model, method), group in part.groupby(["model", "method"], sort=True):
+        cells = {r.ipc: f"{r.mean:.1f} ± {r.std:.1f}" for r in group.itertuples()}
+        lines.append(f"| {model} | {method} | " + " | ".join(cells.get(i, "—") for i in ipcs) + " |")
+    return "\n".join(lines)
+
+
+def write_markdown(path, summary):
+    parts = []
+    for metric in METRICS:
+        runs = summary[summary["metric"] == metric]["runs"]
+        parts.append(
+            f"### {metric}: {METRIC_TITLES[metric]}\n\nTop-1 %, mean ± std over {runs.min()}-{runs.max()} runs "
+            f"(distillation seeds x evaluation seeds).\n\n{markdown_table(summary, metric)}\n"
+        )
+    with atomic_write(path) as handle:
+        handle.write("\n".join(parts))
+
+
+def plot(path, summary, metric="top1_best"):
+    """Accuracy against IPC, a line per method and a panel per model; 'full' as a dashed level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = summary[summary["metric"] == metric]
+    models = sorted(part["model"].unique())
+    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.6), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for method, group in part[part["model"] == model].groupby("method"):
+            numeric = group[group["ipc"] != "all"].sort_values("ipc", key=lambda c: c.map(ipc_key))
+            if len(numeric):
+                x = numeric["ipc"].astype(int)
+                ax.errorbar(x, numeric["mean"], yerr=numeric["std"], marker="o", capsize=3, label=method)
+            full = group[group["ipc"] == "all"]
+            if len(full):
+                ax.axhline(full["mean"].iloc[0], linestyle="--", color="gray", label=f"{method} (all images)")
+        ax.set_xscale("log")
+        ticks = sorted({int(i) for i in part["ipc"] if i != "all"})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("images per class (IPC)")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_title(model)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = Path(path).with_name(f".tmp-{Path(path).name}")
+    fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    tmp.rename(path)
+
+
+def image_grid(folder, classes, out, columns=10, cell=64):
+    """A PNG with a row per class of the first ``columns`` images of a distilled ImageFolder."""
+    from PIL import Image, ImageDraw
+
+    label_width = 110
+    found = {cls: sorted(((Path(folder) / cls).glob("*.png")), key=lambda p: int(p.stem))[:columns] for cls in classes}
+    columns = max(1, max(len(files) for files in found.values()))
+    grid = Image.new("RGB", (label_width + columns * cell, len(classes) * cell), "white")
+    draw = ImageDraw.Draw(grid)
+    for row, cls in enumerate(classes):
+        draw.text((4, row * cell + cell // 2 - 6), cls[:16], fill="black")
+        for col, path in enumerate(found[cls]):
+            with Image.open(path) as img:
+                grid.paste(img.convert("RGB").resize((cell, cell)), (label_width + col * cell, row * cell))
+    tmp = Path(out).with_name(f".tmp-{Path(out).name}")
+    grid.save(tmp, format="PNG")
+    tmp.rename(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    table = commands.add_parser("table", help="accuracy.csv, summary.csv, summary.md and the plot")
+    table.add_argument("--rows", nargs="+", required=True, type=Path, help="per-run accuracy CSVs")
+    table.add_argument("--accuracy", required=True, type=Path)
+    table.add_argument("--summary", required=True, type=Path)
+    table.add_argument("--markdown", required=True, type=Path)
+    table.add_argument("--plot", required=True, type=Path)
+    grid = commands.add_parser("grid", help="image grid of one distilled set")
+    grid.add_argument("--folder", required=True, type=Path)
+    grid.add_argument("--classes", nargs="+", required=True)
+    grid.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "grid":
+        image_grid(args.folder, args.classes, args.out)
+        return
+    import pandas as pd
+
+    frame = pd.concat([contract.read_accuracy(p) for p in args.rows], ignore_index=True)
+    frame = frame.sort_values(["method", "ipc", "seed", "model", "eval_seed"], key=lambda c: c.map(ipc_key) if c.name == "ipc" else c)
+    contract.write_accuracy(args.accuracy, frame.to_dict("records"))
+    summary = summarize(frame)
+    with atomic_write(args.summary) as handle:
+        summary.to_csv(handle, index=False)
+    write_markdown(args.markdown, summary)
+    plot(args.plot, summary)
+    print(markdown_table(summary, "top1_best"), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Stage 8, evaluate: train a classifier on a distilled set and test it on the real val split.
+
+The Minimax protocol: RandomResizedCrop (scale 0.5-1), flip, colour jitter,
+PCA lighting and CutMix on every batch; SGD with momentum and weight decay;
+the learning rate multiplied by gamma at fixed fractions of the epochs. The
+training images stay on the device and are augmented there in batches; the
+val split is decoded once and tested in large batches.
+
+Two accuracies are reported: ``top1_best``, the best test accuracy seen during
+training (the authors' number; it uses the test set for model selection), and
+``top1_last``, the accuracy after the last epoch.
+"""
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from vlcp import augment, contract
+from vlcp.images import load_rgb, resize_center_crop
+from vlcp.models import device
+from vlcp.networks import build_model
+
+
+def image_tensor(paths, size, crop=None):
+    """uint8 tensor (N, 3, crop, crop): each image resized (shorter side ``size``) and centre-cropped."""
+    crop = crop or size
+    arrays = []
+    for path in paths:
+        img = resize_center_crop(load_rgb(path), size)
+        if crop != size:
+            offset = (size - crop) // 2
+            img = img.crop((offset, offset, offset + crop, offset + crop))
+        arrays.append(np.asarray(img))
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def eval_resize(input_size):
+    """The shorter side before the centre crop at test time: 256 for 224 (ratio 0.875); no margin below 64 px."""
+    return round(input_size * 256 / 224) if input_size >= 64 else input_size
+
+
+def image_folder(folder, classes):
+    """(paths, labels) of an ImageFolder whose class folders are ``classes`` (label = position)."""
+    paths, labels = [], []
+    for label, cls in enumerate(classes):
+        sub = Path(folder) / cls
+        if not sub.is_dir():
+            raise contract.ContractError(f"{folder} has no folder for class {cls!r}")
+        files = sorted(p for p in sub.iterdir() if p.is_file() and not p.name.startswith("."))
+        paths += files
+        labels += [label] * len(files)
+    return paths, labels
+
+
+@torch.inference_mode()
+def accuracy(model, images, labels, batch_size):
+    """Top-1 accuracy (%) of ``model`` on uint8 images already at the input size."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        x = augment.normalize(images[start : start + batch_size].float() / 255)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+            correct += (model(x).argmax(1) == labels[start : start + batch_size]).sum().item()
+    model.train()
+    return 100.0 * correct / len(images)
+
+
+def train_and_test(train_images, train_labels, test_images, test_labels, model_name, num_classes, settings, seed,
+                   progress=True):
+    """Train ``model_name`` from ``seed`` on the device-resident uint8 train set; return the accuracy record.
+
+    ``settings`` holds epochs, batch_size, learning_rate, momentum, weight_decay, milestones, gamma,
+    rrc_scale_min, color_jitter, lighting, cutmix_beta, input_size, norm, test_every, test_batch_size.
+    """
+    s = settings
+    torch.manual_seed(seed)
+    on = train_images.device
+    model = build_model(model_name, num_classes, s["input_size"], s["norm"]).to(on)
+    if on.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=s["learning_rate"], momentum=s["momentum"], weight_decay=s["weight_decay"])
+    milestones = [round(m * s["epochs"]) for m in s["milestones"]]
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=s["gamma"])
+    n = len(train_images)
+    steps = math.ceil(n / s["batch_size"])
+    best, best_epoch, last = 0.0, 0, 0.0
+    bar = tqdm(range(s["epochs"]), desc=f"train {model_name}", unit="epoch", disable=not progress, file=sys.stderr)
+    for epoch in bar:
+        order = torch.randperm(n, device=on)
+        for step in range(steps):
+            idx = order[step * s["batch_size"] : (step + 1) * s["batch_size"]]
+            x = augment.train_batch(train_images[idx], s["input_size"], s["rrc_scale_min"], s["color_jitter"], s["lighting"])
+            x, y_a, y_b, lam = augment.cutmix(x, train_labels[idx], s["cutmix_beta"])
+            with torch.autocast(on.type, dtype=torch.bfloat16, enabled=on.type == "cuda"):
+                logits = model(x)
+            loss = lam * F.cross_entropy(logits.float(), y_a) + (1 - lam) * F.cross_entropy(logits.float(), y_b)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        if (epoch + 1) % s["test_every"] == 0 or epoch + 1 == s["epochs"]:
+            last = accuracy(model, test_images, test_labels, s["test_batch_size"])
+            if last > best:
+                best, best_epoch = last, epoch + 1
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{last:.1f}", best=f"{best:.1f}")
+    return {"top1_best": round(best, 4), "top1_last": round(last, 4), "best_epoch": best_epoch}
+
+
+SETTINGS = (
+    "epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "milestones", "gamma", "rrc_scale_min",
+    "color_jitter", "lighting", "cutmix_beta", "input_size", "norm", "test_every", "test_batch_size",
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--train-dir", type=Path, help="distilled ImageFolder: <dir>/<class>/*.png")
+    source.add_argument("--train-index", nargs="+", type=Path, help="train index files (the 'full' baseline)")
+    parser.add_argument("--val-index", nargs="+", required=True, type=Path, help="val index of every class, in label order")
+    parser.add_argument("--root", required=True, type=Path, help="dataset root of the index paths")
+    parser.add_argument("--eval-size", type=int, required=True, help="side at which train images are kept")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--seed", type=int, required=True, help="evaluation seed")
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--ipc", required=True)
+    parser.add_argument("--distill-seed", type=int, required=True)
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--milestones", nargs="+", type=float, default=[2 / 3, 5 / 6])
+    parser.add_argument("--gamma", type=float, default=0.2)
+    parser.add_argument("--rrc-scale-min", type=float, default=0.5)
+    parser.add_argument("--color-jitter", type=float, default=0.4)
+    parser.add_argument("--lighting", type=float, default=0.1)
+    parser.add_argument("--cutmix-beta", type=float, default=1.0)
+    parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument("--norm", default="instance")
+    parser.add_argument("--test-every", type=int, default=10)
+    parser.add_argument("--test-batch-size", type=int, default=500)
+    parser.add_argument("--out", required=True, type=Path, help="CSV of one accuracy row")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        val = [contract.read_index(p) for p in args.val_index]
+        classes = [rows[0]["class"] for rows in val]
+        if args.train_dir:
+            train_paths, train_labels = image_folder(args.train_dir, classes)
+        else:
+            train = [contract.read_index(p) for p in args.train_index]
+            train_paths = [args.root / r["image"] for rows in train for r in rows]
+            train_labels = [classes.index(rows[0]["class"]) for rows in train for _ in rows]
+        on = device()
+        print(f"loading {len(train_paths)} train and {sum(map(len, val))} val images", file=sys.stderr)
+        train_images = image_tensor(train_paths, args.eval_size).to(on)
+        test_paths = [args.root / r["image"] for rows in val for r in rows]
+        test_images = image_tensor(test_paths, eval_resize(args.input_size), args.input_size).to(on)
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    test_labels = torch.tensor([i for i, rows in enumerate(val) for _ in rows], device=on)
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    result = train_and_test(
+        train_images, torch.tensor(train_labels, device=on), test_images, test_labels, args.model, len(classes),
+        settings, args.seed,
+    )
+    row = {
+        "method": args.method, "ipc": args.ipc, "seed": args.distill_seed, "model": args.model, "eval_seed": args.seed,
+        **result, "train_images": len(train_paths), "test_images": len(test_paths), "device": on.type,
+        **{k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in settings.items()},
+    }
+    contract.write_accuracy(args.out, [row])
+    print(f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
