@@ -2,11 +2,17 @@
 
 import jsonschema
 import pytest
+from conftest import REPO, deep_update, load_yaml, snakemake
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from conftest import REPO, deep_update, load_yaml, snakemake
-from vlcp.config import ConfigError, check_config, describe_validation_error, epochs_for_ipc, find_validation_error
+from vlcp.config import (
+    ConfigError,
+    check_config,
+    describe_validation_error,
+    epochs_for_ipc,
+    find_validation_error,
+)
 
 SCHEMA = REPO / "config" / "schema.yaml"
 PRESETS = sorted((REPO / "config" / "presets").glob("*.yaml"))

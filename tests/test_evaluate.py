@@ -2,13 +2,12 @@
 
 import math
 
-import pandas as pd
 import pytest
 import torch
 
 from vlcp import augment, contract, demo_data
 from vlcp.aggregate import markdown_table, summarize
-from vlcp.evaluate import image_tensor, eval_resize, train_and_test
+from vlcp.evaluate import eval_resize, image_tensor, train_and_test
 from vlcp.index import index_class
 from vlcp.networks import MODELS, build_model
 

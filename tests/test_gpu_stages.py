@@ -1,6 +1,5 @@
 """Stages 2-4 on the tiny models: captions, fine-tuning and latents, including kill and resume."""
 
-import hashlib
 import os
 import signal
 import subprocess

@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import snakemake
 from PIL import Image
 
-from conftest import REPO, snakemake
 from vlcp import contract
 from vlcp.images import load_rgb, to_rgb
 from vlcp.index import DatasetError, find_classes, index_class, scan_class

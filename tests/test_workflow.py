@@ -3,9 +3,9 @@
 import re
 
 import pytest
+from conftest import REPO, snakemake
 from PIL import Image
 
-from conftest import REPO, snakemake
 from vlcp import contract
 from vlcp.demo_data import CLASSES
 

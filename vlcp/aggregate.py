@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vlcp import contract
 from vlcp.atomic import atomic_write
+from vlcp.cli import run
 
 METRICS = ("top1_best", "top1_last")
 METRIC_TITLES = {
@@ -148,4 +149,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from vlcp import contract
+from vlcp.cli import run
 from vlcp.images import load_rgb
 from vlcp.models import device, dtype_for, load_captioner
 
@@ -152,22 +153,19 @@ def main(argv=None):
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     generation = generation_kwargs(args.max_new_tokens, args.do_sample, args.temperature)
-    try:
-        caption_class(
-            contract.read_index(args.index),
-            args.root,
-            args.model,
-            args.prompt,
-            args.batch_size,
-            generation,
-            args.seed,
-            args.dtype,
-            args.progress,
-            args.out,
-        )
-    except (OSError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    caption_class(
+        contract.read_index(args.index),
+        args.root,
+        args.model,
+        args.prompt,
+        args.batch_size,
+        generation,
+        args.seed,
+        args.dtype,
+        args.progress,
+        args.out,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from vlcp import contract
+from vlcp.cli import run
 
 
 def inlier_mask(features, contamination, n_neighbors):
@@ -80,10 +81,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, type=Path, help="clusters JSON")
     parser.add_argument("--centres", required=True, type=Path, help="centres safetensors")
     args = parser.parse_args(argv)
-    try:
-        tensors, images = contract.read_latents(args.latents)
-    except ValueError as err:
-        sys.exit(f"error: {err}")
+    tensors, images = contract.read_latents(args.latents)
     inliers, labels, centres, note = image_prototypes(
         tensors["latents"], args.ipc, args.seed, args.contamination, args.n_neighbors, args.n_init
     )
@@ -104,4 +102,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from vlcp.atomic import atomic_dir
+from vlcp.cli import run
 
 CLASSES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 LABELS = {name: f"handwritten digit {name}" for name in CLASSES}
@@ -66,4 +67,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from vlcp import contract
+from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device, dtype_for, load_vae
 
@@ -48,21 +49,18 @@ def main(argv=None):
     parser.add_argument("--flip", action="store_true", help="also store latents of the mirrored images")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    try:
-        records = contract.read_index(args.index)
-        on = device()
-        vae = load_vae(args.model, dtype=dtype_for(args.dtype, on)).to(on).eval()
-        images = [resize_center_crop(load_rgb(args.root / r["image"]), args.resolution) for r in records]
-        label = f"encode {records[0]['class']}"
-        latents = {"latents": encode_images(vae, images, args.batch_size, label)}
-        if args.flip:
-            mirrored = [img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for img in images]
-            latents["latents_flipped"] = encode_images(vae, mirrored, args.batch_size, label + " (flipped)")
-    except (OSError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    records = contract.read_index(args.index)
+    on = device()
+    vae = load_vae(args.model, dtype=dtype_for(args.dtype, on)).to(on).eval()
+    images = [resize_center_crop(load_rgb(args.root / r["image"]), args.resolution) for r in records]
+    label = f"encode {records[0]['class']}"
+    latents = {"latents": encode_images(vae, images, args.batch_size, label)}
+    if args.flip:
+        mirrored = [img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for img in images]
+        latents["latents_flipped"] = encode_images(vae, mirrored, args.batch_size, label + " (flipped)")
     contract.write_latents(args.out, latents, [r["image"] for r in records])
     print(f"{len(records)} latents of shape {tuple(latents['latents'].shape[1:])} written", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

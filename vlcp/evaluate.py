@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vlcp import augment, contract
+from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device
 from vlcp.networks import build_model
@@ -152,22 +153,19 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        val = [contract.read_index(p) for p in args.val_index]
-        classes = [rows[0]["class"] for rows in val]
-        if args.train_dir:
-            train_paths, train_labels = image_folder(args.train_dir, classes)
-        else:
-            train = [contract.read_index(p) for p in args.train_index]
-            train_paths = [args.root / r["image"] for rows in train for r in rows]
-            train_labels = [classes.index(rows[0]["class"]) for rows in train for _ in rows]
-        on = device()
-        print(f"loading {len(train_paths)} train and {sum(map(len, val))} val images", file=sys.stderr)
-        train_images = image_tensor(train_paths, args.eval_size).to(on)
-        test_paths = [args.root / r["image"] for rows in val for r in rows]
-        test_images = image_tensor(test_paths, eval_resize(args.input_size), args.input_size).to(on)
-    except (OSError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    val = [contract.read_index(p) for p in args.val_index]
+    classes = [rows[0]["class"] for rows in val]
+    if args.train_dir:
+        train_paths, train_labels = image_folder(args.train_dir, classes)
+    else:
+        train = [contract.read_index(p) for p in args.train_index]
+        train_paths = [args.root / r["image"] for rows in train for r in rows]
+        train_labels = [classes.index(rows[0]["class"]) for rows in train for _ in rows]
+    on = device()
+    print(f"loading {len(train_paths)} train and {sum(map(len, val))} val images", file=sys.stderr)
+    train_images = image_tensor(train_paths, args.eval_size).to(on)
+    test_paths = [args.root / r["image"] for rows in val for r in rows]
+    test_images = image_tensor(test_paths, eval_resize(args.input_size), args.input_size).to(on)
     test_labels = torch.tensor([i for i, rows in enumerate(val) for _ in rows], device=on)
     settings = {k: getattr(args, k) for k in SETTINGS}
     result = train_and_test(
@@ -184,4 +182,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from vlcp import contract
 from vlcp.atomic import atomic_dir
+from vlcp.cli import run
 from vlcp.encode import to_tensor
 from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import load_stable_diffusion
@@ -290,11 +291,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        train(args)
-    except (OSError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    train(args)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,6 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vlcp import contract
+from vlcp.cli import run
 from vlcp.images import ImageRejected, open_image
 from vlcp.labels import label_text
 
@@ -133,17 +134,14 @@ def main(argv=None):
         contract.write_rejected(args.rejected_out, rejected)
         print(f"{len(table)} classes, {sum(r[2] + r[3] for r in table)} images, {len(rejected)} rejected", file=sys.stderr)
         return
-    try:
-        label = label_text(args.cls, args.label_table, args.label or None)
-        records, rejected = index_class(
-            args.root, args.split, args.cls, label, args.extensions, args.max_image_pixels, progress=True
-        )
-    except ValueError as err:
-        sys.exit(f"error: {err}")
+    label = label_text(args.cls, args.label_table, args.label or None)
+    records, rejected = index_class(
+        args.root, args.split, args.cls, label, args.extensions, args.max_image_pixels, progress=True
+    )
     contract.write_rejected(args.rejected, rejected)
     contract.write_index(args.index, records)
     print(f"{args.split}/{args.cls}: {len(records)} images indexed, {len(rejected)} rejected", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -14,6 +14,7 @@ import numpy as np
 
 from vlcp import contract
 from vlcp.atomic import atomic_dir
+from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
 
 METHODS = ("random", "herding", "kcenter")
@@ -78,17 +79,14 @@ def main(argv=None):
     parser.add_argument("--size", required=True, type=int, help="side of the written images (evaluation size)")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    try:
-        images = [r["image"] for r in contract.read_index(args.index)]
-        features = None
-        if args.latents:
-            tensors, order = contract.read_latents(args.latents)
-            if order != images:
-                raise contract.ContractError(f"{args.latents} and {args.index} list different images; rerun encode")
-            features = tensors["latents"].reshape(len(order), -1).double().numpy()
-        chosen = select(args.method, images, args.ipc, args.seed, features)
-    except ValueError as err:
-        sys.exit(f"error: {err}")
+    images = [r["image"] for r in contract.read_index(args.index)]
+    features = None
+    if args.latents:
+        tensors, order = contract.read_latents(args.latents)
+        if order != images:
+            raise contract.ContractError(f"{args.latents} and {args.index} list different images; rerun encode")
+        features = tensors["latents"].reshape(len(order), -1).double().numpy()
+    chosen = select(args.method, images, args.ipc, args.seed, features)
     if len(images) < args.ipc:
         print(f"warning: only {len(images)} images for IPC {args.ipc}; all are used", file=sys.stderr)
     with atomic_dir(args.out) as tmp:
@@ -98,4 +96,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from vlcp import contract
 from vlcp.atomic import atomic_dir
+from vlcp.cli import run
 from vlcp.models import device, dtype_for, load_stable_diffusion
 
 SCHEDULERS = {
@@ -142,15 +143,12 @@ def main(argv=None):
     parser.add_argument("--work", required=True, type=Path, help="folder of finished images, for resuming")
     parser.add_argument("--out", required=True, type=Path, help="output class folder of <k>.png")
     args = parser.parse_args(argv)
-    try:
-        clusters, centres = contract.read_clusters(args.clusters, args.clusters.with_suffix(".safetensors"))
-        prototypes = contract.read_prototypes(args.prototypes)
-        if len(prototypes) != len(centres):
-            raise contract.ContractError(f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}")
-        on = device()
-        pipe = load_stable_diffusion(args.model, dtype=dtype_for(args.dtype, on), img2img=True).to(on)
-    except (OSError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    clusters, centres = contract.read_clusters(args.clusters, args.clusters.with_suffix(".safetensors"))
+    prototypes = contract.read_prototypes(args.prototypes)
+    if len(prototypes) != len(centres):
+        raise contract.ContractError(f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}")
+    on = device()
+    pipe = load_stable_diffusion(args.model, dtype=dtype_for(args.dtype, on), img2img=True).to(on)
     set_scheduler(pipe, args.scheduler)
     pipe.set_progress_bar_config(disable=True)
 
@@ -188,4 +186,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

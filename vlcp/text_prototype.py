@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from vlcp import contract
+from vlcp.cli import run
 
 STRATEGIES = ("prototype", "label", "label+keywords")
 WORD = re.compile(r"[^\W\d_]+")
@@ -110,12 +111,9 @@ def main(argv=None):
     parser.add_argument("--strategy", choices=STRATEGIES, default="prototype")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    try:
-        records = contract.read_index(args.index)
-        rows = contract.read_captions(args.captions, [r["image"] for r in records])
-        clusters, _ = contract.read_clusters(args.clusters)
-    except ValueError as err:
-        sys.exit(f"error: {err}")
+    records = contract.read_index(args.index)
+    rows = contract.read_captions(args.captions, [r["image"] for r in records])
+    clusters, _ = contract.read_clusters(args.clusters)
     outliers = set(clusters["outliers"])
     inlier_captions = {r["image"]: r["caption"] for r in rows if r["image"] not in outliers}
     label = records[0]["label"]
@@ -130,4 +128,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

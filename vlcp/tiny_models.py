@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from vlcp.atomic import atomic_dir
+from vlcp.cli import run
 
 # SD v1.5 conventions kept by the tiny pipeline: 8x VAE downsampling, 4 latent
 # channels, the same latent scaling factor, a 77-token CLIP text encoder.
@@ -84,7 +85,12 @@ def clip_bpe_vocabulary(words):
 
 def build_tiny_stable_diffusion(seed, resolution=64):
     """A StableDiffusionPipeline with SD v1.5's structure at a few hundred thousand parameters."""
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     if resolution % 8:
@@ -272,4 +278,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
