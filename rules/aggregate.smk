@@ -15,7 +15,7 @@ rule aggregate:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp.aggregate table --rows {input:q} --accuracy {output.accuracy:q}"
+        "python -m vlcp aggregate table --rows {input:q} --accuracy {output.accuracy:q}"
         " --summary {output.summary:q} --markdown {output.markdown:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
@@ -38,5 +38,5 @@ rule grid:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp.aggregate grid --folder {params.folder:q} --classes {params.classes:q}"
+        "python -m vlcp aggregate grid --folder {params.folder:q} --classes {params.classes:q}"
         " --out {output:q} > {log:q} 2>&1"

@@ -20,7 +20,7 @@ rule caption:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m vlcp.caption --index {input.index:q} --root {params.root:q} --model {params.model:q}"
+        "python -m vlcp caption --index {input.index:q} --root {params.root:q} --model {params.model:q}"
         " --prompt {params.settings[prompt]:q} --batch-size {params.settings[batch_size]}"
         " --max-new-tokens {params.settings[max_new_tokens]} {params.sample}"
         " --temperature {config[caption][temperature]} --seed {config[caption][seed]}"

@@ -16,6 +16,6 @@ rule cluster:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp.cluster --latents {input:q} --ipc {wildcards.ipc} --seed {wildcards.seed}"
+        "python -m vlcp cluster --latents {input:q} --ipc {wildcards.ipc} --seed {wildcards.seed}"
         " --contamination {params.contamination} --n-neighbors {params.n_neighbors} --n-init {params.n_init}"
         " --out {output.clusters:q} --centres {output.centres:q} > {log:q} 2>&1"

@@ -20,7 +20,8 @@ DEMO = DATASET["source"] == "demo"
 
 
 def configured_classes():
-    """Class folders of this run, in label-index order; checked on disk before any job starts."""
+    """Class folders of this run, in label-index order (sorted unless dataset.classes lists them);
+    checked on disk before any job starts."""
     if DEMO:
         unknown = sorted(set(DATASET["classes"]) - set(demo_data.CLASSES))
         if unknown:
@@ -28,7 +29,7 @@ def configured_classes():
                 f"Invalid config: dataset.classes lists {unknown}, which the demo set does not have; "
                 f"its classes are {', '.join(demo_data.CLASSES)}."
             )
-        return list(DATASET["classes"]) or list(demo_data.CLASSES)
+        return list(DATASET["classes"]) or sorted(demo_data.CLASSES)
     try:
         return find_classes(DATA_ROOT, DATASET["classes"])
     except DatasetError as err:
@@ -151,6 +152,7 @@ def finetune_dirs():
 
 def finetune_inputs(wildcards):
     return {
+        "index": index_files("train"),
         "captions": caption_files(),
         "latents": latent_files() if FINETUNE["from_latents"] else [],
         "data": [] if FINETUNE["from_latents"] else [DATA_ROOT],

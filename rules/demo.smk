@@ -12,7 +12,7 @@ if DEMO:
         conda:
             "../envs/cpu.yaml"
         shell:
-            "python -m vlcp.demo_data {output:q}"
+            "python -m vlcp demo_data {output:q}"
             " --train-per-class {params.demo[train_per_class]}"
             " --val-per-class {params.demo[val_per_class]}"
             " --image-size {params.demo[image_size]}"

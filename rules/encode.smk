@@ -21,6 +21,6 @@ rule encode:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m vlcp.encode --index {input.index:q} --root {params.root:q} --model {params.model:q}"
+        "python -m vlcp encode --index {input.index:q} --root {params.root:q} --model {params.model:q}"
         " --resolution {params.resolution} --dtype {params.dtype} {params.flip}"
         " --batch-size {config[encode][batch_size]} --out {output:q} > {log:q} 2>&1"

@@ -23,7 +23,7 @@ rule evaluate:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m vlcp.evaluate {params.source} --val-index {input.val:q} --root {params.root:q}"
+        "python -m vlcp evaluate {params.source} --val-index {input.val:q} --root {params.root:q}"
         " --eval-size {params.eval_size} --model {wildcards.model} --seed {wildcards.eval_seed}"
         " --method {wildcards.method} --ipc {wildcards.ipc} --distill-seed {wildcards.seed}"
         " --epochs {params.epochs} --batch-size {params.settings[batch_size]}"

@@ -29,7 +29,7 @@ rule finetune:
         "if [ {resources.gpu} -gt 1 ]; then"
         " launch='accelerate launch --multi_gpu --num_processes {resources.gpu} --num_machines 1 -m';"
         " else launch='python -m'; fi;"
-        " $launch vlcp.finetune --model {params.model:q} --captions {input.captions:q} --latents {input.latents:q}"
+        " $launch vlcp finetune --model {params.model:q} --index {input.index:q} --captions {input.captions:q} --latents {input.latents:q}"
         " --root {params.root:q} --out {output:q} --work {params.work:q} --seed {params.seed}"
         " --resolution {params.settings[resolution]} {params.flags}"
         " --train-batch-size {params.settings[train_batch_size]}"

@@ -19,7 +19,7 @@ rule index:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp.index scan --root {params.root:q} --split {wildcards.split} --class {wildcards.cls:q}"
+        "python -m vlcp index scan --root {params.root:q} --split {wildcards.split} --class {wildcards.cls:q}"
         " --label-table {params.label_table:q} --label={params.label:q}"
         " --extensions {params.extensions} --max-image-pixels {params.max_image_pixels}"
         " --index {output.index:q} --rejected {output.rejected:q} > {log:q} 2>&1"
@@ -37,5 +37,5 @@ rule index_summary:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp.index summarize --index {input.index:q} --rejected {input.rejected:q}"
+        "python -m vlcp index summarize --index {input.index:q} --rejected {input.rejected:q}"
         " --classes-out {output.classes:q} --rejected-out {output.rejected:q} > {log:q} 2>&1"

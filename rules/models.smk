@@ -15,5 +15,5 @@ rule tiny_model:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 python -m vlcp.tiny_models {wildcards.kind} {output:q}"
+        "HF_HUB_OFFLINE=1 python -m vlcp tiny_models {wildcards.kind} {output:q}"
         " --seed {params.seed} --resolution {params.resolution} > {log:q} 2>&1"

@@ -17,6 +17,6 @@ rule select:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp.select --method {wildcards.baseline} --index {input.index:q} {params.latents}"
+        "python -m vlcp select --method {wildcards.baseline} --index {input.index:q} {params.latents}"
         " --root {params.root:q} --ipc {wildcards.ipc} --seed {wildcards.seed} --size {params.size}"
         " --out {output:q} > {log:q} 2>&1"

@@ -21,7 +21,7 @@ rule synthesize:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m vlcp.synthesize --model {input.model:q} --clusters {input.clusters:q}"
+        "python -m vlcp synthesize --model {input.model:q} --clusters {input.clusters:q}"
         " --prototypes {input.prototypes:q} --class {wildcards.cls:q} --seed {wildcards.seed}"
         " --strength {params.settings[strength]} --guidance-scale {params.settings[guidance_scale]}"
         " --steps {params.settings[num_inference_steps]} --negative-prompt {params.settings[negative_prompt]:q}"

@@ -19,6 +19,6 @@ rule text_prototype:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp.text_prototype --captions {input.captions:q} --clusters {input.clusters:q}"
+        "python -m vlcp text_prototype --captions {input.captions:q} --clusters {input.clusters:q}"
         " --index {input.index:q} --beta {params.beta} --top-k {params.top_k} --strategy {params.strategy:q}"
         " --out {output:q} > {log:q} 2>&1"

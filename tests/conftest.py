@@ -1,4 +1,5 @@
 import copy
+import re
 import os
 import subprocess
 import sys
@@ -41,3 +42,26 @@ def snakemake(workdir, *args, check=True):
 @pytest.fixture(scope="session")
 def repo():
     return REPO
+
+
+DEMO_CONFIG = REPO / "config" / "demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The demo workflow run once from scratch; tests read it and must not change it."""
+    workdir = tmp_path_factory.mktemp("demo-run")
+    snakemake(workdir, "--cores", "2", "--configfile", str(DEMO_CONFIG))
+    return workdir
+
+
+def dry_run_jobs(workdir, *args):
+    """The jobs ``snakemake -n`` would run, as a set of (rule, 'key=value, ...') pairs."""
+    result = snakemake(workdir, "-n", *args)
+    jobs = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
+        match = re.match(r"(?:local)?rule (\w+):", block)
+        if match:
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.add((match.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs

@@ -112,7 +112,8 @@ def training_inputs(world, tmp_path_factory):
 
 
 def finetune_args(world, captions, latents, out, work, steps=6):
-    return ["--model", world / "sd", "--captions", *captions, "--latents", *latents, "--root", world / "data",
+    index = [world / "index" / f"{cls}.jsonl" for cls in CLASSES]
+    return ["--model", world / "sd", "--index", *index, "--captions", *captions, "--latents", *latents, "--root", world / "data",
             "--out", out, "--work", work, "--resolution", 32, "--train-batch-size", 4,
             "--gradient-accumulation-steps", 2, "--learning-rate", 1e-4, "--mixed-precision", "no",
             "--no-gradient-checkpointing", "--max-train-steps", steps, "--checkpointing-steps", 2,

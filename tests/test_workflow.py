@@ -40,9 +40,8 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
 
 
 @pytest.mark.workflow
-def test_demo_runs_and_a_second_run_has_nothing_to_do(tmp_path):
-    snakemake(tmp_path, "--cores", "2", "--configfile", DEMO)
-    run = tmp_path / "results" / "demo"
+def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
+    run = demo_run / "results" / "demo"
     for split, count in (("train", 40), ("val", 20)):
         rows = contract.read_index(run / "index" / split / "seven.jsonl")
         assert len(rows) == count
@@ -72,8 +71,8 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(tmp_path):
     assert "| convnet6 | vlcp-prototype |" in (run / "summary.md").read_text()
     assert (run / "accuracy.png").stat().st_size > 0
     assert (run / "report/grids/vlcp-prototype-ipc5-seed0.png").is_file()
-    again = snakemake(tmp_path, "-n", "--configfile", DEMO)
+    again = snakemake(demo_run, "-n", "--configfile", DEMO)
     assert "Nothing to be done" in again.stdout + again.stderr
-    snakemake(tmp_path, "--configfile", DEMO, "--report", str(tmp_path / "report.html"))
+    snakemake(demo_run, "--configfile", DEMO, "--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text()
     assert "accuracy.csv" in html and "vlcp-prototype-ipc5-seed0.png" in html

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from vlcp import contract
+from vlcp import contract, provenance
 from vlcp.cli import run
 from vlcp.images import load_rgb
 from vlcp.models import device, dtype_for, load_captioner
@@ -165,6 +165,7 @@ def main(argv=None):
         args.progress,
         args.out,
     )
+    provenance.record(args.out, "caption", vars(args), models=[args.model])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlcp import contract
+from vlcp import contract, provenance
 from vlcp.cli import run
 
 
@@ -97,6 +97,7 @@ def main(argv=None):
     if note:
         print(f"warning: {note}", file=sys.stderr)
     contract.write_clusters(args.out, args.centres, clusters, centres)
+    provenance.record(args.out, "cluster", vars(args))
     sizes = [len(m) for m in clusters["members"]]
     print(f"{len(images)} images, {len(clusters['outliers'])} outliers, cluster sizes {sizes}", file=sys.stderr)
 

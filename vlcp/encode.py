@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from vlcp import contract
+from vlcp import contract, provenance
 from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device, dtype_for, load_vae
@@ -59,6 +59,7 @@ def main(argv=None):
         mirrored = [img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for img in images]
         latents["latents_flipped"] = encode_images(vae, mirrored, args.batch_size, label + " (flipped)")
     contract.write_latents(args.out, latents, [r["image"] for r in records])
+    provenance.record(args.out, "encode", vars(args), models=[args.model])
     print(f"{len(records)} latents of shape {tuple(latents['latents'].shape[1:])} written", file=sys.stderr)
 
 

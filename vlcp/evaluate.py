@@ -21,11 +21,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vlcp import augment, contract
+from vlcp import augment, contract, provenance
 from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device
 from vlcp.networks import build_model
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def image_tensor(paths, size, crop=None):
@@ -53,7 +56,7 @@ def image_folder(folder, classes):
         sub = Path(folder) / cls
         if not sub.is_dir():
             raise contract.ContractError(f"{folder} has no folder for class {cls!r}")
-        files = sorted(p for p in sub.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
         paths += files
         labels += [label] * len(files)
     return paths, labels
@@ -178,6 +181,7 @@ def main(argv=None):
         **{k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in settings.items()},
     }
     contract.write_accuracy(args.out, [row])
+    provenance.record(args.out, "evaluate", vars(args))
     print(f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}", file=sys.stderr)
 
 

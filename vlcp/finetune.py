@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from vlcp import contract
+from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir
 from vlcp.cli import run
 from vlcp.encode import to_tensor
@@ -120,11 +120,11 @@ def tokenize(tokenizer, captions):
     return ids, truncated
 
 
-def load_training_data(captions_paths, latents_paths, root):
+def load_training_data(index_paths, captions_paths, latents_paths, root):
     """Captions of all classes in index order, with the matching latents (or image paths)."""
     captions, latents, flipped, images = [], [], [], []
     for i, cap_path in enumerate(captions_paths):
-        rows = contract.read_captions(cap_path)
+        rows = contract.read_captions(cap_path, [r["image"] for r in contract.read_index(index_paths[i])])
         captions += [r["caption"] for r in rows]
         if latents_paths:
             tensors, order = contract.read_latents(latents_paths[i])
@@ -162,7 +162,7 @@ def train(args):
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
 
-    captions, latents, latents_flipped, image_paths = load_training_data(args.captions, args.latents, args.root)
+    captions, latents, latents_flipped, image_paths = load_training_data(args.index, args.captions, args.latents, args.root)
     input_ids, truncated = tokenize(tokenizer, captions)
     log(f"{len(captions)} captioned images; {truncated} caption(s) longer than {tokenizer.model_max_length} tokens truncated")
     if args.latents and args.random_flip and latents_flipped is None:
@@ -252,6 +252,7 @@ def train(args):
             ema.copy_to(trained.parameters())
         with atomic_dir(args.out) as tmp:
             load_stable_diffusion(args.model, unet=trained).save_pretrained(tmp, safe_serialization=True)
+            provenance.record(tmp, "finetune", {**vars(args), "steps": step}, models=[args.model])
         log(f"fine-tuned pipeline written to {args.out} after {step} steps")
     accelerator.end_training()
 
@@ -259,7 +260,8 @@ def train(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="base Stable Diffusion hub id or folder")
-    parser.add_argument("--captions", nargs="+", required=True, type=Path, help="captions of every class")
+    parser.add_argument("--index", nargs="+", required=True, type=Path, help="train index of every class")
+    parser.add_argument("--captions", nargs="+", required=True, type=Path, help="captions of every class, same order")
     parser.add_argument("--latents", nargs="*", default=[], type=Path, help="stage-4 latents of every class, same order; none means encode images")
     parser.add_argument("--root", type=Path, default=Path("."), help="dataset root (when training from images)")
     parser.add_argument("--out", required=True, type=Path, help="output pipeline folder")

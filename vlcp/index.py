@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vlcp import contract
+from vlcp import contract, provenance
 from vlcp.cli import run
 from vlcp.images import ImageRejected, open_image
 from vlcp.labels import label_text
@@ -140,6 +140,7 @@ def main(argv=None):
     )
     contract.write_rejected(args.rejected, rejected)
     contract.write_index(args.index, records)
+    provenance.record(args.index, "index", vars(args))
     print(f"{args.split}/{args.cls}: {len(records)} images indexed, {len(rejected)} rejected", file=sys.stderr)
 
 

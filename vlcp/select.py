@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vlcp import contract
+from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir
 from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
@@ -92,6 +92,7 @@ def main(argv=None):
     with atomic_dir(args.out) as tmp:
         for k, i in enumerate(chosen):
             resize_center_crop(load_rgb(args.root / images[i]), args.size).save(tmp / f"{k}.png")
+        provenance.record(tmp, "select", {**vars(args), "chosen": [images[i] for i in chosen]})
     print(f"{args.method}: {[images[i] for i in chosen]}", file=sys.stderr)
 
 

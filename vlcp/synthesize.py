@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from vlcp import contract
+from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir
 from vlcp.cli import run
 from vlcp.models import device, dtype_for, load_stable_diffusion
@@ -181,6 +181,7 @@ def main(argv=None):
     with atomic_dir(args.out) as tmp:
         for k in range(len(prototypes)):
             shutil.copyfile(args.work / f"{k}.png", tmp / f"{k}.png")
+        provenance.record(tmp, "synthesize", vars(args), models=[args.model])
     shutil.rmtree(args.work)
     print(f"{len(prototypes)} images written to {args.out} ({len(prototypes) - len(done)} new)", file=sys.stderr)
 

@@ -18,7 +18,7 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
-from vlcp import contract
+from vlcp import contract, provenance
 from vlcp.cli import run
 
 STRATEGIES = ("prototype", "label", "label+keywords")
@@ -119,6 +119,7 @@ def main(argv=None):
     label = records[0]["label"]
     prototypes = class_text_prototypes(inlier_captions, clusters["members"], label, args.beta, args.top_k, args.strategy)
     contract.write_prototypes(args.out, prototypes)
+    provenance.record(args.out, "text_prototype", vars(args))
     fallbacks = sum(p["image"] is None for p in prototypes)
     print(
         f"{len(prototypes)} prompts ({args.strategy}); {len(prototypes[0]['nonrepresentative']) if prototypes else 0} "

@@ -1,0 +1,106 @@
+"""Fault tolerance: SIGKILL the long-running rules part-way through a demo run, rerun, and compare."""
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DEMO_CONFIG, REPO, snakemake
+from test_reruns import result_hashes
+from vlcp.cli import describe
+
+pytestmark = pytest.mark.workflow
+FAULT = Path(__file__).parent / "fault"
+
+
+def run_with_kill(workdir, spec):
+    """Run the demo with VLCP_KILL=spec in every job; return the failed CompletedProcess."""
+    env = {"VLCP_KILL": spec, "PYTHONPATH": os.pathsep.join([str(FAULT), str(REPO)])}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return snakemake(workdir, "--cores", "2", "--keep-going", "--configfile", str(DEMO_CONFIG), check=False)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
+
+
+def test_killed_jobs_resume_and_end_where_an_uninterrupted_run_ends(demo_run, tmp_path):
+    run = tmp_path / "results" / "demo"
+
+    failed = run_with_kill(tmp_path, "vlcp.caption:Progress.append:1")
+    assert failed.returncode != 0
+    assert not list((run / "captions").glob("*.jsonl")), "a killed caption job leaves no declared output"
+    assert list((run / "work" / "captions").glob("*.partial.jsonl")), "finished batches are kept aside"
+
+    failed = run_with_kill(tmp_path, "vlcp.finetune:save_checkpoint:1")
+    assert failed.returncode != 0
+    assert not (run / "finetune" / "shared").exists()
+    assert (run / "work" / "finetune" / "shared" / "checkpoint-10").is_dir()
+    caption_logs = [p.read_text() for p in (run / "logs" / "caption").glob("*.log")]
+    assert len(caption_logs) == 10 and all("resuming: 16 of 40 images already captioned" in log for log in caption_logs)
+
+    failed = run_with_kill(tmp_path, "vlcp.synthesize:resize_for_evaluation:2")
+    assert failed.returncode != 0
+    assert "resuming from checkpoint-10 (step 10 of 20)" in (run / "logs" / "finetune" / "shared.log").read_text()
+    leftovers = list((run / "work" / "synthesize").rglob("*.png"))
+    assert leftovers, "finished images of a killed synthesis are kept aside"
+
+    snakemake(tmp_path, "--cores", "2", "--configfile", str(DEMO_CONFIG))
+    resumed = [p for p in (run / "logs" / "synthesize").rglob("*.log") if "resuming: 1 of 5 images already made" in p.read_text()]
+    assert resumed, "synthesis resumed from the images it had finished"
+    assert result_hashes(run) == result_hashes(demo_run / "results" / "demo")
+
+
+def stage(*args):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "vlcp", *map(str, args)], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 64 KiB tmpfs (needs root and mount), emptied and unmounted afterwards."""
+    target = tmp_path / "mnt"
+    target.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)], capture_output=True).returncode:
+        pytest.skip("SKIPPED LOUDLY: cannot mount a tmpfs here (needs root); the disk-full test did not run")
+    yield target
+    subprocess.run(["umount", str(target)], check=True)
+
+
+def test_a_full_disk_gives_a_clear_error_and_no_output(demo_run, small_mount):
+    (small_mount / "filler").write_bytes(b"\0" * (64 * 1024 - 4096))
+    out = small_mount / "results" / "demo" / "captions.jsonl"
+    result = stage("index", "scan", "--root", demo_run / "resources/demo-digits", "--split", "train", "--class", "three",
+                   "--label-table", "folder", "--extensions", ".png", "--max-image-pixels", 10**6,
+                   "--index", out, "--rejected", small_mount / "rejected.tsv")
+    assert result.returncode == 1
+    assert "error: the disk is full while writing" in result.stderr and "Free space" in result.stderr
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp-")], "no half-written temporary is left"
+
+
+def test_a_results_folder_that_cannot_be_written(demo_run, tmp_path):
+    target = tmp_path / "ro"
+    target.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(target)], capture_output=True).returncode:
+        pytest.skip("SKIPPED LOUDLY: cannot mount a read-only tmpfs here (needs root); the test did not run")
+    try:
+        result = stage("index", "scan", "--root", demo_run / "resources/demo-digits", "--split", "train", "--class", "three",
+                       "--label-table", "folder", "--extensions", ".png", "--max-image-pixels", 10**6,
+                       "--index", target / "results/x.jsonl", "--rejected", target / "results/x.tsv")
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    assert result.returncode == 1
+    assert "error: cannot write" in result.stderr and "results_dir" in result.stderr
+
+
+def test_describe_names_the_file():
+    assert "the disk is full while writing /r/x" in describe(OSError(errno.ENOSPC, "No space left", "/r/x"))
+    assert "cannot write /r/y (Read-only file system)" in describe(OSError(errno.EROFS, "Read-only file system", "/r/y"))

@@ -1,0 +1,194 @@
+"""Incremental reruns, determinism, provenance and bad data arriving mid-way, on finished demo runs.
+
+``folder_run`` is the demo as a user would run their own data: the digits are written
+once by ``python -m vlcp demo_data`` and read as an ImageFolder (dataset.source: folder).
+"""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import DEMO_CONFIG, deep_update, dry_run_jobs, load_yaml, snakemake
+from vlcp import contract
+from vlcp.demo_data import CLASSES
+from vlcp.models import ModelNotFoundError, load_stable_diffusion
+
+pytestmark = pytest.mark.workflow
+N = len(CLASSES)
+
+
+def write_config(path, override):
+    import yaml
+
+    path.write_text(yaml.safe_dump(deep_update(load_yaml(DEMO_CONFIG), override)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("folder-run")
+    demo = load_yaml(DEMO_CONFIG)["demo"]
+    subprocess.run(
+        [sys.executable, "-m", "vlcp", "demo_data", str(workdir / "data"), "--train-per-class", str(demo["train_per_class"]),
+         "--val-per-class", str(demo["val_per_class"]), "--image-size", str(demo["image_size"]), "--seed", str(demo["seed"])],
+        check=True,
+    )
+    config = write_config(
+        workdir / "base.yaml", {"dataset": {"source": "folder", "root": "data", "label_table": "data/labels.tsv"}}
+    )
+    snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    return workdir, config
+
+
+def result_hashes(run):
+    """sha256 of every result file that must be identical across runs (provenance files excepted)."""
+    patterns = ["captions/*.jsonl", "latents/*.safetensors", "clusters/**/*.json", "clusters/**/*.safetensors",
+                "prototypes/**/*.json", "distilled/**/*.png", "finetune/*/unet/*.safetensors"]
+    hashes = {}
+    for pattern in patterns:
+        for path in sorted(run.glob(pattern)):
+            if not path.name.endswith(".provenance.json"):
+                hashes[str(path.relative_to(run))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    frame = contract.read_accuracy(run / "accuracy.csv")
+    hashes["accuracy rows"] = frame.to_csv(index=False)
+    return hashes
+
+
+def test_two_runs_from_scratch_are_byte_identical(demo_run, folder_run):
+    a = result_hashes(demo_run / "results" / "demo")
+    b = result_hashes(folder_run[0] / "results" / "demo")
+    assert len(a) > 100
+    assert a.keys() == b.keys()
+    different = [k for k in a if a[k] != b[k]]
+    assert not different, f"differ between the two runs: {different[:10]}"
+
+
+def test_provenance_beside_every_result(folder_run):
+    run = folder_run[0] / "results" / "demo"
+    caption = json.loads((run / "captions" / "three.jsonl.provenance.json").read_text())
+    assert caption["stage"] == "caption"
+    assert caption["settings"]["prompt"].startswith("Describe the physical appearance")
+    assert caption["packages"]["torch"] and caption["packages"]["transformers"]
+    model = caption["models"][0]
+    assert model["path"].endswith("tiny-llava") and len(model["fingerprint"]) == 64
+    finetune = json.loads((run / "finetune" / "shared" / "provenance.json").read_text())
+    assert finetune["settings"]["seed"] == 0 and finetune["settings"]["steps"] == 20
+    for path in ("clusters/ipc5/seed0/three.json", "prototypes/ipc5/seed0/three.json", "latents/three.safetensors",
+                 "eval/random/ipc5/seed0/convnet6/eval0.csv", "index/train/three.jsonl"):
+        assert (run / f"{path}.provenance.json").is_file(), path
+    synth = json.loads((run / "distilled/vlcp-prototype/ipc5/seed0/three/provenance.json").read_text())
+    assert synth["settings"]["seed"] == 0 and synth["settings"]["strength"] == 0.7
+
+
+def jobs_by_rule(jobs):
+    counts = {}
+    for rule, _ in jobs:
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
+VLCP_DOWNSTREAM = {"evaluate": 2, "grid": 2, "aggregate": 1, "all": 1}  # vlcp-prototype at IPC 1 and 5
+MATRIX = [
+    ("caption.prompt", {"caption": {"prompt": "Describe the {label}."}},
+     {"caption": N, "finetune": 1, "text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
+    ("text_prototype.beta", {"text_prototype": {"beta": 0.5}},
+     {"text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
+    ("text_prototype.top_k", {"text_prototype": {"top_k": 5}},
+     {"text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
+    ("cluster.contamination", {"cluster": {"contamination": 0.2}},
+     {"cluster": 2 * N, "text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
+    ("finetune.learning_rate", {"finetune": {"learning_rate": 2.0e-4}},
+     {"finetune": 1, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
+    ("synthesize.guidance_scale", {"synthesize": {"guidance_scale": 7.5}},
+     {"synthesize": 2 * N, **VLCP_DOWNSTREAM}),
+    ("ipc + [2]", {"ipc": [1, 5, 2]},
+     {"cluster": N, "text_prototype": N, "synthesize": N, "select": N, "evaluate": 2, "grid": 2, "aggregate": 1, "all": 1}),
+    ("seeds + [1]", {"seeds": [0, 1]},
+     {"cluster": 2 * N, "text_prototype": 2 * N, "synthesize": 2 * N, "select": 2 * N, "evaluate": 4, "grid": 4,
+      "aggregate": 1, "all": 1}),
+    ("evaluate.models + resnetap10", {"evaluate": {"models": ["convnet6", "resnetap10"]}},
+     {"evaluate": 4, "aggregate": 1, "all": 1}),
+    ("evaluate.epochs", {"evaluate": {"epochs": [{"max_ipc": 10, "epochs": 120}]}},
+     {"evaluate": 4, "aggregate": 1, "all": 1}),
+    ("finetune.checkpointing_steps (no effect on results)", {"finetune": {"checkpointing_steps": 5}}, {}),
+    ("encode.batch_size (no effect on results)", {"encode": {"batch_size": 7}}, {}),
+]
+
+
+@pytest.mark.parametrize("key,override,expected", MATRIX, ids=[m[0] for m in MATRIX])
+def test_changing_one_key_reruns_exactly_what_depends_on_it(folder_run, tmp_path, key, override, expected):
+    workdir, base = folder_run
+    config = write_config(tmp_path / "changed.yaml", deep_update(load_yaml(base), override))
+    jobs = dry_run_jobs(workdir, "--configfile", str(config))
+    assert jobs_by_rule(jobs) == expected
+    if key == "ipc + [2]":
+        assert all("ipc=2" in w for rule, w in jobs if rule in ("cluster", "text_prototype", "synthesize", "select", "evaluate", "grid"))
+    if key.startswith("evaluate.models"):
+        assert all("model=resnetap10" in w for rule, w in jobs if rule == "evaluate")
+    if key == "caption.prompt":
+        assert all("method=vlcp-prototype" in w for rule, w in jobs if rule in ("evaluate", "grid"))
+
+
+def copy_run(workdir, tmp_path):
+    """A copy of a finished run, with modification times kept so Snakemake sees it as finished."""
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, symlinks=True, copy_function=shutil.copy2)
+    return copy
+
+
+def test_adding_images_to_one_class_reruns_only_that_class(folder_run, tmp_path):
+    workdir, base = folder_run
+    copy = copy_run(workdir, tmp_path)
+    Image.new("L", (32, 32), 128).save(copy / "data" / "train" / "three" / "9999.png")
+    jobs = dry_run_jobs(copy, "--configfile", str(base))
+    assert jobs_by_rule(jobs) == {
+        "index": 1, "index_summary": 1, "caption": 1, "encode": 1, "cluster": 2, "text_prototype": 2, "select": 2,
+        # the fine-tune sees every class, so every class's images are made again with the new model
+        "finetune": 1, "synthesize": 2 * N, "evaluate": 4, "grid": 4, "aggregate": 1, "all": 1,
+    }
+    per_class = [w for rule, w in jobs if rule in ("index", "caption", "encode", "cluster", "text_prototype", "select")]
+    assert all("cls=three" in w for w in per_class), per_class
+
+
+def test_a_class_whose_images_are_all_rejected_stops_with_its_name(folder_run, tmp_path):
+    workdir, base = folder_run
+    copy = copy_run(workdir, tmp_path)
+    before = (copy / "results/demo/captions/seven.jsonl").read_bytes()
+    folder = copy / "data" / "val" / "four"
+    for image in folder.iterdir():
+        image.write_bytes(b"not a png any more")
+    (folder / "new.png").write_bytes(b"")
+    result = snakemake(copy, "--cores", "2", "--configfile", str(base), check=False)
+    assert result.returncode != 0
+    log = (copy / "results/demo/logs/index/val/four.log").read_text()
+    assert "class 'four' has no usable image" in log and "Add images to it" in log
+    assert (copy / "results/demo/captions/seven.jsonl").read_bytes() == before, "computed results are kept"
+
+
+def test_a_caption_file_with_a_line_missing_is_named(folder_run, tmp_path):
+    workdir, base = folder_run
+    copy = copy_run(workdir, tmp_path)
+    captions = copy / "results/demo/captions/five.jsonl"
+    lines = captions.read_text().splitlines(keepends=True)
+    captions.write_text("".join(lines[:3] + lines[4:]))
+    latents = (copy / "results/demo/latents/five.safetensors").read_bytes()
+    result = snakemake(copy, "--cores", "2", "--configfile", str(base), check=False)
+    assert result.returncode != 0
+    logs = "".join(p.read_text() for p in (copy / "results/demo/logs").rglob("*.log") if "five" in str(p) or "finetune" in str(p))
+    assert f"{Path('results/demo/captions/five.jsonl')} does not match the image index: 1 image(s) without a caption" in logs
+    assert "Delete the file and rerun" in logs
+    assert (copy / "results/demo/latents/five.safetensors").read_bytes() == latents
+
+
+def test_a_model_folder_with_a_missing_file_is_named(folder_run, tmp_path):
+    model = tmp_path / "sd"
+    shutil.copytree(folder_run[0] / "results/demo/models/tiny-stable-diffusion", model)
+    (model / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(ModelNotFoundError, match=r"the folder .*sd, which does not hold a loadable checkpoint.*Set models.diffusion"):
+        load_stable_diffusion(str(model))

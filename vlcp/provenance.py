@@ -1,0 +1,77 @@
+"""What produced a result: a small JSON file beside every output of a stage.
+
+It records the stage, its settings (the config slice it ran with, seeds
+included), the versions of the packages that shape the numbers, and the models
+it loaded: a hub id as given, or a local folder with a fingerprint of its files.
+"""
+
+import datetime
+import hashlib
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from vlcp.atomic import atomic_write
+
+PACKAGES = (
+    "vlcp", "torch", "torchvision", "diffusers", "transformers", "accelerate", "safetensors", "scikit-learn",
+    "numpy", "pillow", "nltk", "pandas", "snakemake",
+)
+EDGE = 1 << 20  # bytes read from each end of a large file
+
+
+def package_versions():
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def folder_fingerprint(folder):
+    """sha256 over every file's relative path and size, and its bytes (first and last MiB of large files)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{size}\0".encode())
+        with path.open("rb") as handle:
+            if size <= 8 * EDGE:
+                digest.update(handle.read())
+            else:
+                digest.update(handle.read(EDGE))
+                handle.seek(-EDGE, 2)
+                digest.update(handle.read(EDGE))
+    return digest.hexdigest()
+
+
+def model_identity(name):
+    """A hub id as given, or a local folder's absolute path and fingerprint."""
+    path = Path(name)
+    if path.is_dir():
+        return {"path": str(path.resolve()), "fingerprint": folder_fingerprint(path)}
+    return {"hub_id": name}
+
+
+def provenance_path(output):
+    """``<folder>/provenance.json`` for a folder output, ``<file>.provenance.json`` beside a file output."""
+    output = Path(output)
+    return output / "provenance.json" if output.is_dir() else output.with_name(output.name + ".provenance.json")
+
+
+def record(output, stage, settings, models=()):
+    """Write the provenance file of ``output`` (call after the output exists, or inside its temporary folder)."""
+    plain = {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v) for k, v in settings.items()}
+    content = {
+        "stage": stage,
+        "output": str(output),
+        "settings": plain,
+        "models": [model_identity(m) for m in models],
+        "packages": package_versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    with atomic_write(provenance_path(output), overwrite=True) as handle:
+        json.dump(content, handle, indent=1)
+        handle.write("\n")
