@@ -12,6 +12,8 @@ rule aggregate:
         plot=report(f"{RESULTS}/accuracy.png", caption="../report/plot.rst", category="Accuracy"),
     log:
         f"{LOGS}/aggregate.log",
+    resources:
+        **rule_resources("default"),
     conda:
         "../envs/cpu.yaml"
     shell:
@@ -35,6 +37,8 @@ rule grid:
     params:
         folder=lambda wildcards: distilled_set(wildcards.method, wildcards.ipc, wildcards.seed),
         classes=CLASSES,
+    resources:
+        **rule_resources("default"),
     conda:
         "../envs/cpu.yaml"
     shell:

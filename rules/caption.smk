@@ -16,7 +16,7 @@ rule caption:
         sample=lambda wildcards: "--do-sample" if CAPTION["do_sample"] else "",
         progress=f"{RESULTS}/work/captions/{{cls}}.partial.jsonl",
     resources:
-        gpu=1,
+        **rule_resources("caption"),
     conda:
         "../envs/gpu.yaml"
     shell:

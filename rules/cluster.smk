@@ -13,6 +13,8 @@ rule cluster:
         contamination=CLUSTER["contamination"],
         n_neighbors=CLUSTER["lof_n_neighbors"],
         n_init=CLUSTER["n_init"],
+    resources:
+        **rule_resources("cluster"),
     conda:
         "../envs/cpu.yaml"
     shell:

@@ -259,3 +259,17 @@ def report_grids():
         for i in config["ipc"]
         for s in config["seeds"]
     ]
+
+
+# --- cluster resources ------------------------------------------------------
+
+
+def rule_resources(name):
+    """Resources of a rule from config `resources`; memory and run time grow with each retry."""
+    spec = config["resources"][name]
+    return {
+        "gpu": spec["gpu"],
+        "cpus_per_task": spec["cpus_per_task"],
+        "mem_mb": lambda wildcards, attempt: spec["mem_mb"] * attempt,
+        "runtime": lambda wildcards, attempt: spec["runtime"] * attempt,
+    }

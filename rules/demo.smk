@@ -9,6 +9,8 @@ if DEMO:
             f"{LOGS}/demo_data.log",
         params:
             demo=config["demo"],
+        resources:
+            **rule_resources("default"),
         conda:
             "../envs/cpu.yaml"
         shell:

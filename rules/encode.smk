@@ -17,7 +17,7 @@ rule encode:
         dtype=ENCODE["dtype"],
         flip="--flip" if encode_flips() else "",
     resources:
-        gpu=1,
+        **rule_resources("encode"),
     conda:
         "../envs/gpu.yaml"
     shell:

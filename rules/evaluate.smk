@@ -19,7 +19,7 @@ rule evaluate:
         epochs=evaluate_epochs,
         settings=evaluate_params(),
     resources:
-        gpu=1,
+        **rule_resources("evaluate"),
     conda:
         "../envs/gpu.yaml"
     shell:

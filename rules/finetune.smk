@@ -22,7 +22,7 @@ rule finetune:
         max_steps=f"--max-train-steps {FINETUNE['max_train_steps']}" if FINETUNE["max_train_steps"] else "",
         work=lambda wildcards: f"{RESULTS}/work/finetune/{wildcards.ft}",
     resources:
-        gpu=1,
+        **rule_resources("finetune"),
     conda:
         "../envs/gpu.yaml"
     shell:

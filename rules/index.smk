@@ -16,6 +16,8 @@ rule index:
         label=label_override,
         extensions=DATASET["image_extensions"],
         max_image_pixels=DATASET["max_image_pixels"],
+    resources:
+        **rule_resources("default"),
     conda:
         "../envs/cpu.yaml"
     shell:
@@ -34,6 +36,8 @@ rule index_summary:
         rejected=f"{RESULTS}/index/rejected.tsv",
     log:
         f"{LOGS}/index/summary.log",
+    resources:
+        **rule_resources("default"),
     conda:
         "../envs/cpu.yaml"
     shell:

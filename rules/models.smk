@@ -12,6 +12,8 @@ rule tiny_model:
     params:
         seed=config["models"]["tiny_seed"],
         resolution=config["models"]["tiny_resolution"],
+    resources:
+        **rule_resources("default"),
     conda:
         "../envs/gpu.yaml"
     shell:

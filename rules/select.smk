@@ -14,6 +14,8 @@ rule select:
         root=DATA_ROOT,
         size=DATASET["eval_size"],
         latents=lambda wildcards, input: f"--latents {shlex.quote(input.latents)}" if input.latents else "",
+    resources:
+        **rule_resources("default"),
     conda:
         "../envs/cpu.yaml"
     shell:

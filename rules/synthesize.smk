@@ -17,7 +17,7 @@ rule synthesize:
         size=DATASET["eval_size"],
         work=lambda wildcards: f"{RESULTS}/work/synthesize/vlcp-{wildcards.strategy}/ipc{wildcards.ipc}/seed{wildcards.seed}/{wildcards.cls}",
     resources:
-        gpu=1,
+        **rule_resources("synthesize"),
     conda:
         "../envs/gpu.yaml"
     shell:

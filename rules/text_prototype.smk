@@ -16,6 +16,8 @@ rule text_prototype:
         strategy=lambda wildcards: wildcards.prototypes.removeprefix("prototypes-").replace("prototypes", "prototype"),
         beta=TEXT_PROTOTYPE["beta"],
         top_k=TEXT_PROTOTYPE["top_k"],
+    resources:
+        **rule_resources("default"),
     conda:
         "../envs/cpu.yaml"
     shell:

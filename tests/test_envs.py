@@ -5,7 +5,7 @@ import tomllib
 
 from conftest import REPO, load_yaml
 
-DRIVER_ONLY = {"snakemake", "pygments"}  # run where snakemake runs, not inside jobs
+DRIVER_ONLY = {"snakemake", "pygments", "snakemake-executor-plugin-slurm"}  # run where snakemake runs, not inside jobs
 
 
 def requirement(spec):

@@ -1,4 +1,8 @@
-"""Fault injection for the tests: with VLCP_KILL='module:function:N' set, SIGKILL the process after the N-th call.
+"""Fault injection for the tests, set through the environment of a real run.
+
+VLCP_KILL='module:function:N': SIGKILL the process after the N-th call of the function.
+VLCP_FAIL_ONCE='module:function:MARKER': the first call (while MARKER does not exist) creates
+MARKER and exits with status 1, so the job fails once and succeeds when retried.
 
 Python imports ``sitecustomize`` at start-up from any folder on PYTHONPATH; the fault tests put
 this folder there, so every job of a real Snakemake run gets the wrapped function.
@@ -8,14 +12,37 @@ import functools
 import importlib
 import os
 import signal
+import sys
+from pathlib import Path
 
-spec = os.environ.get("VLCP_KILL")
-if spec:
-    module_name, function, after = spec.split(":")
+
+def target(module_name, function):
     owner = importlib.import_module(module_name)
     *path, name = function.split(".")
     for part in path:
         owner = getattr(owner, part)
+    return owner, name
+
+
+fail_once = os.environ.get("VLCP_FAIL_ONCE")
+if fail_once:
+    module_name, function, marker = fail_once.split(":")
+    owner, name = target(module_name, function)
+    first = getattr(owner, name)
+
+    @functools.wraps(first)
+    def fails_once(*args, **kwargs):
+        if not Path(marker).exists():
+            Path(marker).write_text("failed once\n")
+            sys.exit("injected failure (VLCP_FAIL_ONCE)")
+        return first(*args, **kwargs)
+
+    setattr(owner, name, fails_once)
+
+spec = os.environ.get("VLCP_KILL")
+if spec:
+    module_name, function, after = spec.split(":")
+    owner, name = target(module_name, function)
     original = getattr(owner, name)
     calls = []
 
