@@ -29,10 +29,18 @@ def load_yaml(path):
         return yaml.safe_load(handle)
 
 
+def cluster_prefix():
+    """Run inside the test cluster's namespace when it is up: the SLURM plugin asks the controller
+    for its configuration at every start, and waits 10 s when slurm-client is installed but no
+    controller answers."""
+    base = os.environ.get("VLCP_SLURM_BASE")
+    return [f"{base}/in-cluster.sh"] if base and os.path.exists(f"{base}/in-cluster.sh") else []
+
+
 def snakemake(workdir, *args, check=True):
     """Run this repository's workflow with ``workdir`` as working directory; return the CompletedProcess."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    cmd = [*cluster_prefix(), sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")

@@ -75,3 +75,17 @@ def test_prototypes_round_trip(tmp_path):
     (tmp_path / "bad.json").write_text('[{"prompt": "x"}]')
     with pytest.raises(contract.ContractError, match="bad.json: expected a list of objects"):
         contract.read_prototypes(tmp_path / "bad.json")
+
+
+def test_distance_preserving_coordinates_give_the_same_clusters_as_raw_features():
+    from vlcp.cluster import inlier_mask, isometric_features, kmeans
+
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(120, 2000)) + 3 * rng.normal(size=(4, 2000))[rng.integers(0, 4, 120)]
+    coordinates, to_original = isometric_features(raw)
+    assert coordinates.shape[1] < raw.shape[1]
+    raw_labels, raw_centres = kmeans(raw, 4, seed=0, n_init=3)
+    labels, centres = kmeans(coordinates, 4, seed=0, n_init=3)
+    assert np.array_equal(raw_labels, labels)
+    assert np.allclose(to_original(centres), raw_centres, atol=1e-9)
+    assert np.array_equal(inlier_mask(raw, 0.1, 10), inlier_mask(coordinates, 0.1, 10))

@@ -37,6 +37,28 @@ def kmeans(features, k, seed, n_init):
     return model.labels_, model.cluster_centers_
 
 
+def isometric_features(features):
+    """Coordinates of the rows in the span of the centred data: every pairwise distance is kept.
+
+    N points of dimension D (1300 x 16384 for an ImageNet class) span at most N - 1 dimensions,
+    so LOF and k-means, which see only distances, give the same answer on N-dimensional
+    coordinates at a fraction of the cost. Returns (coordinates, to_original) where
+    ``to_original(c)`` maps points given in coordinates back to the original space.
+    """
+    mean = features.mean(0)
+    centred = features - mean
+    if features.shape[1] <= features.shape[0]:
+        return centred, lambda c: c + mean
+    centred_t = torch.from_numpy(centred)
+    gram = (centred_t @ centred_t.T).numpy()
+    values, vectors = np.linalg.eigh(gram)
+    keep = values > values.max() * 1e-10
+    values, vectors = values[keep], vectors[:, keep]
+    coordinates = vectors * np.sqrt(values)
+    weights = vectors / np.sqrt(values)  # N x r: original = (c @ weights.T) @ centred + mean
+    return coordinates, lambda c: (c @ weights.T) @ centred + mean
+
+
 def image_prototypes(latents, ipc, seed, contamination=0.1, n_neighbors=10, n_init=10):
     """Cluster one class's latents (N, C, H, W) into ``ipc`` prototypes.
 
@@ -46,20 +68,21 @@ def image_prototypes(latents, ipc, seed, contamination=0.1, n_neighbors=10, n_in
     """
     n = len(latents)
     features = latents.reshape(n, -1).double().numpy()
-    inliers = inlier_mask(features, contamination, n_neighbors)
     note = None
-    if inliers.sum() < ipc <= n:
-        note = f"{int(inliers.sum())} inliers for IPC {ipc}: outlier removal skipped, all {n} images clustered"
-        inliers = np.ones(n, dtype=bool)
-    labels = np.full(n, -1)
     if n < ipc:
         # Too few images for distinct clusters: each image is its own prototype, reused in turn.
         note = f"only {n} images for IPC {ipc}: each image is a prototype, used {-(-ipc // n)} time(s) at most"
-        labels[:] = np.arange(n)
         centres = np.stack([features[i % n] for i in range(ipc)])
-        return inliers, labels, torch.from_numpy(centres).float().reshape(ipc, *latents.shape[1:]), note
-    cluster_labels, centres = kmeans(features[inliers], ipc, seed, n_init)
+        return np.ones(n, dtype=bool), np.arange(n), torch.from_numpy(centres).float().reshape(ipc, *latents.shape[1:]), note
+    coordinates, to_original = isometric_features(features)
+    inliers = inlier_mask(coordinates, contamination, n_neighbors)
+    if inliers.sum() < ipc:
+        note = f"{int(inliers.sum())} inliers for IPC {ipc}: outlier removal skipped, all {n} images clustered"
+        inliers = np.ones(n, dtype=bool)
+    labels = np.full(n, -1)
+    cluster_labels, centres = kmeans(coordinates[inliers], ipc, seed, n_init)
     labels[inliers] = cluster_labels
+    centres = to_original(centres)
     return inliers, labels, torch.from_numpy(centres).float().reshape(ipc, *latents.shape[1:]), note
 
 

@@ -1,0 +1,72 @@
+"""Dry-run cost of the DAG: `snakemake -n` wall time for the ImageNet-1K preset and how it grows with classes.
+
+Builds empty ImageFolders of 10, 100 and 1000 ImageNet classes (a dry run only lists folders),
+then times `snakemake -n --configfile config/presets/imagenet1k.yaml` on each. Target: at most
+10 s for 1000 classes on a 2-core machine. Where slurm-client is installed but no controller
+answers, the SLURM plugin adds a 10 s wait to every start: set VLCP_SLURM_BASE to a running
+test cluster (slurm/local-cluster/start.sh) to measure inside its namespace.
+
+    python bench/dag.py [--classes 10 100 1000] [--repeats 1]
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_S = 10.0
+
+
+def fake_imagefolder(root, wnids):
+    for split in ("train", "val"):
+        for wnid in wnids:
+            (root / split / wnid).mkdir(parents=True, exist_ok=True)
+
+
+def dry_run(workdir, config):
+    base = os.environ.get("VLCP_SLURM_BASE")  # inside a cluster's namespace the SLURM plugin starts fast
+    prefix = [f"{base}/in-cluster.sh"] if base else []
+    cmd = [*prefix, sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-n",
+           "--quiet", "rules", "--configfile", str(REPO / "config/presets/imagenet1k.yaml"), str(config)]
+    start = time.perf_counter()
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode:
+        raise SystemExit(result.stderr[-2000:])
+    jobs = sum(int(m.group(1)) for m in re.finditer(r"^\w+\s+(\d+)$", result.stdout, re.M) if not m.group(0).startswith("total"))
+    return elapsed, jobs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", nargs="+", type=int, default=[10, 100, 1000])
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    from vlcp.labels import imagenet_labels
+
+    wnids = sorted(imagenet_labels())
+    print(f"{'classes':>8} {'jobs':>8} {'dry-run s':>10} {'vs 10 s target':>15}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.classes:
+            work = Path(tmp) / f"n{n}"
+            fake_imagefolder(work / "data", wnids[:n])
+            config = work / "override.yaml"
+            config.write_text(yaml.safe_dump({"dataset": {"root": str(work / "data"), "classes": wnids[:n]}}))
+            times = []
+            for _ in range(args.repeats):
+                elapsed, jobs = dry_run(work, config)
+                times.append(elapsed)
+            best = min(times)
+            print(f"{n:>8} {jobs:>8} {best:>10.2f} {best / TARGET_S:>14.2f}x")
+
+
+if __name__ == "__main__":
+    main()
