@@ -11,9 +11,9 @@ import argparse
 
 import numpy as np
 import torch
+from common import device, llava, report, timed
 from PIL import Image
 
-from common import device, llava, report, timed
 from vlcp.caption import build_prompt, caption_batch
 
 

@@ -46,7 +46,11 @@ def report(rows, header):
 
 def stable_diffusion(full, on, dtype):
     """An img2img pipeline: the tiny one, or SD v1.5's architecture with random weights (``full``)."""
-    from diffusers import AutoencoderKL, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        StableDiffusionImg2ImgPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from vlcp import tiny_models
@@ -66,7 +70,12 @@ def stable_diffusion(full, on, dtype):
 
 def llava(full, on, dtype):
     """(model, processor): the tiny LLaVA, or LLaVA-1.5-7B's architecture with random weights (``full``)."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
 
     from vlcp import tiny_models
 

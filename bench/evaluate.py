@@ -14,11 +14,11 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from common import device, report, timed
 from PIL import Image
 
-from common import device, report, timed
 from vlcp import augment
+from vlcp.evaluate import sgd_step
 from vlcp.networks import build_model
 
 
@@ -44,16 +44,6 @@ class PilSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self.transform(self.images[i]), self.labels[i]
-
-
-def step(model, optimizer, x, y, on):
-    x, y_a, y_b, lam = augment.cutmix(x, y, 1.0)
-    with torch.autocast(on.type, dtype=torch.bfloat16, enabled=on.type == "cuda"):
-        logits = model(x)
-    loss = lam * F.cross_entropy(logits.float(), y_a) + (1 - lam) * F.cross_entropy(logits.float(), y_b)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
 
 
 def main():
@@ -83,7 +73,7 @@ def main():
             order = torch.randperm(n, device=on)
             for s in range(math.ceil(n / 64)):
                 idx = order[s * 64 : (s + 1) * 64]
-                step(model, optimizer, augment.train_batch(resident[idx], 224, 0.5, 0.4, 0.1), device_labels[idx], on)
+                sgd_step(model, optimizer, augment.train_batch(resident[idx], 224, 0.5, 0.4, 0.1), device_labels[idx], 1.0)
 
         pil = [Image.fromarray(a) for a in arrays]
         transform = transforms.Compose([
@@ -96,7 +86,7 @@ def main():
 
         def pil_epoch():
             for x, y in loader:
-                step(model, optimizer, x.to(on, non_blocking=True), y.to(on), on)
+                sgd_step(model, optimizer, x.to(on, non_blocking=True), y.to(on), 1.0)
 
         base = timed(lambda: [pil_epoch() for _ in range(args.epochs)], on) / args.epochs
         ours = timed(lambda: [device_epoch() for _ in range(args.epochs)], on) / args.epochs

@@ -10,8 +10,8 @@ Target: at least 5x on a GPU.
 import argparse
 
 import torch
-
 from common import device, report, stable_diffusion, timed
+
 from vlcp.synthesize import image_seed, synthesize
 
 

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import DEMO_CONFIG, REPO, snakemake
 from test_reruns import result_hashes
+
 from vlcp.cli import describe
+from vlcp.demo_data import write_demo
 
 pytestmark = pytest.mark.workflow
 FAULT = Path(__file__).parent / "fault"
@@ -74,10 +75,17 @@ def small_mount(tmp_path):
     subprocess.run(["umount", str(target)], check=True)
 
 
-def test_a_full_disk_gives_a_clear_error_and_no_output(demo_run, small_mount):
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digits") / "data"
+    write_demo(root, train_per_class=5, val_per_class=1, image_size=16, seed=0)
+    return root
+
+
+def test_a_full_disk_gives_a_clear_error_and_no_output(digits, small_mount):
     (small_mount / "filler").write_bytes(b"\0" * (64 * 1024 - 4096))
     out = small_mount / "results" / "demo" / "captions.jsonl"
-    result = stage("index", "scan", "--root", demo_run / "resources/demo-digits", "--split", "train", "--class", "three",
+    result = stage("index", "scan", "--root", digits, "--split", "train", "--class", "three",
                    "--label-table", "folder", "--extensions", ".png", "--max-image-pixels", 10**6,
                    "--index", out, "--rejected", small_mount / "rejected.tsv")
     assert result.returncode == 1
@@ -86,13 +94,13 @@ def test_a_full_disk_gives_a_clear_error_and_no_output(demo_run, small_mount):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp-")], "no half-written temporary is left"
 
 
-def test_a_results_folder_that_cannot_be_written(demo_run, tmp_path):
+def test_a_results_folder_that_cannot_be_written(digits, tmp_path):
     target = tmp_path / "ro"
     target.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(target)], capture_output=True).returncode:
         pytest.skip("SKIPPED LOUDLY: cannot mount a read-only tmpfs here (needs root); the test did not run")
     try:
-        result = stage("index", "scan", "--root", demo_run / "resources/demo-digits", "--split", "train", "--class", "three",
+        result = stage("index", "scan", "--root", digits, "--split", "train", "--class", "three",
                        "--label-table", "folder", "--extensions", ".png", "--max-image-pixels", 10**6,
                        "--index", target / "results/x.jsonl", "--rejected", target / "results/x.tsv")
     finally:

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_CONFIG, deep_update, dry_run_jobs, load_yaml, snakemake
 from PIL import Image
 
-from conftest import DEMO_CONFIG, deep_update, dry_run_jobs, load_yaml, snakemake
 from vlcp import contract
 from vlcp.demo_data import CLASSES
 from vlcp.models import ModelNotFoundError, load_stable_diffusion

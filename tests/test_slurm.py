@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import DEMO_CONFIG, REPO
 
 pytestmark = pytest.mark.workflow

@@ -51,6 +51,11 @@ def test_batch_and_single_regeneration_give_the_same_pixels(pipe):
     long_alone = synthesize(pipe, centres[1:2], prompts[1:2], seeds[1:2], batch_size=1, **kwargs)
     assert np.array_equal(np.asarray(long_alone[0]), np.asarray(batch[1]))
     assert not np.array_equal(np.asarray(batch[0]), np.asarray(batch[2]))
+    made = []
+    resumed = synthesize(pipe, centres, prompts, seeds, batch_size=4, done={0: batch[0]},
+                         on_image=lambda k, img: made.append(k), **kwargs)
+    assert sorted(made) == [1, 2, 3], "a resumed batch keeps the finished image and makes the rest"
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(resumed, batch))
 
 
 def test_image_seed_depends_on_class_cluster_and_seed():
@@ -71,7 +76,7 @@ def test_cli_writes_ipc_images_of_the_evaluation_size(pipeline_dir, tmp_path):
            "--batch-size", "2", "--size", "20", "--work", str(tmp_path / "work"), "--out", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert result.returncode == 0, result.stderr
-    files = sorted(p.name for p in out.iterdir())
+    files = sorted(p.name for p in out.glob("*.png"))
     assert files == ["0.png", "1.png", "2.png"]
     assert all(Image.open(out / f).size == (20, 20) for f in files)
     assert not (tmp_path / "work").exists()

@@ -27,7 +27,6 @@ from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device
 from vlcp.networks import build_model
 
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -75,6 +74,18 @@ def accuracy(model, images, labels, batch_size):
     return 100.0 * correct / len(images)
 
 
+def sgd_step(model, optimizer, images, labels, cutmix_beta):
+    """One CutMix training step on an augmented batch (bfloat16 autocast on a GPU); returns the loss."""
+    images, labels_a, labels_b, lam = augment.cutmix(images, labels, cutmix_beta)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.device.type == "cuda"):
+        logits = model(images).float()
+    loss = lam * F.cross_entropy(logits, labels_a) + (1 - lam) * F.cross_entropy(logits, labels_b)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def train_and_test(train_images, train_labels, test_images, test_labels, model_name, num_classes, settings, seed,
                    progress=True):
     """Train ``model_name`` from ``seed`` on the device-resident uint8 train set; return the accuracy record.
@@ -100,13 +111,7 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
         for step in range(steps):
             idx = order[step * s["batch_size"] : (step + 1) * s["batch_size"]]
             x = augment.train_batch(train_images[idx], s["input_size"], s["rrc_scale_min"], s["color_jitter"], s["lighting"])
-            x, y_a, y_b, lam = augment.cutmix(x, train_labels[idx], s["cutmix_beta"])
-            with torch.autocast(on.type, dtype=torch.bfloat16, enabled=on.type == "cuda"):
-                logits = model(x)
-            loss = lam * F.cross_entropy(logits.float(), y_a) + (1 - lam) * F.cross_entropy(logits.float(), y_b)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = sgd_step(model, optimizer, x, train_labels[idx], s["cutmix_beta"])
         scheduler.step()
         if (epoch + 1) % s["test_every"] == 0 or epoch + 1 == s["epochs"]:
             last = accuracy(model, test_images, test_labels, s["test_batch_size"])

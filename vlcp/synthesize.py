@@ -82,10 +82,11 @@ def set_scheduler(pipe, name):
 
 def synthesize(pipe, centres, prompts, seeds, negative_prompt, strength, guidance_scale, steps, batch_size,
                truncate=False, done=None, on_image=None):
-    """Generate one PIL image per centre; ``done`` maps already finished cluster -> image (skipped).
+    """Generate one PIL image per centre; ``done`` maps already finished cluster -> image.
 
     Prompts are grouped by their number of 77-token chunks so that a batch never pads a prompt
-    beyond its own length; ``on_image(cluster, image)`` is called as each image finishes.
+    beyond its own length; batches whose images are all in ``done`` are skipped, and
+    ``on_image(cluster, image)`` is called as each new image finishes.
     """
     done = dict(done or {})
     on = pipe.unet.device
@@ -94,9 +95,11 @@ def synthesize(pipe, centres, prompts, seeds, negative_prompt, strength, guidanc
     negatives = {}
     groups = {}
     for k in range(len(prompts)):
-        if k not in done:
-            groups.setdefault(embeds[k].shape[1], []).append(k)
+        groups.setdefault(embeds[k].shape[1], []).append(k)
     batches = [ks[i : i + batch_size] for _, ks in sorted(groups.items()) for i in range(0, len(ks), batch_size)]
+    # A resumed job redoes a partly finished batch whole: float kernels may round differently at
+    # another batch size, and the images must equal those of an uninterrupted run.
+    batches = [b for b in batches if not all(k in done for k in b)]
     for batch in tqdm(batches, desc="synthesize", unit="batch", file=sys.stderr):
         length = embeds[batch[0]].shape[1]
         if length not in negatives:
@@ -113,6 +116,8 @@ def synthesize(pipe, centres, prompts, seeds, negative_prompt, strength, guidanc
             output_type="pil",
         ).images
         for k, img in zip(batch, images):
+            if k in done:
+                continue
             done[k] = img
             if on_image is not None:
                 on_image(k, img)
