@@ -134,6 +134,12 @@ def test_finetune_kill_resume_continues_the_step_counter(world, training_inputs,
     assert calls(tmp_path / "c2") == 2, "a resumed run saves only the checkpoints after step 2 (4 and 6)"
     assert sorted(p.name for p in work.iterdir()) == ["checkpoint-4", "checkpoint-6"], "keeps the newest 2"
 
+    straight = wrapped("vlcp.finetune", "save_checkpoint",
+                       finetune_args(world, captions, latents, tmp_path / "straight", tmp_path / "straight-work"), tmp_path / "c3")
+    assert straight.returncode == 0, straight.stderr
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    assert (out / weights).read_bytes() == (tmp_path / "straight" / weights).read_bytes(), "resumed equals uninterrupted"
+
     pipe = load_stable_diffusion(str(out))
     base = load_stable_diffusion(str(world / "sd"))
     trained_weight, base_weight = (next(p.unet.parameters()) for p in (pipe, base))

@@ -206,8 +206,12 @@ def train(args):
     bar = tqdm(total=max_steps, initial=step, desc="fine-tune", unit="step", disable=not accelerator.is_main_process, file=sys.stderr)
     for epoch in range(first_epoch, epochs):
         batches = epoch_batches(len(dataset), args.train_batch_size, args.seed, epoch, args.random_flip, rank, world, args.gradient_accumulation_steps)
+        # The loader's own generator: creating an iterator must not draw from the global RNG,
+        # or a resumed run's noise would drift from an uninterrupted run's.
         loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=batches[skip if epoch == first_epoch else 0 :], num_workers=0 if args.latents else args.num_workers
+            dataset, batch_sampler=batches[skip if epoch == first_epoch else 0 :],
+            num_workers=0 if args.latents else args.num_workers,
+            generator=torch.Generator().manual_seed(args.seed * 1_000_003 + epoch),
         )
         for model_input, ids in loader:
             with accelerator.accumulate(unet):
