@@ -40,7 +40,8 @@ def dry_run(workdir, config):
     elapsed = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(result.stderr[-2000:])
-    jobs = sum(int(m.group(1)) for m in re.finditer(r"^\w+\s+(\d+)$", result.stdout, re.M) if not m.group(0).startswith("total"))
+    total = re.search(r"^total\s+(\d+)$", result.stdout, re.M)  # the first of the two job tables
+    jobs = int(total.group(1)) if total else 0
     return elapsed, jobs
 
 
