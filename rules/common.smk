@@ -146,10 +146,6 @@ def finetune_params():
     return {k: v for k, v in FINETUNE.items() if k not in skip}
 
 
-def finetune_dirs():
-    return sorted({f"{RESULTS}/finetune/{finetune_name(s)}" for s in config["seeds"]})
-
-
 def finetune_inputs(wildcards):
     return {
         "index": index_files("train"),
@@ -177,23 +173,17 @@ def prototype_dir(strategy):
     return "prototypes" if strategy == "prototype" else f"prototypes-{strategy}"
 
 
+def prototype_strategy(wildcards):
+    """The prompt strategy of a text-prototype folder name (the inverse of prototype_dir)."""
+    return "prototype" if wildcards.prototypes == "prototypes" else wildcards.prototypes.removeprefix("prototypes-")
+
+
 def prototype_file(wildcards):
     return f"{RESULTS}/{prototype_dir(wildcards.strategy)}/ipc{wildcards.ipc}/seed{wildcards.seed}/{wildcards.cls}.json"
 
 
 def finetune_for_seed(wildcards):
     return f"{RESULTS}/finetune/{finetune_name(int(wildcards.seed))}"
-
-
-def distilled_dirs():
-    """Every synthesized class folder of the run."""
-    return expand(
-        f"{RESULTS}/distilled/vlcp-{{strategy}}/ipc{{ipc}}/seed{{seed}}/{{cls}}",
-        strategy=TEXT_PROTOTYPE["strategies"],
-        ipc=config["ipc"],
-        seed=config["seeds"],
-        cls=CLASSES,
-    )
 
 
 # --- stages 8-9: evaluation, baselines, aggregation --------------------------

@@ -13,7 +13,7 @@ rule text_prototype:
     wildcard_constraints:
         prototypes="prototypes|prototypes-label|prototypes-label\\+keywords",
     params:
-        strategy=lambda wildcards: wildcards.prototypes.removeprefix("prototypes-").replace("prototypes", "prototype"),
+        strategy=prototype_strategy,
         beta=TEXT_PROTOTYPE["beta"],
         top_k=TEXT_PROTOTYPE["top_k"],
     resources:

@@ -98,7 +98,7 @@ def check_config(config):
     for ipc in config["ipc"]:
         epochs_for_ipc(config["evaluate"]["epochs"], ipc)
     dataset = config["dataset"]
-    if dataset["source"] == "demo" and dataset["label_table"] in ("imagenet",):
+    if dataset["source"] == "demo" and dataset["label_table"] == "imagenet":
         raise ConfigError(
             "Invalid config: dataset.label_table = 'imagenet' cannot label the demo digits; "
             "use the demo's labels.tsv under dataset.root, or 'folder'."

@@ -26,7 +26,7 @@ from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir
 from vlcp.cli import run
 from vlcp.encode import to_tensor
-from vlcp.images import load_rgb, resize_center_crop
+from vlcp.images import load_rgb, resize_center_crop, resize_shorter_side
 from vlcp.models import load_stable_diffusion
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -62,8 +62,7 @@ class TrainingSet(torch.utils.data.Dataset):
 
 def random_crop(img, resolution, generator):
     """Resize the shorter side to ``resolution``, then crop a square at a random offset."""
-    scale = resolution / min(img.size)
-    img = img.resize((max(resolution, round(img.width * scale)), max(resolution, round(img.height * scale))))
+    img = resize_shorter_side(img, resolution)
     left = int(torch.randint(0, img.width - resolution + 1, (1,), generator=generator))
     top = int(torch.randint(0, img.height - resolution + 1, (1,), generator=generator))
     return img.crop((left, top, left + resolution, top + resolution))

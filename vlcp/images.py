@@ -65,10 +65,15 @@ def load_rgb(path, max_pixels=Image.MAX_IMAGE_PIXELS):
     return to_rgb(open_image(path, max_pixels))
 
 
-def resize_center_crop(img, resolution):
-    """Resize the shorter side to ``resolution`` (bicubic), then crop the centre square."""
+def resize_shorter_side(img, resolution):
+    """Resize (bicubic) so the shorter side is ``resolution``, keeping the aspect ratio."""
     scale = resolution / min(img.size)
     size = (max(resolution, round(img.width * scale)), max(resolution, round(img.height * scale)))
-    img = img.resize(size, Image.Resampling.BICUBIC)
+    return img.resize(size, Image.Resampling.BICUBIC)
+
+
+def resize_center_crop(img, resolution):
+    """Resize the shorter side to ``resolution`` (bicubic), then crop the centre square."""
+    img = resize_shorter_side(img, resolution)
     left, top = (img.width - resolution) // 2, (img.height - resolution) // 2
     return img.crop((left, top, left + resolution, top + resolution))
