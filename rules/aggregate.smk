@@ -21,9 +21,28 @@ rule aggregate:
         " --summary {output.summary:q} --markdown {output.markdown:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
+rule manifest:
+    input:
+        lambda wildcards: all_class_inputs(f"distilled/{wildcards.method}/ipc{wildcards.ipc}/seed{wildcards.seed}"),
+    output:
+        set_manifest("{method}", "{ipc}", "{seed}"),
+    log:
+        f"{LOGS}/manifest/{{method}}-ipc{{ipc}}-seed{{seed}}.log",
+    params:
+        folder=lambda wildcards: distilled_set(wildcards.method, wildcards.ipc, wildcards.seed),
+        classes=CLASSES,
+    resources:
+        **rule_resources("default"),
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "python -m vlcp aggregate manifest --folder {params.folder:q} --classes {params.classes:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
 rule grid:
     input:
-        lambda wildcards: expand(f"{distilled_set(wildcards.method, wildcards.ipc, wildcards.seed)}/{{cls}}", cls=CLASSES),
+        lambda wildcards: set_manifest(wildcards.method, wildcards.ipc, wildcards.seed),
     output:
         report(
             f"{RESULTS}/report/grids/{{method}}-ipc{{ipc}}-seed{{seed}}.png",

@@ -1,27 +1,31 @@
-# Stage 2: one caption per train image, one job per class.
+# Stage 2: one caption per train image; a job per class or part.
 
 
 rule caption:
     input:
-        index=f"{RESULTS}/index/train/{{cls}}.jsonl",
+        index=class_file("index/train", ".jsonl"),
         model=model_input("captioner"),
     output:
-        f"{RESULTS}/captions/{{cls}}.jsonl",
+        **class_outputs("captions", captions=".jsonl"),
     log:
-        f"{LOGS}/caption/{{cls}}.log",
+        class_log("caption"),
     params:
         root=DATA_ROOT,
         model=model_path("captioner"),
         settings=caption_params(),
-        sample=lambda wildcards: "--do-sample" if CAPTION["do_sample"] else "",
-        progress=f"{RESULTS}/work/captions/{{cls}}.partial.jsonl",
+        sample="--do-sample" if CAPTION["do_sample"] else "",
+        index=class_paths("index/train", ".jsonl"),
+        out=class_paths("captions", ".jsonl"),
+        progress=class_paths("work/captions", ".partial.jsonl"),
+        part=part_option,
     resources:
-        **rule_resources("caption"),
+        **rule_resources("caption", per_class=True),
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m vlcp caption --index {input.index:q} --root {params.root:q} --model {params.model:q}"
+        "python -m vlcp caption --index {params.index:q} --root {params.root:q} --model {params.model:q}"
         " --prompt {params.settings[prompt]:q} --batch-size {params.settings[batch_size]}"
         " --max-new-tokens {params.settings[max_new_tokens]} {params.sample}"
         " --temperature {config[caption][temperature]} --seed {config[caption][seed]}"
-        " --dtype {params.settings[dtype]} --progress {params.progress:q} --out {output:q} > {log:q} 2>&1"
+        " --dtype {params.settings[dtype]} --progress {params.progress:q} --out {params.out:q} {params.part}"
+        " > {log:q} 2>&1"

@@ -1,23 +1,26 @@
-# Stage 5: image prototypes, one job per (class, IPC, distillation seed).
+# Stage 5: image prototypes, a job per (class or part, IPC, distillation seed).
 
 
 rule cluster:
     input:
-        f"{RESULTS}/latents/{{cls}}.safetensors",
+        class_file("latents", ".safetensors"),
     output:
-        clusters=f"{RESULTS}/clusters/ipc{{ipc}}/seed{{seed}}/{{cls}}.json",
-        centres=f"{RESULTS}/clusters/ipc{{ipc}}/seed{{seed}}/{{cls}}.safetensors",
+        **class_outputs("clusters/ipc{ipc}/seed{seed}", clusters=".json", centres=".safetensors"),
     log:
-        f"{LOGS}/cluster/ipc{{ipc}}/seed{{seed}}/{{cls}}.log",
+        class_log("cluster/ipc{ipc}/seed{seed}"),
     params:
         contamination=CLUSTER["contamination"],
         n_neighbors=CLUSTER["lof_n_neighbors"],
         n_init=CLUSTER["n_init"],
+        latents=class_paths("latents", ".safetensors"),
+        clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
+        centres=class_paths("clusters/ipc{ipc}/seed{seed}", ".safetensors"),
+        part=part_option,
     resources:
-        **rule_resources("cluster"),
+        **rule_resources("cluster", per_class=True),
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp cluster --latents {input:q} --ipc {wildcards.ipc} --seed {wildcards.seed}"
+        "python -m vlcp cluster --latents {params.latents:q} --ipc {wildcards.ipc} --seed {wildcards.seed}"
         " --contamination {params.contamination} --n-neighbors {params.n_neighbors} --n-init {params.n_init}"
-        " --out {output.clusters:q} --centres {output.centres:q} > {log:q} 2>&1"
+        " --out {params.clusters:q} --centres {params.centres:q} {params.part} > {log:q} 2>&1"

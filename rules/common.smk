@@ -39,9 +39,81 @@ def configured_classes():
 CLASSES = configured_classes()
 
 
+# --- class groups: the classes one job of a per-class stage handles ---------
+#
+# With `classes_per_job: 1` a per-class rule has a {cls} wildcard: a job per class, whose
+# declared outputs are the class's files. With more, the classes fall into runs (parts) of that
+# many, in label order; a rule has a {part} wildcard instead, and declares one file per job, the
+# part's record parts/<folder>/<part>.tsv, written last, after every class's files. Either way the
+# files of each class are the same, at the same paths, and a job's command line lists them.
+
+GROUPED = config["classes_per_job"] > 1
+
+
+def class_parts():
+    per_job = config["classes_per_job"]
+    runs = [CLASSES[i : i + per_job] for i in range(0, len(CLASSES), per_job)]
+    width = len(str(len(runs)))
+    return {f"part{n:0{width}d}": run for n, run in enumerate(runs, 1)}
+
+
+PARTS = class_parts() if GROUPED else {}
+
+
+def job_classes(wildcards):
+    """The class folder names of a per-class job."""
+    return PARTS[wildcards.part] if GROUPED else [wildcards.cls]
+
+
+def class_file(folder, suffix=""):
+    """What a per-class rule declares for the files <folder>/<class><suffix>: the job's class's
+    file, or the record of the job's part. ``folder`` is relative to the run's results."""
+    return f"{RESULTS}/parts/{folder}/{{part}}.tsv" if GROUPED else f"{RESULTS}/{folder}/{{cls}}{suffix}"
+
+
+def class_outputs(folder, wrap=None, **suffixes):
+    """The named outputs of a per-class rule (``wrap`` = directory for folder outputs); one part record when grouped."""
+    if GROUPED:
+        return {"part": class_file(folder)}
+    return {name: (wrap or str)(class_file(folder, suffix)) for name, suffix in suffixes.items()}
+
+
+def class_log(folder):
+    return f"{LOGS}/{folder}/{{part}}.log" if GROUPED else f"{LOGS}/{folder}/{{cls}}.log"
+
+
+def class_paths(folder, suffix=""):
+    """For a command line: the job's per-class paths of <folder>/<class><suffix>, wildcards filled in."""
+    pattern = f"{RESULTS}/{folder}/{{cls}}{suffix}"
+
+    def paths(wildcards):
+        values = dict(wildcards.items())
+        return [pattern.format(**{**values, "cls": cls}) for cls in job_classes(wildcards)]
+
+    return paths
+
+
+def all_class_inputs(folder, suffix=""):
+    """What a rule over all classes waits for: every class's file, or every part's record."""
+    if GROUPED:
+        return [f"{RESULTS}/parts/{folder}/{part}.tsv" for part in PARTS]
+    return [f"{RESULTS}/{folder}/{cls}{suffix}" for cls in CLASSES]
+
+
+def all_class_paths(folder, suffix=""):
+    """For a command line: every class's path of <folder>/<class><suffix>, in label order."""
+    return [f"{RESULTS}/{folder}/{cls}{suffix}" for cls in CLASSES]
+
+
+def part_option(wildcards, output):
+    """--part-marker for a grouped job: its record, written after every class's files."""
+    return f"--part-marker {shlex.quote(output.part)}" if GROUPED else ""
+
+
 wildcard_constraints:
     split="|".join(SPLITS),
     cls="[^/]+",
+    part="part[0-9]+",
     ft="seed[0-9]+|shared",
     ipc="[0-9]+",
     seed="[0-9]+",
@@ -54,9 +126,11 @@ wildcard_constraints:
 # --- stage 1: index ---------------------------------------------------------
 
 
-def class_folder(wildcards):
-    """The folder a class's index reads; for the demo, the whole written demo set."""
-    return DATA_ROOT if DEMO else f"{DATA_ROOT}/{wildcards.split}/{wildcards.cls}"
+def class_folders(wildcards):
+    """The folders an index job reads; for the demo, the whole written demo set."""
+    if DEMO:
+        return [DATA_ROOT]
+    return [f"{DATA_ROOT}/{wildcards.split}/{cls}" for cls in job_classes(wildcards)]
 
 
 def label_table_input(wildcards):
@@ -67,12 +141,13 @@ def label_table_input(wildcards):
     return [table]
 
 
-def label_override(wildcards):
-    return DATASET["labels"].get(wildcards.cls, "")
+def label_overrides(wildcards):
+    """Per class of the job, quoted for the shell: the label text of config dataset.labels, or '' for the table's."""
+    return " ".join(shlex.quote(DATASET["labels"].get(cls, "")) for cls in job_classes(wildcards))
 
 
 def index_files(split, kind="jsonl"):
-    return expand(f"{RESULTS}/index/{split}/{{cls}}.{kind}", cls=CLASSES)
+    return all_class_paths(f"index/{split}", f".{kind}")
 
 
 # --- models -----------------------------------------------------------------
@@ -119,12 +194,6 @@ def caption_params():
     return {**{k: CAPTION[k] for k in keys}, **sampling}
 
 
-def caption_files():
-    return expand(f"{RESULTS}/captions/{{cls}}.jsonl", cls=CLASSES)
-
-
-def latent_files():
-    return expand(f"{RESULTS}/latents/{{cls}}.safetensors", cls=CLASSES)
 
 
 def encode_flips():
@@ -148,11 +217,20 @@ def finetune_params():
 
 def finetune_inputs(wildcards):
     return {
-        "index": index_files("train"),
-        "captions": caption_files(),
-        "latents": latent_files() if FINETUNE["from_latents"] else [],
+        "index": all_class_inputs("index/train", ".jsonl"),
+        "captions": all_class_inputs("captions", ".jsonl"),
+        "latents": all_class_inputs("latents", ".safetensors") if FINETUNE["from_latents"] else [],
         "data": [] if FINETUNE["from_latents"] else [DATA_ROOT],
         "model": model_input("diffusion"),
+    }
+
+
+def finetune_files():
+    """The per-class files a fine-tune job reads, for its command line."""
+    return {
+        "index": all_class_paths("index/train", ".jsonl"),
+        "captions": all_class_paths("captions", ".jsonl"),
+        "latents": all_class_paths("latents", ".safetensors") if FINETUNE["from_latents"] else [],
     }
 
 
@@ -178,8 +256,17 @@ def prototype_strategy(wildcards):
     return "prototype" if wildcards.prototypes == "prototypes" else wildcards.prototypes.removeprefix("prototypes-")
 
 
-def prototype_file(wildcards):
-    return f"{RESULTS}/{prototype_dir(wildcards.strategy)}/ipc{wildcards.ipc}/seed{wildcards.seed}/{wildcards.cls}.json"
+def prototype_folder(wildcards):
+    return f"{prototype_dir(wildcards.strategy)}/ipc{wildcards.ipc}/seed{wildcards.seed}"
+
+
+def prototype_input(wildcards):
+    """The text prototypes a synthesis job reads, of its prompt strategy (file or part record)."""
+    return class_file(prototype_folder(wildcards), ".json").format(**dict(wildcards.items()))
+
+
+def prototype_paths(wildcards):
+    return class_paths(prototype_folder(wildcards), ".json")(wildcards)
 
 
 def finetune_for_seed(wildcards):
@@ -217,16 +304,32 @@ def accuracy_files():
     ]
 
 
+def selection_latents(wildcards):
+    """The latents a baseline selection reads (file or part record): none for random."""
+    return [] if wildcards.baseline == "random" else class_file("latents", ".safetensors").format(**dict(wildcards.items()))
+
+
+def selection_latent_option(wildcards):
+    if wildcards.baseline == "random":
+        return ""
+    return "--latents " + " ".join(map(shlex.quote, class_paths("latents", ".safetensors")(wildcards)))
+
+
+def set_manifest(method, ipc, seed):
+    """The list of a distilled set's images: what evaluation and the grid wait for."""
+    return f"{distilled_set(method, ipc, seed)}.manifest.tsv"
+
+
 def evaluate_train_input(wildcards):
     if wildcards.method == "full":
-        return index_files("train")
-    return expand(f"{distilled_set(wildcards.method, wildcards.ipc, wildcards.seed)}/{{cls}}", cls=CLASSES)
+        return f"{RESULTS}/index/train.jsonl"
+    return set_manifest(wildcards.method, wildcards.ipc, wildcards.seed)
 
 
 def evaluate_source(wildcards, input):
     """The training-set arguments of vlcp.evaluate: a distilled ImageFolder, or the train index for 'full'."""
     if wildcards.method == "full":
-        return "--train-index " + " ".join(shlex.quote(f) for f in input.train)
+        return "--train-index " + shlex.quote(input.train)
     return "--train-dir " + shlex.quote(distilled_set(wildcards.method, wildcards.ipc, wildcards.seed))
 
 
@@ -254,12 +357,14 @@ def report_grids():
 # --- cluster resources ------------------------------------------------------
 
 
-def rule_resources(name):
-    """Resources of a rule from config `resources`; memory and run time grow with each retry."""
+def rule_resources(name, per_class=False):
+    """Resources of a rule from config `resources`; memory and run time grow with each retry.
+    The run time of a per-class rule is per class: a job of a part asks for its classes' sum."""
     spec = config["resources"][name]
+    classes = config["classes_per_job"] if per_class else 1
     return {
         "gpu": spec["gpu"],
         "cpus_per_task": spec["cpus_per_task"],
         "mem_mb": lambda wildcards, attempt: spec["mem_mb"] * attempt,
-        "runtime": lambda wildcards, attempt: spec["runtime"] * attempt,
+        "runtime": lambda wildcards, attempt: spec["runtime"] * attempt * classes,
     }

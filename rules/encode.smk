@@ -1,26 +1,29 @@
-# Stage 4: VAE latents of the train images, one job per class. Only the base
+# Stage 4: VAE latents of the train images; a job per class or part. Only the base
 # model's VAE is read, so this does not wait for fine-tuning.
 
 
 rule encode:
     input:
-        index=f"{RESULTS}/index/train/{{cls}}.jsonl",
+        index=class_file("index/train", ".jsonl"),
         model=model_input("diffusion"),
     output:
-        f"{RESULTS}/latents/{{cls}}.safetensors",
+        **class_outputs("latents", latents=".safetensors"),
     log:
-        f"{LOGS}/encode/{{cls}}.log",
+        class_log("encode"),
     params:
         root=DATA_ROOT,
         model=model_path("diffusion"),
         resolution=FINETUNE["resolution"],
         dtype=ENCODE["dtype"],
         flip="--flip" if encode_flips() else "",
+        index=class_paths("index/train", ".jsonl"),
+        out=class_paths("latents", ".safetensors"),
+        part=part_option,
     resources:
-        **rule_resources("encode"),
+        **rule_resources("encode", per_class=True),
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m vlcp encode --index {input.index:q} --root {params.root:q} --model {params.model:q}"
+        "python -m vlcp encode --index {params.index:q} --root {params.root:q} --model {params.model:q}"
         " --resolution {params.resolution} --dtype {params.dtype} {params.flip}"
-        " --batch-size {config[encode][batch_size]} --out {output:q} > {log:q} 2>&1"
+        " --batch-size {config[encode][batch_size]} --out {params.out:q} {params.part} > {log:q} 2>&1"

@@ -5,7 +5,7 @@
 rule evaluate:
     input:
         train=evaluate_train_input,
-        val=index_files("val"),
+        val=f"{RESULTS}/index/val.jsonl",
     output:
         f"{RESULTS}/eval/{{method}}/ipc{{ipc}}/seed{{seed}}/{{model}}/eval{{eval_seed}}.csv",
     log:

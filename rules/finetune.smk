@@ -21,6 +21,7 @@ rule finetune:
         ),
         max_steps=f"--max-train-steps {FINETUNE['max_train_steps']}" if FINETUNE["max_train_steps"] else "",
         work=lambda wildcards: f"{RESULTS}/work/finetune/{wildcards.ft}",
+        files=finetune_files(),
     resources:
         **rule_resources("finetune"),
     conda:
@@ -29,7 +30,8 @@ rule finetune:
         "if [ {resources.gpu} -gt 1 ]; then"
         " launch='accelerate launch --multi_gpu --num_processes {resources.gpu} --num_machines 1 -m';"
         " else launch='python -m'; fi;"
-        " $launch vlcp finetune --model {params.model:q} --index {input.index:q} --captions {input.captions:q} --latents {input.latents:q}"
+        " $launch vlcp finetune --model {params.model:q} --index {params.files[index]:q}"
+        " --captions {params.files[captions]:q} --latents {params.files[latents]:q}"
         " --root {params.root:q} --out {output:q} --work {params.work:q} --seed {params.seed}"
         " --resolution {params.settings[resolution]} {params.flags}"
         " --train-batch-size {params.settings[train_batch_size]}"

@@ -1,45 +1,68 @@
-# Stage 1: the image index per split and class, and the files rejected with reasons.
+# Stage 1: the image index per split and class, and the files rejected with reasons;
+# a job per class or per part of classes_per_job classes (see rules/common.smk).
 
 
 rule index:
     input:
-        folder=class_folder,
+        folder=class_folders,
         label_table=label_table_input,
     output:
-        index=f"{RESULTS}/index/{{split}}/{{cls}}.jsonl",
-        rejected=f"{RESULTS}/index/{{split}}/{{cls}}.rejected.tsv",
+        **class_outputs("index/{split}", index=".jsonl", rejected=".rejected.tsv"),
     log:
-        f"{LOGS}/index/{{split}}/{{cls}}.log",
+        class_log("index/{split}"),
     params:
         root=DATA_ROOT,
         label_table=DATASET["label_table"],
-        label=label_override,
+        classes=job_classes,
+        labels=label_overrides,
+        index=class_paths("index/{split}", ".jsonl"),
+        rejected=class_paths("index/{split}", ".rejected.tsv"),
+        part=part_option,
         extensions=DATASET["image_extensions"],
         max_image_pixels=DATASET["max_image_pixels"],
+    resources:
+        **rule_resources("default", per_class=True),
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "python -m vlcp index scan --root {params.root:q} --split {wildcards.split} --class {params.classes:q}"
+        " --label-table {params.label_table:q} --label {params.labels}"
+        " --extensions {params.extensions} --max-image-pixels {params.max_image_pixels}"
+        " --index {params.index:q} --rejected {params.rejected:q} {params.part} > {log:q} 2>&1"
+
+
+rule split_index:
+    input:
+        lambda wildcards: all_class_inputs(f"index/{wildcards.split}", ".jsonl"),
+    output:
+        f"{RESULTS}/index/{{split}}.jsonl",
+    log:
+        f"{LOGS}/index/{{split}}.log",
+    params:
+        index=lambda wildcards: index_files(wildcards.split),
     resources:
         **rule_resources("default"),
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp index scan --root {params.root:q} --split {wildcards.split} --class {wildcards.cls:q}"
-        " --label-table {params.label_table:q} --label={params.label:q}"
-        " --extensions {params.extensions} --max-image-pixels {params.max_image_pixels}"
-        " --index {output.index:q} --rejected {output.rejected:q} > {log:q} 2>&1"
+        "python -m vlcp index merge --index {params.index:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule index_summary:
     input:
-        index=[f for split in SPLITS for f in index_files(split)],
-        rejected=[f for split in SPLITS for f in index_files(split, "rejected.tsv")],
+        [f for split in SPLITS for f in all_class_inputs(f"index/{split}", ".jsonl")],
     output:
         classes=f"{RESULTS}/index/classes.tsv",
         rejected=f"{RESULTS}/index/rejected.tsv",
     log:
         f"{LOGS}/index/summary.log",
+    params:
+        index=[f for split in SPLITS for f in index_files(split)],
+        rejected=[f for split in SPLITS for f in index_files(split, "rejected.tsv")],
     resources:
         **rule_resources("default"),
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp index summarize --index {input.index:q} --rejected {input.rejected:q}"
+        "python -m vlcp index summarize --index {params.index:q} --rejected {params.rejected:q}"
         " --classes-out {output.classes:q} --rejected-out {output.rejected:q} > {log:q} 2>&1"

@@ -1,24 +1,27 @@
-# Real-image baselines (random, herding, k-center): IPC real train images per
-# class, one job per (method, IPC, seed, class), written like a distilled set.
+# Real-image baselines (random, herding, k-center): IPC real train images per class,
+# a job per (method, IPC, seed, class or part), written like a distilled set.
 
 
 rule select:
     input:
-        index=f"{RESULTS}/index/train/{{cls}}.jsonl",
-        latents=lambda wildcards: [] if wildcards.baseline == "random" else f"{RESULTS}/latents/{wildcards.cls}.safetensors",
+        index=class_file("index/train", ".jsonl"),
+        latents=selection_latents,
     output:
-        directory(f"{RESULTS}/distilled/{{baseline}}/ipc{{ipc}}/seed{{seed}}/{{cls}}"),
+        **class_outputs("distilled/{baseline}/ipc{ipc}/seed{seed}", wrap=directory, images=""),
     log:
-        f"{LOGS}/select/{{baseline}}/ipc{{ipc}}/seed{{seed}}/{{cls}}.log",
+        class_log("select/{baseline}/ipc{ipc}/seed{seed}"),
     params:
         root=DATA_ROOT,
         size=DATASET["eval_size"],
-        latents=lambda wildcards, input: f"--latents {shlex.quote(input.latents)}" if input.latents else "",
+        index=class_paths("index/train", ".jsonl"),
+        latents=selection_latent_option,
+        out=class_paths("distilled/{baseline}/ipc{ipc}/seed{seed}"),
+        part=part_option,
     resources:
-        **rule_resources("default"),
+        **rule_resources("default", per_class=True),
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp select --method {wildcards.baseline} --index {input.index:q} {params.latents}"
+        "python -m vlcp select --method {wildcards.baseline} --index {params.index:q} {params.latents}"
         " --root {params.root:q} --ipc {wildcards.ipc} --seed {wildcards.seed} --size {params.size}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --out {params.out:q} {params.part} > {log:q} 2>&1"

@@ -1,26 +1,31 @@
-# Stage 6: text prototypes, one job per (class, IPC, seed, prompt strategy).
+# Stage 6: text prototypes, a job per (class or part, IPC, seed, prompt strategy).
 
 
 rule text_prototype:
     input:
-        captions=f"{RESULTS}/captions/{{cls}}.jsonl",
-        clusters=f"{RESULTS}/clusters/ipc{{ipc}}/seed{{seed}}/{{cls}}.json",
-        index=f"{RESULTS}/index/train/{{cls}}.jsonl",
+        captions=class_file("captions", ".jsonl"),
+        clusters=class_file("clusters/ipc{ipc}/seed{seed}", ".json"),
+        index=class_file("index/train", ".jsonl"),
     output:
-        f"{RESULTS}/{{prototypes}}/ipc{{ipc}}/seed{{seed}}/{{cls}}.json",
+        **class_outputs("{prototypes}/ipc{ipc}/seed{seed}", prototypes=".json"),
     log:
-        f"{LOGS}/{{prototypes}}/ipc{{ipc}}/seed{{seed}}/{{cls}}.log",
+        class_log("{prototypes}/ipc{ipc}/seed{seed}"),
     wildcard_constraints:
         prototypes="prototypes|prototypes-label|prototypes-label\\+keywords",
     params:
         strategy=prototype_strategy,
         beta=TEXT_PROTOTYPE["beta"],
         top_k=TEXT_PROTOTYPE["top_k"],
+        captions=class_paths("captions", ".jsonl"),
+        clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
+        index=class_paths("index/train", ".jsonl"),
+        out=class_paths("{prototypes}/ipc{ipc}/seed{seed}", ".json"),
+        part=part_option,
     resources:
-        **rule_resources("default"),
+        **rule_resources("default", per_class=True),
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m vlcp text_prototype --captions {input.captions:q} --clusters {input.clusters:q}"
-        " --index {input.index:q} --beta {params.beta} --top-k {params.top_k} --strategy {params.strategy:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        "python -m vlcp text_prototype --captions {params.captions:q} --clusters {params.clusters:q}"
+        " --index {params.index:q} --beta {params.beta} --top-k {params.top_k} --strategy {params.strategy:q}"
+        " --out {params.out:q} {params.part} > {log:q} 2>&1"

@@ -6,6 +6,7 @@ evaluation seeds; std is the population standard deviation (numpy's default),
 """
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
@@ -118,6 +119,21 @@ def image_grid(folder, classes, out, columns=10, cell=64):
     tmp.rename(out)
 
 
+def set_manifest(folder, classes):
+    """Rows (class, image, bytes, sha256) of every image of a distilled ImageFolder, classes in label order."""
+    rows = []
+    for cls in classes:
+        images = sorted((Path(folder) / cls).glob("*.png"), key=lambda p: (len(p.stem), p.stem))
+        if not images:
+            raise contract.ContractError(
+                f"{Path(folder) / cls} holds no images; rerun the rule that makes it (delete the folder first)"
+            )
+        for path in images:
+            data = path.read_bytes()
+            rows.append((cls, path.relative_to(folder).as_posix(), len(data), hashlib.sha256(data).hexdigest()))
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -131,7 +147,16 @@ def main(argv=None):
     grid.add_argument("--folder", required=True, type=Path)
     grid.add_argument("--classes", nargs="+", required=True)
     grid.add_argument("--out", required=True, type=Path)
+    manifest = commands.add_parser("manifest", help="the list of a distilled set's images, with their checksums")
+    manifest.add_argument("--folder", required=True, type=Path)
+    manifest.add_argument("--classes", nargs="+", required=True)
+    manifest.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
+    if args.command == "manifest":
+        rows = set_manifest(args.folder, args.classes)
+        contract.write_tsv(args.out, ("class", "image", "bytes", "sha256"), rows)
+        print(f"{args.folder}: {len(rows)} images of {len(args.classes)} classes", file=sys.stderr)
+        return
     if args.command == "grid":
         image_grid(args.folder, args.classes, args.out)
         return

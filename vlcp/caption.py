@@ -7,6 +7,7 @@ atomically, at the end.
 """
 
 import argparse
+import functools
 import hashlib
 import json
 import re
@@ -17,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from vlcp import contract, provenance
-from vlcp.cli import run
+from vlcp.cli import add_part_option, each_class, run
 from vlcp.images import load_rgb
 from vlcp.models import device, dtype_for, load_captioner
 
@@ -96,8 +97,12 @@ class Progress:
             handle.flush()
 
 
-def caption_class(records, root, model_name, template, batch_size, generation, seed, dtype, progress_path, out_path):
-    """Caption every indexed image of one class, resuming from ``progress_path``; write ``out_path``."""
+def caption_class(records, root, model_name, template, batch_size, generation, seed, dtype, progress_path, out_path,
+                  load=load_captioner):
+    """Caption every indexed image of one class, resuming from ``progress_path``; write ``out_path``.
+
+    ``load(model_name, dtype=...)`` gives (model, processor); pass a cached one to caption many classes.
+    """
     images = [r["image"] for r in records]
     label = records[0]["label"]
     settings = {
@@ -115,7 +120,7 @@ def caption_class(records, root, model_name, template, batch_size, generation, s
     if done:
         print(f"resuming: {len(done)} of {len(images)} images already captioned", file=sys.stderr)
     on = device()
-    model, processor = load_captioner(model_name, dtype=dtype_for(dtype, on))
+    model, processor = load(model_name, dtype=dtype_for(dtype, on))
     model.to(on)
     prompt = build_prompt(processor, template, label)
     rows = list(done)
@@ -139,7 +144,7 @@ def caption_class(records, root, model_name, template, batch_size, generation, s
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", required=True, type=Path, help="the class's train index (JSON lines)")
+    parser.add_argument("--index", nargs="+", required=True, type=Path, help="per class: train index (JSON lines)")
     parser.add_argument("--root", required=True, type=Path, help="dataset root the index paths are relative to")
     parser.add_argument("--model", required=True, help="hub id or folder of the captioner")
     parser.add_argument("--prompt", required=True, help="template with {label}")
@@ -149,23 +154,28 @@ def main(argv=None):
     parser.add_argument("--temperature", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--progress", required=True, type=Path, help="side file of finished batches (for resuming)")
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--progress", nargs="+", required=True, type=Path,
+                        help="per class: side file of finished batches (for resuming)")
+    parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: captions (JSON lines)")
+    add_part_option(parser)
     args = parser.parse_args(argv)
     generation = generation_kwargs(args.max_new_tokens, args.do_sample, args.temperature)
-    caption_class(
-        contract.read_index(args.index),
-        args.root,
-        args.model,
-        args.prompt,
-        args.batch_size,
-        generation,
-        args.seed,
-        args.dtype,
-        args.progress,
-        args.out,
-    )
-    provenance.record(args.out, "caption", vars(args), models=[args.model])
+    load = functools.cache(load_captioner)  # one model for all classes of the job
+    for one in each_class(args, ("index", "progress", "out"), outputs=("out",)):
+        caption_class(
+            contract.read_index(one.index),
+            one.root,
+            one.model,
+            one.prompt,
+            one.batch_size,
+            generation,
+            one.seed,
+            one.dtype,
+            one.progress,
+            one.out,
+            load,
+        )
+        provenance.record(one.out, "caption", vars(one), models=[one.model])
 
 
 if __name__ == "__main__":

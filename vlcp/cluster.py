@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from vlcp import contract, provenance
-from vlcp.cli import run
+from vlcp.cli import add_part_option, each_class, run
 
 
 def inlier_mask(features, contamination, n_neighbors):
@@ -95,15 +95,21 @@ def cluster_members(images, labels, ipc):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latents", required=True, type=Path)
+    parser.add_argument("--latents", nargs="+", required=True, type=Path, help="per class: latents (safetensors)")
     parser.add_argument("--ipc", required=True, type=int)
     parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--contamination", type=float, default=0.1)
     parser.add_argument("--n-neighbors", type=int, default=10)
     parser.add_argument("--n-init", type=int, default=10)
-    parser.add_argument("--out", required=True, type=Path, help="clusters JSON")
-    parser.add_argument("--centres", required=True, type=Path, help="centres safetensors")
+    parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: clusters JSON")
+    parser.add_argument("--centres", nargs="+", required=True, type=Path, help="per class: centres safetensors")
+    add_part_option(parser)
     args = parser.parse_args(argv)
+    for one in each_class(args, ("latents", "out", "centres"), outputs=("out", "centres")):
+        cluster_class(one)
+
+
+def cluster_class(args):
     tensors, images = contract.read_latents(args.latents)
     inliers, labels, centres, note = image_prototypes(
         tensors["latents"], args.ipc, args.seed, args.contamination, args.n_neighbors, args.n_init

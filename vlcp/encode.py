@@ -16,7 +16,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from vlcp import contract, provenance
-from vlcp.cli import run
+from vlcp.cli import add_part_option, each_class, run
 from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device, dtype_for, load_vae
 
@@ -40,18 +40,24 @@ def encode_images(vae, images, batch_size, progress_label=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", required=True, type=Path, help="the class's train index (JSON lines)")
+    parser.add_argument("--index", nargs="+", required=True, type=Path, help="per class: train index (JSON lines)")
     parser.add_argument("--root", required=True, type=Path, help="dataset root the index paths are relative to")
     parser.add_argument("--model", required=True, help="Stable Diffusion hub id or folder (only vae/ is read)")
     parser.add_argument("--resolution", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--flip", action="store_true", help="also store latents of the mirrored images")
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: latents (safetensors)")
+    add_part_option(parser)
     args = parser.parse_args(argv)
-    records = contract.read_index(args.index)
     on = device()
     vae = load_vae(args.model, dtype=dtype_for(args.dtype, on)).to(on).eval()
+    for one in each_class(args, ("index", "out"), outputs=("out",)):
+        encode_class(vae, one)
+
+
+def encode_class(vae, args):
+    records = contract.read_index(args.index)
     images = [resize_center_crop(load_rgb(args.root / r["image"]), args.resolution) for r in records]
     label = f"encode {records[0]['class']}"
     latents = {"latents": encode_images(vae, images, args.batch_size, label)}

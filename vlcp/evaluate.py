@@ -132,7 +132,7 @@ def parse_args(argv=None):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--train-dir", type=Path, help="distilled ImageFolder: <dir>/<class>/*.png")
     source.add_argument("--train-index", nargs="+", type=Path, help="train index files (the 'full' baseline)")
-    parser.add_argument("--val-index", nargs="+", required=True, type=Path, help="val index of every class, in label order")
+    parser.add_argument("--val-index", nargs="+", required=True, type=Path, help="val index files: every class, in label order")
     parser.add_argument("--root", required=True, type=Path, help="dataset root of the index paths")
     parser.add_argument("--eval-size", type=int, required=True, help="side at which train images are kept")
     parser.add_argument("--model", required=True)
@@ -161,20 +161,24 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    val = [contract.read_index(p) for p in args.val_index]
-    classes = [rows[0]["class"] for rows in val]
+    val = [r for path in args.val_index for r in contract.read_index(path)]
+    classes = list(dict.fromkeys(r["class"] for r in val))  # label = position of first appearance
+    label_of = {cls: i for i, cls in enumerate(classes)}
     if args.train_dir:
         train_paths, train_labels = image_folder(args.train_dir, classes)
     else:
-        train = [contract.read_index(p) for p in args.train_index]
-        train_paths = [args.root / r["image"] for rows in train for r in rows]
-        train_labels = [classes.index(rows[0]["class"]) for rows in train for _ in rows]
+        train = [r for path in args.train_index for r in contract.read_index(path)]
+        unknown = sorted({r["class"] for r in train} - set(label_of))
+        if unknown:
+            raise contract.ContractError(f"train classes {unknown[:5]} have no val images in {args.val_index[0]}")
+        train_paths = [args.root / r["image"] for r in train]
+        train_labels = [label_of[r["class"]] for r in train]
     on = device()
-    print(f"loading {len(train_paths)} train and {sum(map(len, val))} val images", file=sys.stderr)
+    print(f"loading {len(train_paths)} train and {len(val)} val images", file=sys.stderr)
     train_images = image_tensor(train_paths, args.eval_size).to(on)
-    test_paths = [args.root / r["image"] for rows in val for r in rows]
+    test_paths = [args.root / r["image"] for r in val]
     test_images = image_tensor(test_paths, eval_resize(args.input_size), args.input_size).to(on)
-    test_labels = torch.tensor([i for i, rows in enumerate(val) for _ in rows], device=on)
+    test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
     settings = {k: getattr(args, k) for k in SETTINGS}
     result = train_and_test(
         train_images, torch.tensor(train_labels, device=on), test_images, test_labels, args.model, len(classes),

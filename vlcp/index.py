@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vlcp import contract, provenance
-from vlcp.cli import run
+from vlcp.cli import add_part_option, each_class, run
 from vlcp.images import ImageRejected, open_image
 from vlcp.labels import label_text
 
@@ -112,28 +112,42 @@ def summarize(index_paths, rejected_paths):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    scan = commands.add_parser("scan", help="index one class of one split")
+    scan = commands.add_parser("scan", help="index classes of one split, each to its own files")
     scan.add_argument("--root", required=True, type=Path, help="dataset folder holding train/ and val/")
     scan.add_argument("--split", required=True, choices=SPLITS)
-    scan.add_argument("--class", dest="cls", required=True, help="class folder name")
+    scan.add_argument("--class", dest="cls", nargs="+", required=True, help="class folder names")
     scan.add_argument("--label-table", required=True, help="'imagenet', 'folder' or a TSV path")
-    scan.add_argument("--label", default="", help="label text that overrides the table")
+    scan.add_argument("--label", nargs="+", help="per class: label text that overrides the table, or ''")
     scan.add_argument("--extensions", nargs="+", required=True)
     scan.add_argument("--max-image-pixels", type=int, required=True)
-    scan.add_argument("--index", required=True, type=Path, help="output JSON-lines index")
-    scan.add_argument("--rejected", required=True, type=Path, help="output TSV of rejected files")
+    scan.add_argument("--index", nargs="+", required=True, type=Path, help="per class: output JSON-lines index")
+    scan.add_argument("--rejected", nargs="+", required=True, type=Path, help="per class: output TSV of rejected files")
+    merge = commands.add_parser("merge", help="one split's index: the class indexes one after another")
+    merge.add_argument("--index", nargs="+", required=True, type=Path, help="class indexes, in label order")
+    merge.add_argument("--out", required=True, type=Path)
     summary = commands.add_parser("summarize", help="per-class counts and all rejected files of a run")
     summary.add_argument("--index", nargs="+", required=True, type=Path)
     summary.add_argument("--rejected", nargs="+", required=True, type=Path)
     summary.add_argument("--classes-out", required=True, type=Path)
     summary.add_argument("--rejected-out", required=True, type=Path)
+    add_part_option(scan)
     args = parser.parse_args(argv)
+    if args.command == "merge":
+        records = [r for path in args.index for r in contract.read_index(path)]
+        contract.write_index(args.out, records)
+        print(f"{len(records)} images of {len(args.index)} classes", file=sys.stderr)
+        return
     if args.command == "summarize":
         table, rejected = summarize(args.index, args.rejected)
         contract.write_class_table(args.classes_out, table)
         contract.write_rejected(args.rejected_out, rejected)
         print(f"{len(table)} classes, {sum(r[2] + r[3] for r in table)} images, {len(rejected)} rejected", file=sys.stderr)
         return
+    for one in each_class(args, ("cls", "label", "index", "rejected"), outputs=("index", "rejected")):
+        scan_one(one)
+
+
+def scan_one(args):
     label = label_text(args.cls, args.label_table, args.label or None)
     records, rejected = index_class(
         args.root, args.split, args.cls, label, args.extensions, args.max_image_pixels, progress=True

@@ -14,7 +14,7 @@ import numpy as np
 
 from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir
-from vlcp.cli import run
+from vlcp.cli import add_part_option, each_class, run
 from vlcp.images import load_rgb, resize_center_crop
 
 METHODS = ("random", "herding", "kcenter")
@@ -71,14 +71,20 @@ def select(method, images, ipc, seed, features=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", required=True, choices=METHODS)
-    parser.add_argument("--index", required=True, type=Path, help="the class's train index")
-    parser.add_argument("--latents", type=Path, help="the class's latents (herding, kcenter)")
+    parser.add_argument("--index", nargs="+", required=True, type=Path, help="per class: train index")
+    parser.add_argument("--latents", nargs="+", type=Path, help="per class: latents (herding, kcenter)")
     parser.add_argument("--root", required=True, type=Path)
     parser.add_argument("--ipc", required=True, type=int)
     parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--size", required=True, type=int, help="side of the written images (evaluation size)")
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: output folder of <k>.png")
+    add_part_option(parser)
     args = parser.parse_args(argv)
+    for one in each_class(args, ("index", "latents", "out"), outputs=("out",)):
+        select_class(one)
+
+
+def select_class(args):
     images = [r["image"] for r in contract.read_index(args.index)]
     features = None
     if args.latents:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir
-from vlcp.cli import run
+from vlcp.cli import add_part_option, each_class, run
 from vlcp.models import device, dtype_for, load_stable_diffusion
 
 SCHEDULERS = {
@@ -132,9 +132,9 @@ def resize_for_evaluation(img, size):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="fine-tuned pipeline folder")
-    parser.add_argument("--clusters", required=True, type=Path, help="clusters JSON (centres beside it)")
-    parser.add_argument("--prototypes", required=True, type=Path)
-    parser.add_argument("--class", dest="cls", required=True)
+    parser.add_argument("--clusters", nargs="+", required=True, type=Path, help="per class: clusters JSON (centres beside it)")
+    parser.add_argument("--prototypes", nargs="+", required=True, type=Path, help="per class: prototypes JSON")
+    parser.add_argument("--class", dest="cls", nargs="+", required=True, help="per class: class folder name")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--strength", type=float, default=0.7)
     parser.add_argument("--guidance-scale", type=float, default=10.0)
@@ -145,17 +145,24 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--size", type=int, required=True, help="side of the saved images (evaluation size)")
-    parser.add_argument("--work", required=True, type=Path, help="folder of finished images, for resuming")
-    parser.add_argument("--out", required=True, type=Path, help="output class folder of <k>.png")
+    parser.add_argument("--work", nargs="+", required=True, type=Path, help="per class: folder of finished images, for resuming")
+    parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: output folder of <k>.png")
+    add_part_option(parser)
     args = parser.parse_args(argv)
-    clusters, centres = contract.read_clusters(args.clusters, args.clusters.with_suffix(".safetensors"))
-    prototypes = contract.read_prototypes(args.prototypes)
-    if len(prototypes) != len(centres):
-        raise contract.ContractError(f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}")
     on = device()
     pipe = load_stable_diffusion(args.model, dtype=dtype_for(args.dtype, on), img2img=True).to(on)
     set_scheduler(pipe, args.scheduler)
     pipe.set_progress_bar_config(disable=True)
+    for one in each_class(args, ("clusters", "prototypes", "cls", "work", "out"), outputs=("out",)):
+        synthesize_class(pipe, one)
+
+
+def synthesize_class(pipe, args):
+    """The images of one class, resuming from the finished ones in ``args.work``."""
+    clusters, centres = contract.read_clusters(args.clusters, args.clusters.with_suffix(".safetensors"))
+    prototypes = contract.read_prototypes(args.prototypes)
+    if len(prototypes) != len(centres):
+        raise contract.ContractError(f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}")
 
     settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", "batch_size")}
     settings.update(centres=hashlib.sha256(centres.numpy().tobytes()).hexdigest(), prompts=[p["prompt"] for p in prototypes])

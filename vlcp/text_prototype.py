@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from vlcp import contract, provenance
-from vlcp.cli import run
+from vlcp.cli import add_part_option, each_class, run
 
 STRATEGIES = ("prototype", "label", "label+keywords")
 WORD = re.compile(r"[^\W\d_]+")
@@ -103,14 +103,20 @@ def class_text_prototypes(captions, members, label, beta, top_k, strategy="proto
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--captions", required=True, type=Path)
-    parser.add_argument("--clusters", required=True, type=Path)
-    parser.add_argument("--index", required=True, type=Path, help="the class's train index (for the label text)")
+    parser.add_argument("--captions", nargs="+", required=True, type=Path, help="per class: captions (JSON lines)")
+    parser.add_argument("--clusters", nargs="+", required=True, type=Path, help="per class: clusters JSON")
+    parser.add_argument("--index", nargs="+", required=True, type=Path, help="per class: train index (for the label text)")
     parser.add_argument("--beta", type=float, default=0.7)
     parser.add_argument("--top-k", type=int, default=30)
     parser.add_argument("--strategy", choices=STRATEGIES, default="prototype")
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: prototypes JSON")
+    add_part_option(parser)
     args = parser.parse_args(argv)
+    for one in each_class(args, ("captions", "clusters", "index", "out"), outputs=("out",)):
+        prototypes_of_class(one)
+
+
+def prototypes_of_class(args):
     records = contract.read_index(args.index)
     rows = contract.read_captions(args.captions, [r["image"] for r in records])
     clusters, _ = contract.read_clusters(args.clusters)
