@@ -93,7 +93,7 @@ def jobs_by_rule(jobs):
     return counts
 
 
-VLCP_DOWNSTREAM = {"evaluate": 2, "grid": 2, "aggregate": 1, "all": 1}  # vlcp-prototype at IPC 1 and 5
+VLCP_DOWNSTREAM = {"manifest": 2, "evaluate": 2, "grid": 2, "aggregate": 1, "all": 1}  # vlcp-prototype at IPC 1 and 5
 MATRIX = [
     ("caption.prompt", {"caption": {"prompt": "Describe the {label}."}},
      {"caption": N, "finetune": 1, "text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
@@ -108,10 +108,11 @@ MATRIX = [
     ("synthesize.guidance_scale", {"synthesize": {"guidance_scale": 7.5}},
      {"synthesize": 2 * N, **VLCP_DOWNSTREAM}),
     ("ipc + [2]", {"ipc": [1, 5, 2]},
-     {"cluster": N, "text_prototype": N, "synthesize": N, "select": N, "evaluate": 2, "grid": 2, "aggregate": 1, "all": 1}),
-    ("seeds + [1]", {"seeds": [0, 1]},
-     {"cluster": 2 * N, "text_prototype": 2 * N, "synthesize": 2 * N, "select": 2 * N, "evaluate": 4, "grid": 4,
+     {"cluster": N, "text_prototype": N, "synthesize": N, "select": N, "manifest": 2, "evaluate": 2, "grid": 2,
       "aggregate": 1, "all": 1}),
+    ("seeds + [1]", {"seeds": [0, 1]},
+     {"cluster": 2 * N, "text_prototype": 2 * N, "synthesize": 2 * N, "select": 2 * N, "manifest": 4, "evaluate": 4,
+      "grid": 4, "aggregate": 1, "all": 1}),
     ("evaluate.models + resnetap10", {"evaluate": {"models": ["convnet6", "resnetap10"]}},
      {"evaluate": 4, "aggregate": 1, "all": 1}),
     ("evaluate.epochs", {"evaluate": {"epochs": [{"max_ipc": 10, "epochs": 120}]}},
@@ -128,7 +129,7 @@ def test_changing_one_key_reruns_exactly_what_depends_on_it(folder_run, tmp_path
     jobs = dry_run_jobs(workdir, "--configfile", str(config))
     assert jobs_by_rule(jobs) == expected
     if key == "ipc + [2]":
-        assert all("ipc=2" in w for rule, w in jobs if rule in ("cluster", "text_prototype", "synthesize", "select", "evaluate", "grid"))
+        assert all("ipc=2" in w for rule, w in jobs if rule in ("cluster", "text_prototype", "synthesize", "select", "manifest", "evaluate", "grid"))
     if key.startswith("evaluate.models"):
         assert all("model=resnetap10" in w for rule, w in jobs if rule == "evaluate")
     if key == "caption.prompt":
@@ -150,10 +151,47 @@ def test_adding_images_to_one_class_reruns_only_that_class(folder_run, tmp_path)
     assert jobs_by_rule(jobs) == {
         "index": 1, "index_summary": 1, "caption": 1, "encode": 1, "cluster": 2, "text_prototype": 2, "select": 2,
         # the fine-tune sees every class, so every class's images are made again with the new model
-        "finetune": 1, "synthesize": 2 * N, "evaluate": 4, "grid": 4, "aggregate": 1, "all": 1,
+        "finetune": 1, "synthesize": 2 * N, "manifest": 4, "evaluate": 4, "grid": 4, "aggregate": 1, "all": 1,
     }
     per_class = [w for rule, w in jobs if rule in ("index", "caption", "encode", "cluster", "text_prototype", "select")]
     assert all("cls=three" in w for w in per_class), per_class
+
+
+@pytest.fixture(scope="module")
+def grouped_run(folder_run, tmp_path_factory):
+    """The folder demo again from scratch, its per-class stages in parts of 4 classes (classes_per_job)."""
+    workdir = tmp_path_factory.mktemp("grouped-run")
+    shutil.copytree(folder_run[0] / "data", workdir / "data")
+    config = write_config(workdir / "grouped.yaml", deep_update(load_yaml(folder_run[1]), {"classes_per_job": 4}))
+    snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    return workdir, config
+
+
+def test_a_run_in_parts_of_classes_gives_the_same_files(folder_run, grouped_run):
+    a = result_hashes(folder_run[0] / "results" / "demo")
+    b = result_hashes(grouped_run[0] / "results" / "demo")
+    assert a.keys() == b.keys()
+    different = [k for k in a if a[k] != b[k]]
+    assert not different, f"differ between the per-class and the grouped run: {different[:10]}"
+    record = (grouped_run[0] / "results/demo/parts/captions/part2.tsv").read_text().split()
+    assert record == ["out", *(f"results/demo/captions/{cls}.jsonl" for cls in ("one", "seven", "six", "three"))]
+
+
+def test_adding_images_to_one_class_in_parts_reruns_its_part(grouped_run, tmp_path):
+    workdir, config = grouped_run
+    copy = copy_run(workdir, tmp_path)
+    Image.new("L", (32, 32), 128).save(copy / "data" / "train" / "three" / "9999.png")
+    jobs = dry_run_jobs(copy, "--configfile", str(config))
+    assert jobs_by_rule(jobs) == {
+        "index": 1, "index_summary": 1, "caption": 1, "encode": 1, "cluster": 2, "text_prototype": 2, "select": 2,
+        "finetune": 1, "synthesize": 2 * 3, "manifest": 4, "evaluate": 4, "grid": 4, "aggregate": 1, "all": 1,
+    }
+    per_part = [w for rule, w in jobs if rule in ("index", "caption", "encode", "cluster", "text_prototype", "select")]
+    assert all("part=part2" in w for w in per_part), per_part  # one, seven, six, three
+    # the rerun replaces the part's own files (Snakemake removes only its record)
+    snakemake(copy, "results/demo/parts/captions/part2.tsv", "--cores", "2", "--configfile", str(config))
+    rows = contract.read_captions(copy / "results/demo/captions/three.jsonl")
+    assert any(r["image"] == "train/three/9999.png" for r in rows)
 
 
 def test_a_class_whose_images_are_all_rejected_stops_with_its_name(folder_run, tmp_path):

@@ -39,6 +39,25 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
     assert not (tmp_path / "results").exists(), "a dry run must write nothing"
 
 
+def test_classes_per_job_makes_a_job_per_part_of_classes(tmp_path):
+    result = snakemake(tmp_path, "-n", "-p", "--configfile", DEMO, "--config", "classes_per_job=4")
+    counts = job_counts(result.stdout)
+    parts = 3  # 10 classes in runs of 4, 4 and 2
+    assert counts["index"] == 2 * parts
+    assert counts["caption"] == counts["encode"] == parts
+    for rule in ("cluster", "text_prototype", "synthesize", "select"):
+        assert counts[rule] == parts * 2, rule  # IPC 1 and 5, seed 0
+    assert counts["evaluate"] == 4 and counts["manifest"] == 4 and counts["finetune"] == 1
+    # a job lists every class of its part, and declares its part's record
+    block = result.stdout.split("rule cluster:")[1].split("\n\n")[0]
+    record = re.search(r"output: (\S+)", block).group(1)
+    assert re.fullmatch(r"results/demo/parts/clusters/ipc[15]/seed0/part[123]\.tsv", record), record
+    assert re.search(r"--out results/demo/clusters/ipc1/seed0/eight\.json results/demo/clusters/ipc1/seed0/five\.json "
+                     r"results/demo/clusters/ipc1/seed0/four\.json results/demo/clusters/ipc1/seed0/nine\.json "
+                     r".* --part-marker results/demo/parts/clusters/ipc1/seed0/part1\.tsv", result.stdout)
+    assert "runtime=40" in block, "a part of 4 classes asks for 4 x the per-class run time (10 min in the demo)"
+
+
 @pytest.mark.workflow
 def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
     run = demo_run / "results" / "demo"
