@@ -66,16 +66,16 @@ def main():
             fake_imagefolder(work / "data", wnids[:n])
             config = work / "override.yaml"
             config.write_text(yaml.safe_dump({"dataset": {"root": str(work / "data"), "classes": wnids[:n]}}))
-            grouped = best_of(args.repeats, lambda: dry_run(work, config))
-            baseline = (0.0, 0) if args.no_baseline else best_of(args.repeats, lambda: dry_run(work, config, per_job=1))
+            grouped = best_of(args.repeats, work, config)
+            baseline = (0.0, 0) if args.no_baseline else best_of(args.repeats, work, config, per_job=1)
             ratio = f"{baseline[0] / grouped[0]:.2f}x" if baseline[1] else "-"
             print(f"{n:>8} {grouped[1]:>7} {grouped[0]:>10.2f} {baseline[1]:>15} {baseline[0]:>10.2f} {ratio:>9}"
                   f" {grouped[0] / TARGET_S:>7.2f}x", flush=True)
 
 
-def best_of(repeats, measure):
-    """(fastest wall time, job count) of ``repeats`` runs."""
-    runs = [measure() for _ in range(repeats)]
+def best_of(repeats, workdir, config, per_job=None):
+    """(fastest wall time, job count) of ``repeats`` dry runs."""
+    runs = [dry_run(workdir, config, per_job) for _ in range(repeats)]
     return min(t for t, _ in runs), runs[0][1]
 
 

@@ -47,7 +47,7 @@ def test_one_job_writes_every_class_and_then_its_record(tmp_path, latents):
 
 
 def test_a_part_of_three_equals_three_jobs_of_one(tmp_path, latents):
-    grouped, _ = cluster_part(tmp_path / "a", latents)
+    cluster_part(tmp_path / "a", latents)
     for latent, cls in zip(latents, CLASSES):
         single = tmp_path / "b" / f"{cls}.json"
         cluster.main(["--latents", str(latent), "--ipc", "2", "--seed", "0", "--contamination", "0",

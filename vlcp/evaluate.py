@@ -12,7 +12,6 @@ training (the authors' number; it uses the test set for model selection), and
 """
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -86,6 +85,26 @@ def sgd_step(model, optimizer, images, labels, cutmix_beta):
     return loss
 
 
+def training_model(model_name, num_classes, input_size, norm, on):
+    """A freshly initialised classifier on ``on``, in the memory layout its convolutions run fastest in there."""
+    model = build_model(model_name, num_classes, input_size, norm).to(on)
+    if on.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def train_epoch(model, optimizer, images, labels, settings):
+    """One pass over the device-resident uint8 train set in shuffled batches, augmented on the device;
+    returns the last batch's loss."""
+    s = settings
+    order = torch.randperm(len(images), device=images.device)
+    for start in range(0, len(images), s["batch_size"]):
+        idx = order[start : start + s["batch_size"]]
+        x = augment.train_batch(images[idx], s["input_size"], s["rrc_scale_min"], s["color_jitter"], s["lighting"])
+        loss = sgd_step(model, optimizer, x, labels[idx], s["cutmix_beta"])
+    return loss
+
+
 def train_and_test(train_images, train_labels, test_images, test_labels, model_name, num_classes, settings, seed,
                    progress=True):
     """Train ``model_name`` from ``seed`` on the device-resident uint8 train set; return the accuracy record.
@@ -96,22 +115,14 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
     s = settings
     torch.manual_seed(seed)
     on = train_images.device
-    model = build_model(model_name, num_classes, s["input_size"], s["norm"]).to(on)
-    if on.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = training_model(model_name, num_classes, s["input_size"], s["norm"], on)
     optimizer = torch.optim.SGD(model.parameters(), lr=s["learning_rate"], momentum=s["momentum"], weight_decay=s["weight_decay"])
     milestones = [round(m * s["epochs"]) for m in s["milestones"]]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=s["gamma"])
-    n = len(train_images)
-    steps = math.ceil(n / s["batch_size"])
     best, best_epoch, last = 0.0, 0, 0.0
     bar = tqdm(range(s["epochs"]), desc=f"train {model_name}", unit="epoch", disable=not progress, file=sys.stderr)
     for epoch in bar:
-        order = torch.randperm(n, device=on)
-        for step in range(steps):
-            idx = order[step * s["batch_size"] : (step + 1) * s["batch_size"]]
-            x = augment.train_batch(train_images[idx], s["input_size"], s["rrc_scale_min"], s["color_jitter"], s["lighting"])
-            loss = sgd_step(model, optimizer, x, train_labels[idx], s["cutmix_beta"])
+        loss = train_epoch(model, optimizer, train_images, train_labels, s)
         scheduler.step()
         if (epoch + 1) % s["test_every"] == 0 or epoch + 1 == s["epochs"]:
             last = accuracy(model, test_images, test_labels, s["test_batch_size"])
