@@ -21,10 +21,11 @@ def sync(on):
         torch.cuda.synchronize()
 
 
-def timed(fn, on, repeats=1):
-    """Best wall time of ``repeats`` calls of ``fn`` (after one warm-up call)."""
-    fn()
-    sync(on)
+def timed(fn, on, repeats=1, warmup=True):
+    """Best wall time of ``repeats`` calls of ``fn`` (after one warm-up call, unless ``warmup`` is False)."""
+    if warmup:
+        fn()
+        sync(on)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()

@@ -1,12 +1,15 @@
 """Evaluation data path: device-resident batch augmentation vs a PIL DataLoader, in epochs/s.
 
-Both train the same classifier with the same SGD settings on IPC x 10 images of 256 px
-(random pixels: speed does not depend on content) at 224 px input; only the way batches are
-made differs. The baseline is the authors' way: torchvision PIL transforms (RandomResizedCrop,
-flip, ColorJitter, lighting, normalisation) in a DataLoader, CutMix on the batch.
+Both paths train the same classifier with the same SGD step on IPC x 10 random-pixel images
+(speed does not depend on content); only the way batches are made differs. The baseline is
+the authors' way: torchvision PIL transforms (RandomResizedCrop, flip, ColorJitter, lighting,
+normalisation) per image in a DataLoader, CutMix on the batch. Ours is vlcp.evaluate's loop:
+the uint8 set kept on the device, each batch augmented there. Two figures per size and IPC:
+the data path alone (an epoch of augmented batches, no model) and whole training epochs.
+Sizes: 224 px input from 256 px images (ImageNet presets), 32 from 32 (CIFAR presets, demo).
 Targets: at least 5x on a GPU, 2x on the CPU.
 
-    python bench/evaluate.py [--model resnetap10] [--epochs 2] [--workers 2]
+    python bench/evaluate.py [--model convnet6] [--epochs 2] [--workers 2] [--sizes 224 32] [--ipc 10 50]
 """
 
 import argparse
@@ -50,56 +53,105 @@ def optimizer_for(model):
     return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
 
-def device_epochs(args, arrays, labels, settings, on):
-    """vlcp's evaluation loop: the uint8 set kept on the device, each batch augmented there."""
-    torch.manual_seed(0)
-    model = training_model(args.model, 10, 224, "instance", on)
-    optimizer = optimizer_for(model)
-    resident = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous().to(on)
-    for _ in range(args.epochs):
-        train_epoch(model, optimizer, resident, labels.to(on), settings)
-
-
-def pil_epochs(args, arrays, labels, on):
-    """The authors' loop: torchvision PIL transforms per image in a DataLoader, CutMix on the batch."""
+def pil_loader(arrays, labels, size, workers):
     from torchvision import transforms
 
-    torch.manual_seed(0)
-    model = build_model(args.model, 10, 224).to(on)
-    optimizer = optimizer_for(model)
     transform = transforms.Compose([
-        transforms.RandomResizedCrop(224, scale=(0.5, 1.0)), transforms.RandomHorizontalFlip(),
+        transforms.RandomResizedCrop(size, scale=(0.5, 1.0)), transforms.RandomHorizontalFlip(),
         transforms.ColorJitter(0.4, 0.4, 0.4), transforms.ToTensor(), Lighting(0.1),
         transforms.Normalize(augment.IMAGENET_MEAN, augment.IMAGENET_STD),
     ])
     pil = [Image.fromarray(a) for a in arrays]
-    loader = torch.utils.data.DataLoader(PilSet(pil, labels, transform), batch_size=64, shuffle=True,
-                                         num_workers=args.workers, persistent_workers=args.workers > 0)
-    for _ in range(args.epochs):
-        for x, y in loader:
-            sgd_step(model, optimizer, x.to(on, non_blocking=True), y.to(on), 1.0)
+    return torch.utils.data.DataLoader(PilSet(pil, labels, transform), batch_size=64, shuffle=True,
+                                       num_workers=workers, persistent_workers=workers > 0)
+
+
+class PilLoop:
+    """The authors' loop: PIL transforms per image in a DataLoader, CutMix on the batch."""
+
+    def __init__(self, args, arrays, labels, size, on, train):
+        torch.manual_seed(0)
+        self.on, self.train = on, train
+        self.model = build_model(args.model, 10, size).to(on) if train else None
+        self.optimizer = optimizer_for(self.model) if train else None
+        self.loader = pil_loader(arrays, labels, size, args.workers)
+
+    def step(self, x, y):
+        x, y = x.to(self.on, non_blocking=True), y.to(self.on)
+        if self.train:
+            sgd_step(self.model, self.optimizer, x, y, 1.0)
+        else:
+            augment.cutmix(x, y, 1.0)
+
+    def warm(self):
+        """One batch: starts the loader's workers and the kernels' first-call setup, outside the timing."""
+        self.step(*next(iter(self.loader)))
+
+    def epoch(self):
+        for x, y in self.loader:
+            self.step(x, y)
+
+
+class DeviceLoop:
+    """vlcp's loop (vlcp.evaluate.train_epoch): the uint8 set on the device, each batch augmented there."""
+
+    def __init__(self, args, arrays, labels, size, on, train):
+        torch.manual_seed(0)
+        self.train, self.size = train, size
+        self.settings = {"batch_size": 64, "input_size": size, "rrc_scale_min": 0.5, "color_jitter": 0.4,
+                         "lighting": 0.1, "cutmix_beta": 1.0}
+        self.images = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous().to(on)
+        self.labels = labels.to(on)
+        self.model = training_model(args.model, 10, size, "instance", on) if train else None
+        self.optimizer = optimizer_for(self.model) if train else None
+
+    def warm(self):
+        self.run(self.images[:64], self.labels[:64])
+
+    def epoch(self):
+        self.run(self.images, self.labels)
+
+    def run(self, images, labels):
+        if self.train:
+            train_epoch(self.model, self.optimizer, images, labels, self.settings)
+            return
+        order = torch.randperm(len(images), device=images.device)
+        for start in range(0, len(images), 64):
+            idx = order[start : start + 64]
+            augment.cutmix(augment.train_batch(images[idx], self.size, 0.5, 0.4, 0.1), labels[idx], 1.0)
+
+
+def epochs_per_second(loop_class, args, arrays, labels, size, on, train):
+    """Steady-state epochs/s: set-up and one warm-up batch outside the timing, then ``args.epochs`` epochs."""
+    loop = loop_class(args, arrays, labels, size, on, train)
+    loop.warm()
+    seconds = timed(lambda: [loop.epoch() for _ in range(args.epochs)], on, warmup=False)
+    return args.epochs / seconds
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="convnet6")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per measurement")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sizes", nargs="+", type=int, default=[224, 32], help="model input sizes")
     parser.add_argument("--ipc", nargs="+", type=int, default=[10, 50])
     args = parser.parse_args()
     on = device()
     rows = []
-    settings = {"batch_size": 64, "input_size": 224, "rrc_scale_min": 0.5, "color_jitter": 0.4, "lighting": 0.1,
-                "cutmix_beta": 1.0}
-    for ipc in args.ipc:
-        n = ipc * 10
-        arrays = np.random.default_rng(0).integers(0, 256, (n, 256, 256, 3), dtype=np.uint8)
-        labels = torch.arange(n) % 10
-        base = timed(lambda: pil_epochs(args, arrays, labels, on), on) / args.epochs
-        ours = timed(lambda: device_epochs(args, arrays, labels, settings, on), on) / args.epochs
-        rows.append((ipc, n, f"{1 / base:.3f}", f"{1 / ours:.3f}", f"{base / ours:.2f}x"))
-    print(f"device: {on}, model: {args.model}, input 224, batch 64")
-    report(rows, ("IPC", "images", "PIL loader epochs/s", "on-device epochs/s", "speed-up"))
+    for size in args.sizes:
+        source = 256 if size == 224 else size
+        for ipc in args.ipc:
+            n = ipc * 10
+            arrays = np.random.default_rng(0).integers(0, 256, (n, source, source, 3), dtype=np.uint8)
+            labels = torch.arange(n) % 10
+            for what, train in (("data path", False), ("training", True)):
+                base = epochs_per_second(PilLoop, args, arrays, labels, size, on, train)
+                ours = epochs_per_second(DeviceLoop, args, arrays, labels, size, on, train)
+                rows.append((f"{source}->{size}", ipc, n, what, f"{base:.3f}", f"{ours:.3f}", f"{ours / base:.2f}x"))
+                print(*rows[-1], flush=True)
+    print(f"device: {on}, model: {args.model}, batch 64, {args.workers} loader workers")
+    report(rows, ("px", "IPC", "images", "measured", "PIL loader epochs/s", "on-device epochs/s", "speed-up"))
 
 
 if __name__ == "__main__":

@@ -106,3 +106,19 @@ def test_aggregation_on_hand_made_rows(tmp_path):
     assert table[0] == "| model | method | IPC 2 | IPC 10 | IPC all |"
     assert "| resnetap10 | vlcp-prototype | — | 63.0 ± 2.9 | — |" in table
     assert "| resnetap10 | random | 30.0 ± 0.0 | 50.0 ± 0.0 | — |" in table
+
+
+def test_colour_jitter_matches_torchvision_per_image():
+    import torchvision.transforms.functional as TF
+
+    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(3)
+    jittered = augment.color_jitter(images, 0.4)
+    torch.manual_seed(3)
+    factors = torch.empty(3, 4).uniform_(0.6, 1.4)  # the draw color_jitter makes, in its order
+    for i in range(4):
+        expected = TF.adjust_brightness(images[i], float(factors[0, i]))
+        expected = TF.adjust_contrast(expected, float(factors[1, i]))
+        expected = TF.adjust_saturation(expected, float(factors[2, i]))
+        torch.testing.assert_close(jittered[i], expected, atol=1e-4, rtol=1e-4)  # float rounding only
+    torch.testing.assert_close(augment.grayscale(images), TF.rgb_to_grayscale(images), atol=1e-6, rtol=1e-6)

@@ -18,7 +18,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Principal components of ImageNet pixel colours (the ResNet recipes' lighting noise).
 PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
 PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
-GRAY = (0.299, 0.587, 0.114)
+GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 
 
 def random_resized_crop(images, size, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip=True):
@@ -43,18 +43,26 @@ def random_resized_crop(images, size, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), fl
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def grayscale(images):
+    """Luma (B, 1, H, W) of RGB images (B, 3, H, W), with torchvision's weights."""
+    return (images[:, 0:1] * GRAY[0]).add_(images[:, 1:2], alpha=GRAY[1]).add_(images[:, 2:3], alpha=GRAY[2])
+
+
 def color_jitter(images, strength):
-    """Random brightness, contrast and saturation factors in [1 - strength, 1 + strength] per image."""
+    """Random brightness, contrast and saturation factors in [1 - strength, 1 + strength] per image.
+
+    Blends as torchvision does (x * f + reference * (1 - f), clamped to [0, 1]); written in place
+    on one new tensor, as memory traffic is what these steps cost.
+    """
     if strength == 0:
         return images
     b = images.shape[0]
     factors = torch.empty(3, b, 1, 1, 1, device=images.device).uniform_(1 - strength, 1 + strength)
-    weights = torch.tensor(GRAY, device=images.device).view(1, 3, 1, 1)
-    images = (images * factors[0]).clamp(0, 1)
-    mean = (images * weights).sum(1, keepdim=True).mean((2, 3), keepdim=True)
-    images = ((images - mean) * factors[1] + mean).clamp(0, 1)
-    gray = (images * weights).sum(1, keepdim=True)
-    return ((images - gray) * factors[2] + gray).clamp(0, 1)
+    out = images.mul(factors[0]).clamp_(0, 1)
+    mean = grayscale(out).mean((1, 2, 3), keepdim=True)
+    out.mul_(factors[1]).add_(mean * (1 - factors[1])).clamp_(0, 1)
+    gray = grayscale(out).mul_(1 - factors[2])
+    return out.mul_(factors[2]).add_(gray).clamp_(0, 1)
 
 
 def lighting(images, strength):
@@ -72,12 +80,12 @@ def normalize(images):
     """ImageNet mean/std normalisation of float images in [0, 1]."""
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images - mean) / std
+    return (images - mean).div_(std)
 
 
 def train_batch(images_uint8, size, scale_min, jitter, light):
     """The whole training augmentation for a uint8 batch: crop+flip, jitter, lighting, normalise."""
-    images = images_uint8.float() / 255
+    images = images_uint8.float().div_(255)
     images = random_resized_crop(images, size, scale=(scale_min, 1.0))
     return normalize(lighting(color_jitter(images, jitter), light))
 
