@@ -97,7 +97,7 @@ def all_class_inputs(folder, suffix=""):
     """What a rule over all classes waits for: every class's file, or every part's record."""
     if GROUPED:
         return [f"{RESULTS}/parts/{folder}/{part}.tsv" for part in PARTS]
-    return [f"{RESULTS}/{folder}/{cls}{suffix}" for cls in CLASSES]
+    return all_class_paths(folder, suffix)
 
 
 def all_class_paths(folder, suffix=""):
@@ -192,8 +192,6 @@ def caption_params():
     sampling = {"temperature": CAPTION["temperature"], "seed": CAPTION["seed"]} if CAPTION["do_sample"] else {}
     keys = ("prompt", "batch_size", "max_new_tokens", "do_sample", "dtype")
     return {**{k: CAPTION[k] for k in keys}, **sampling}
-
-
 
 
 def encode_flips():

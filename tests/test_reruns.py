@@ -143,17 +143,30 @@ def copy_run(workdir, tmp_path):
     return copy
 
 
-def test_adding_images_to_one_class_reruns_only_that_class(folder_run, tmp_path):
-    workdir, base = folder_run
+PER_CLASS_RULES = ("index", "caption", "encode", "cluster", "text_prototype", "select")
+
+
+def jobs_after_adding_an_image_to_three(run, tmp_path):
+    """A copy of ``run`` = (workdir, config) with one image more in train/three, and the jobs its dry run lists."""
+    workdir, config = run
     copy = copy_run(workdir, tmp_path)
     Image.new("L", (32, 32), 128).save(copy / "data" / "train" / "three" / "9999.png")
-    jobs = dry_run_jobs(copy, "--configfile", str(base))
-    assert jobs_by_rule(jobs) == {
+    return copy, dry_run_jobs(copy, "--configfile", str(config))
+
+
+def rerun_after_one_image(synthesize):
+    """Jobs by rule after one class gains an image: that class's (or part's) jobs; the fine-tune sees every
+    class, so ``synthesize`` jobs make every class's images again with the new model."""
+    return {
         "index": 1, "index_summary": 1, "caption": 1, "encode": 1, "cluster": 2, "text_prototype": 2, "select": 2,
-        # the fine-tune sees every class, so every class's images are made again with the new model
-        "finetune": 1, "synthesize": 2 * N, "manifest": 4, "evaluate": 4, "grid": 4, "aggregate": 1, "all": 1,
+        "finetune": 1, "synthesize": synthesize, "manifest": 4, "evaluate": 4, "grid": 4, "aggregate": 1, "all": 1,
     }
-    per_class = [w for rule, w in jobs if rule in ("index", "caption", "encode", "cluster", "text_prototype", "select")]
+
+
+def test_adding_images_to_one_class_reruns_only_that_class(folder_run, tmp_path):
+    _, jobs = jobs_after_adding_an_image_to_three(folder_run, tmp_path)
+    assert jobs_by_rule(jobs) == rerun_after_one_image(synthesize=2 * N)
+    per_class = [w for rule, w in jobs if rule in PER_CLASS_RULES]
     assert all("cls=three" in w for w in per_class), per_class
 
 
@@ -178,18 +191,12 @@ def test_a_run_in_parts_of_classes_gives_the_same_files(folder_run, grouped_run)
 
 
 def test_adding_images_to_one_class_in_parts_reruns_its_part(grouped_run, tmp_path):
-    workdir, config = grouped_run
-    copy = copy_run(workdir, tmp_path)
-    Image.new("L", (32, 32), 128).save(copy / "data" / "train" / "three" / "9999.png")
-    jobs = dry_run_jobs(copy, "--configfile", str(config))
-    assert jobs_by_rule(jobs) == {
-        "index": 1, "index_summary": 1, "caption": 1, "encode": 1, "cluster": 2, "text_prototype": 2, "select": 2,
-        "finetune": 1, "synthesize": 2 * 3, "manifest": 4, "evaluate": 4, "grid": 4, "aggregate": 1, "all": 1,
-    }
-    per_part = [w for rule, w in jobs if rule in ("index", "caption", "encode", "cluster", "text_prototype", "select")]
+    copy, jobs = jobs_after_adding_an_image_to_three(grouped_run, tmp_path)
+    assert jobs_by_rule(jobs) == rerun_after_one_image(synthesize=2 * 3)
+    per_part = [w for rule, w in jobs if rule in PER_CLASS_RULES]
     assert all("part=part2" in w for w in per_part), per_part  # one, seven, six, three
     # the rerun replaces the part's own files (Snakemake removes only its record)
-    snakemake(copy, "results/demo/parts/captions/part2.tsv", "--cores", "2", "--configfile", str(config))
+    snakemake(copy, "results/demo/parts/captions/part2.tsv", "--cores", "2", "--configfile", str(grouped_run[1]))
     rows = contract.read_captions(copy / "results/demo/captions/three.jsonl")
     assert any(r["image"] == "train/three/9999.png" for r in rows)
 
