@@ -154,13 +154,14 @@ def main(argv=None):
     parser.add_argument("--temperature", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
     parser.add_argument("--progress", nargs="+", required=True, type=Path,
                         help="per class: side file of finished batches (for resuming)")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: captions (JSON lines)")
     add_part_option(parser)
     args = parser.parse_args(argv)
     generation = generation_kwargs(args.max_new_tokens, args.do_sample, args.temperature)
-    load = functools.cache(load_captioner)  # one model for all classes of the job
+    load = functools.cache(functools.partial(load_captioner, variant=args.variant))  # one model for all classes of the job
     for one in each_class(args, ("index", "progress", "out"), outputs=("out",)):
         caption_class(
             contract.read_index(one.index),

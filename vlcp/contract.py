@@ -127,6 +127,60 @@ def read_latents(path):
     return tensors, images
 
 
+SAFETENSORS_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+}
+
+
+class LatentsFile:
+    """A latents file read one row at a time: memory stays O(rows read), not O(file).
+
+    Parses the safetensors header itself (8-byte length, JSON) and reads each row's bytes with one
+    positioned read, so no part of the file is mapped or kept; rows equal those of ``read_latents``.
+    """
+
+    def __init__(self, path):
+        import torch
+
+        self.path = Path(path)
+        try:
+            with self.path.open("rb") as handle:
+                length = int.from_bytes(handle.read(8), "little")
+                if not 2 <= length <= 100_000_000:
+                    raise ValueError(f"header length {length} is implausible")
+                header = json.loads(handle.read(length))
+            self.images = json.loads(header.pop("__metadata__", {}).get("images", "null"))
+            self.tensors = {}
+            for name, spec in header.items():
+                dtype = getattr(torch, SAFETENSORS_DTYPES[spec["dtype"]])
+                shape, (begin, end) = spec["shape"], spec["data_offsets"]
+                row_bytes = (end - begin) // max(shape[0], 1)
+                self.tensors[name] = (dtype, tuple(shape[1:]), 8 + length + begin, row_bytes)
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
+            raise ContractError(f"{path}: not a readable latents file ({err}); delete it and rerun the rule that makes it.") from None
+        if not isinstance(self.images, list) or any(
+            spec[3] * len(self.images) != header[name]["data_offsets"][1] - header[name]["data_offsets"][0]
+            for name, spec in self.tensors.items()
+        ):
+            raise ContractError(f"{path}: the image list in its metadata does not match its tensors; delete it and rerun.")
+
+    def __len__(self):
+        return len(self.images)
+
+    def row(self, name, index):
+        """Tensor ``name``'s row ``index``, read from disk."""
+        import torch
+
+        dtype, shape, start, row_bytes = self.tensors[name]
+        with self.path.open("rb") as handle:
+            handle.seek(start + index * row_bytes)
+            data = bytearray(handle.read(row_bytes))
+        if len(data) != row_bytes:
+            raise ContractError(f"{self.path} is shorter than its header says; delete it and rerun the encode rule.")
+        return torch.frombuffer(data, dtype=dtype).reshape(shape)
+
+
 def write_clusters(json_path, centres_path, clusters, centres):
     """Write a class's clusters: ``members`` (lists of image paths), ``outliers`` and notes as JSON,
     and the image prototypes (k-means centres, IPC x C x H x W) as safetensors beside it."""

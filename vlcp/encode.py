@@ -46,12 +46,13 @@ def main(argv=None):
     parser.add_argument("--resolution", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
     parser.add_argument("--flip", action="store_true", help="also store latents of the mirrored images")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: latents (safetensors)")
     add_part_option(parser)
     args = parser.parse_args(argv)
     on = device()
-    vae = load_vae(args.model, dtype=dtype_for(args.dtype, on)).to(on).eval()
+    vae = load_vae(args.model, dtype=dtype_for(args.dtype, on), variant=args.variant).to(on).eval()
     for one in each_class(args, ("index", "out"), outputs=("out",)):
         encode_class(vae, one)
 

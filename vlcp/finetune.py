@@ -10,6 +10,8 @@ opens.
 """
 
 import argparse
+import bisect
+import itertools
 import json
 import math
 import os
@@ -33,23 +35,31 @@ CHECKPOINT_PREFIX = "checkpoint-"
 
 
 class TrainingSet(torch.utils.data.Dataset):
-    """Captioned train images as (pixels or latent, token ids); flips are drawn per item from ``flip_seed``."""
+    """Captioned train images as (pixels or latent, token ids), indexed by (index, flip).
 
-    def __init__(self, input_ids, latents=None, latents_flipped=None, image_paths=None, resolution=None,
-                 center_crop=True, random_flip=False):
+    Latents are read from the per-class files one row per item, so memory does not grow with the
+    train set; the token ids of every caption are held (int32, 77 per image).
+    """
+
+    def __init__(self, input_ids, latent_files=None, image_paths=None, resolution=None, center_crop=True):
         self.input_ids = input_ids
-        self.latents, self.latents_flipped = latents, latents_flipped
-        self.image_paths, self.resolution = image_paths, resolution
-        self.center_crop, self.random_flip = center_crop, random_flip
+        self.latent_files = latent_files
+        self.ends = list(itertools.accumulate(len(f) for f in latent_files)) if latent_files else []
+        self.image_paths, self.resolution, self.center_crop = image_paths, resolution, center_crop
 
     def __len__(self):
         return len(self.input_ids)
 
+    def latent(self, index, flip):
+        part = bisect.bisect_right(self.ends, index)
+        local = index - (self.ends[part - 1] if part else 0)
+        return self.latent_files[part].row("latents_flipped" if flip else "latents", local)
+
     def __getitem__(self, item):
         index, flip = item
-        if self.latents is not None:
-            source = self.latents_flipped if flip and self.latents_flipped is not None else self.latents
-            return source[index], self.input_ids[index]
+        ids = self.input_ids[index].long()
+        if self.latent_files is not None:
+            return self.latent(index, flip), ids
         img = load_rgb(self.image_paths[index])
         if self.center_crop:
             img = resize_center_crop(img, self.resolution)
@@ -57,7 +67,7 @@ class TrainingSet(torch.utils.data.Dataset):
             img = random_crop(img, self.resolution, torch.Generator().manual_seed(index * 7919 + int(flip)))
         if flip:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return to_tensor([img])[0], self.input_ids[index]
+        return to_tensor([img])[0], ids
 
 
 def random_crop(img, resolution, generator):
@@ -98,6 +108,7 @@ def save_checkpoint(accelerator, work, step, keep):
         work.mkdir(parents=True, exist_ok=True)
     tmp = work / f".tmp-{CHECKPOINT_PREFIX}{step}"
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every process has written its RNG state before the folder is renamed
     if accelerator.is_main_process:
         (tmp / "vlcp-step.json").write_text(json.dumps({"step": step}))
         final = work / f"{CHECKPOINT_PREFIX}{step}"
@@ -119,24 +130,36 @@ def tokenize(tokenizer, captions):
     return ids, truncated
 
 
-def load_training_data(index_paths, captions_paths, latents_paths, root):
-    """Captions of all classes in index order, with the matching latents (or image paths)."""
-    captions, latents, flipped, images = [], [], [], []
+def load_training_data(index_paths, captions_paths, latents_paths, root, tokenizer, random_flip):
+    """The train set of all classes in index order: token ids (int32), the count of truncated captions,
+    and the per-class latents files (read lazily) or the image paths.
+
+    Captions are tokenized class by class, so no list of every caption or every latent is ever held.
+    """
+    ids, truncated, files, images = [], 0, [], []
     for i, cap_path in enumerate(captions_paths):
         rows = contract.read_captions(cap_path, [r["image"] for r in contract.read_index(index_paths[i])])
-        captions += [r["caption"] for r in rows]
+        class_ids, class_truncated = tokenize(tokenizer, [r["caption"] for r in rows])
+        ids.append(class_ids.to(torch.int32))
+        truncated += class_truncated
         if latents_paths:
-            tensors, order = contract.read_latents(latents_paths[i])
-            if order != [r["image"] for r in rows]:
+            latents = contract.LatentsFile(latents_paths[i])
+            if latents.images != [r["image"] for r in rows]:
                 raise contract.ContractError(f"{latents_paths[i]} and {cap_path} list different images; rerun both stages")
-            latents.append(tensors["latents"])
-            flipped.append(tensors.get("latents_flipped"))
+            if random_flip and "latents_flipped" not in latents.tensors:
+                raise contract.ContractError(
+                    f"{latents_paths[i]} has no flipped latents, which random flip from latents needs; "
+                    "delete it and rerun the encode rule with finetune.random_flip on"
+                )
+            files.append(latents)
         else:
             images += [Path(root) / r["image"] for r in rows]
-    if latents_paths:
-        flipped = None if any(f is None for f in flipped) else torch.cat(flipped)
-        return captions, torch.cat(latents), flipped, None
-    return captions, None, None, images
+    return torch.cat(ids), truncated, (files if latents_paths else None), (None if latents_paths else images)
+
+
+def effective_batch(train_batch_size, gradient_accumulation_steps, processes):
+    """Images per optimiser update: per-process batch x accumulation steps x processes."""
+    return train_batch_size * gradient_accumulation_steps * processes
 
 
 def train(args):
@@ -151,7 +174,7 @@ def train(args):
     set_seed(args.seed)
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if accelerator.is_main_process else (lambda *a: None)
 
-    pipe = load_stable_diffusion(args.model)
+    pipe = load_stable_diffusion(args.model, variant=args.variant)
     tokenizer, text_encoder, vae, unet = pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
@@ -161,12 +184,11 @@ def train(args):
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
 
-    captions, latents, latents_flipped, image_paths = load_training_data(args.index, args.captions, args.latents, args.root)
-    input_ids, truncated = tokenize(tokenizer, captions)
-    log(f"{len(captions)} captioned images; {truncated} caption(s) longer than {tokenizer.model_max_length} tokens truncated")
-    if args.latents and args.random_flip and latents_flipped is None:
-        raise ValueError("random flip from latents needs the flipped latents; rerun the encode rule with flipping on")
-    dataset = TrainingSet(input_ids, latents, latents_flipped, image_paths, args.resolution, args.center_crop, args.random_flip)
+    input_ids, truncated, latent_files, image_paths = load_training_data(
+        args.index, args.captions, args.latents, args.root, tokenizer, args.random_flip
+    )
+    log(f"{len(input_ids)} captioned images; {truncated} caption(s) longer than {tokenizer.model_max_length} tokens truncated")
+    dataset = TrainingSet(input_ids, latent_files, image_paths, args.resolution, args.center_crop)
 
     world, rank = accelerator.num_processes, accelerator.process_index
     micro_per_epoch = len(epoch_batches(len(dataset), args.train_batch_size, args.seed, 0, False, rank, world, args.gradient_accumulation_steps))
@@ -178,9 +200,16 @@ def train(args):
         )
     max_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
     epochs = math.ceil(max_steps / updates_per_epoch)
+    batch = effective_batch(args.train_batch_size, args.gradient_accumulation_steps, world)
+    learning_rate = args.learning_rate * batch if args.scale_lr else args.learning_rate
+    log(
+        f"effective batch {batch} = train_batch_size {args.train_batch_size} x gradient_accumulation_steps "
+        f"{args.gradient_accumulation_steps} x {world} process(es); {updates_per_epoch} updates per epoch, {max_steps} in all; "
+        f"learning rate {learning_rate:g}" + (f" (scale_lr: {args.learning_rate:g} x {batch})" if args.scale_lr else "")
+    )
 
     optimizer = torch.optim.AdamW(
-        unet.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+        unet.parameters(), lr=learning_rate, betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.adam_weight_decay, eps=args.adam_epsilon,
     )
     lr_scheduler = get_scheduler(
@@ -199,6 +228,9 @@ def train(args):
     if found:
         step, path = found[-1]
         accelerator.load_state(str(path))
+        if ema is not None:
+            # load_state restores registered objects on the CPU; the EMA steps with the device's parameters
+            ema.to(accelerator.device)
         log(f"resuming from {path.name} (step {step} of {max_steps})")
     first_epoch, skip = step // updates_per_epoch, (step % updates_per_epoch) * args.gradient_accumulation_steps
 
@@ -254,7 +286,7 @@ def train(args):
         if ema is not None:
             ema.copy_to(trained.parameters())
         with atomic_dir(args.out) as tmp:
-            load_stable_diffusion(args.model, unet=trained).save_pretrained(tmp, safe_serialization=True)
+            load_stable_diffusion(args.model, variant=args.variant, unet=trained).save_pretrained(tmp, safe_serialization=True)
             provenance.record(tmp, "finetune", {**vars(args), "steps": step}, models=[args.model])
         log(f"fine-tuned pipeline written to {args.out} after {step} steps")
     accelerator.end_training()
@@ -263,6 +295,7 @@ def train(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="base Stable Diffusion hub id or folder")
+    parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
     parser.add_argument("--index", nargs="+", required=True, type=Path, help="train index of every class")
     parser.add_argument("--captions", nargs="+", required=True, type=Path, help="captions of every class, same order")
     parser.add_argument("--latents", nargs="*", default=[], type=Path, help="stage-4 latents of every class, same order; none means encode images")
@@ -276,6 +309,8 @@ def parse_args(argv=None):
     parser.add_argument("--train-batch-size", type=int, default=32)
     parser.add_argument("--gradient-accumulation-steps", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-5)
+    parser.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=False,
+                        help="multiply the learning rate by the effective batch (diffusers' scale_lr)")
     parser.add_argument("--lr-scheduler", default="constant")
     parser.add_argument("--lr-warmup-steps", type=int, default=0)
     parser.add_argument("--adam-beta1", type=float, default=0.9)

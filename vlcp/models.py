@@ -7,6 +7,7 @@ cannot be found.
 """
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -23,15 +24,38 @@ def device():
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def dtype_for(name, on):
-    """Torch dtype for a config value: 'auto' is bfloat16 (else float16) on a GPU, float32 on the CPU."""
+def native_bf16():
+    """Whether the GPU computes in bfloat16 itself (Ampere and newer), not by emulation (V100, T4)."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def dtype_for(name, on, auto_bf16=True):
+    """Torch dtype for a config value. 'auto' on a GPU is bfloat16 where the GPU has it natively and
+    ``auto_bf16`` is set, else float16; on the CPU every value is float32."""
     if name != "auto":
         if on.type == "cpu" and name != "float32":
             return torch.float32  # half precision on the CPU is slow and partly unsupported
         return DTYPES[name]
     if on.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if auto_bf16 and native_bf16() else torch.float16
     return torch.float32
+
+
+# <name>[.<variant>][-00001-of-00002].safetensors, the weight files diffusers and transformers write
+WEIGHT_FILE = re.compile(r"^[^.]+?(?:\.(?P<variant>[A-Za-z0-9_]+))?(?:-\d+-of-\d+)?\.(?:safetensors|bin)$")
+
+
+def weights_variant(name, variant=None):
+    """The weights variant to load: ``variant`` when given; else, for a local folder whose weight
+    files all carry one variant (``*.fp16.safetensors``, a common download), that variant."""
+    if variant or not Path(name).expanduser().is_dir():
+        return variant
+    found = set()
+    for path in Path(name).expanduser().rglob("*"):
+        match = WEIGHT_FILE.match(path.name)
+        if match:
+            found.add(match["variant"])
+    return found.pop() if len(found) == 1 else None
 
 
 def _not_found(name, config_key, err):
@@ -54,8 +78,10 @@ def _not_found(name, config_key, err):
     )
 
 
-def load_stable_diffusion(name, config_key="models.diffusion", dtype=torch.float32, img2img=False, **components):
-    """A ``StableDiffusionPipeline`` (or its img2img variant) from a hub id or folder, without safety checker."""
+def load_stable_diffusion(name, config_key="models.diffusion", dtype=torch.float32, img2img=False, variant=None,
+                          **components):
+    """A ``StableDiffusionPipeline`` (or its img2img variant) from a hub id or folder, without safety checker;
+    ``variant`` picks weight files such as ``*.fp16.safetensors`` (see ``weights_variant``)."""
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
     pipeline_class = StableDiffusionImg2ImgPipeline if img2img else StableDiffusionPipeline
@@ -63,6 +89,7 @@ def load_stable_diffusion(name, config_key="models.diffusion", dtype=torch.float
         return pipeline_class.from_pretrained(
             name,
             dtype=dtype,
+            variant=weights_variant(name, variant),
             use_safetensors=True,
             safety_checker=None,
             requires_safety_checker=False,
@@ -72,23 +99,27 @@ def load_stable_diffusion(name, config_key="models.diffusion", dtype=torch.float
         raise _not_found(name, config_key, err) from None
 
 
-def load_vae(name, config_key="models.diffusion", dtype=torch.float32):
+def load_vae(name, config_key="models.diffusion", dtype=torch.float32, variant=None):
     """Only the VAE of a Stable Diffusion checkpoint (its ``vae/`` subfolder)."""
     from diffusers import AutoencoderKL
 
     try:
-        return AutoencoderKL.from_pretrained(name, subfolder="vae", dtype=dtype, use_safetensors=True)
+        return AutoencoderKL.from_pretrained(
+            name, subfolder="vae", dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True
+        )
     except (OSError, ValueError) as err:
         raise _not_found(name, config_key, err) from None
 
 
-def load_captioner(name, config_key="models.captioner", dtype=torch.float32):
+def load_captioner(name, config_key="models.captioner", dtype=torch.float32, variant=None):
     """An image-text-to-text model and its processor (left padding, for batched generation)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     try:
         processor = AutoProcessor.from_pretrained(name)
-        model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, use_safetensors=True)
+        model = AutoModelForImageTextToText.from_pretrained(
+            name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True
+        )
     except (OSError, ValueError) as err:
         raise _not_found(name, config_key, err) from None
     processor.tokenizer.padding_side = "left"

@@ -150,7 +150,7 @@ def main(argv=None):
     add_part_option(parser)
     args = parser.parse_args(argv)
     on = device()
-    pipe = load_stable_diffusion(args.model, dtype=dtype_for(args.dtype, on), img2img=True).to(on)
+    pipe = load_stable_diffusion(args.model, dtype=dtype_for(args.dtype, on, auto_bf16=False), img2img=True).to(on)
     set_scheduler(pipe, args.scheduler)
     pipe.set_progress_bar_config(disable=True)
     for one in each_class(args, ("clusters", "prototypes", "cls", "work", "out"), outputs=("out",)):
