@@ -12,6 +12,7 @@ rule aggregate:
         plot=report(f"{RESULTS}/accuracy.png", caption="../report/plot.rst", category="Accuracy"),
     log:
         f"{LOGS}/aggregate.log",
+    threads: rule_threads("default")
     resources:
         **rule_resources("default"),
     conda:
@@ -31,6 +32,7 @@ rule manifest:
     params:
         folder=lambda wildcards: distilled_set(wildcards.method, wildcards.ipc, wildcards.seed),
         classes=CLASSES,
+    threads: rule_threads("default")
     resources:
         **rule_resources("default"),
     conda:
@@ -56,6 +58,7 @@ rule grid:
     params:
         folder=lambda wildcards: distilled_set(wildcards.method, wildcards.ipc, wildcards.seed),
         classes=CLASSES,
+    threads: rule_threads("default")
     resources:
         **rule_resources("default"),
     conda:

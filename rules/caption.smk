@@ -12,18 +12,20 @@ rule caption:
     params:
         root=DATA_ROOT,
         model=model_path("captioner"),
+        variant=model_variant("captioner"),
         settings=caption_params(),
         sample="--do-sample" if CAPTION["do_sample"] else "",
         index=class_paths("index/train", ".jsonl"),
         out=class_paths("captions", ".jsonl"),
         progress=class_paths("work/captions", ".partial.jsonl"),
         part=part_option,
+    threads: rule_threads("caption")
     resources:
         **rule_resources("caption", per_class=True),
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m vlcp caption --index {params.index:q} --root {params.root:q} --model {params.model:q}"
+        "python -m vlcp caption --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
         " --prompt {params.settings[prompt]:q} --batch-size {params.settings[batch_size]}"
         " --max-new-tokens {params.settings[max_new_tokens]} {params.sample}"
         " --temperature {config[caption][temperature]} --seed {config[caption][seed]}"

@@ -16,6 +16,7 @@ rule cluster:
         clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
         centres=class_paths("clusters/ipc{ipc}/seed{seed}", ".safetensors"),
         part=part_option,
+    threads: rule_threads("cluster")
     resources:
         **rule_resources("cluster", per_class=True),
     conda:

@@ -162,6 +162,12 @@ def model_path(role):
     return f"{TINY_MODEL_DIR}/tiny-{kind}" if name == "tiny" else name
 
 
+def model_variant(role):
+    """--variant for a stage that loads the base model, when the config names one."""
+    variant = config["models"][f"{role}_variant"]
+    return f"--variant {shlex.quote(variant)}" if variant else ""
+
+
 def model_input(role):
     """The model folder as a rule input when this run builds it, else nothing to wait for."""
     return [model_path(role)] if config["models"][role] == "tiny" else []
@@ -353,6 +359,11 @@ def report_grids():
 
 
 # --- cluster resources ------------------------------------------------------
+
+
+def rule_threads(name):
+    """A rule's threads are its cores: Snakemake hands them to the job as OMP_NUM_THREADS and friends."""
+    return config["resources"][name]["cpus_per_task"]
 
 
 def rule_resources(name, per_class=False):

@@ -9,6 +9,7 @@ if DEMO:
             f"{LOGS}/demo_data.log",
         params:
             demo=config["demo"],
+        threads: rule_threads("default")
         resources:
             **rule_resources("default"),
         conda:

@@ -13,17 +13,19 @@ rule encode:
     params:
         root=DATA_ROOT,
         model=model_path("diffusion"),
+        variant=model_variant("diffusion"),
         resolution=FINETUNE["resolution"],
         dtype=ENCODE["dtype"],
         flip="--flip" if encode_flips() else "",
         index=class_paths("index/train", ".jsonl"),
         out=class_paths("latents", ".safetensors"),
         part=part_option,
+    threads: rule_threads("encode")
     resources:
         **rule_resources("encode", per_class=True),
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m vlcp encode --index {params.index:q} --root {params.root:q} --model {params.model:q}"
+        "python -m vlcp encode --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
         " --resolution {params.resolution} --dtype {params.dtype} {params.flip}"
         " --batch-size {config[encode][batch_size]} --out {params.out:q} {params.part} > {log:q} 2>&1"

@@ -18,6 +18,7 @@ rule evaluate:
         eval_size=DATASET["eval_size"],
         epochs=evaluate_epochs,
         settings=evaluate_params(),
+    threads: rule_threads("evaluate")
     resources:
         **rule_resources("evaluate"),
     conda:

@@ -12,16 +12,18 @@ rule finetune:
         f"{LOGS}/finetune/{{ft}}.log",
     params:
         model=model_path("diffusion"),
+        variant=model_variant("diffusion"),
         root=DATA_ROOT,
         seed=finetune_seed,
         settings=finetune_params(),
         flags=" ".join(
             cli_flag(name.replace("_", "-"), FINETUNE[name])
-            for name in ("center_crop", "random_flip", "use_ema", "gradient_checkpointing")
+            for name in ("center_crop", "random_flip", "use_ema", "gradient_checkpointing", "scale_lr")
         ),
         max_steps=f"--max-train-steps {FINETUNE['max_train_steps']}" if FINETUNE["max_train_steps"] else "",
         work=lambda wildcards: f"{RESULTS}/work/finetune/{wildcards.ft}",
         files=finetune_files(),
+    threads: rule_threads("finetune")
     resources:
         **rule_resources("finetune"),
     conda:
@@ -30,7 +32,7 @@ rule finetune:
         "if [ {resources.gpu} -gt 1 ]; then"
         " launch='accelerate launch --multi_gpu --num_processes {resources.gpu} --num_machines 1 -m';"
         " else launch='python -m'; fi;"
-        " $launch vlcp finetune --model {params.model:q} --index {params.files[index]:q}"
+        " $launch vlcp finetune --model {params.model:q} {params.variant} --index {params.files[index]:q}"
         " --captions {params.files[captions]:q} --latents {params.files[latents]:q}"
         " --root {params.root:q} --out {output:q} --work {params.work:q} --seed {params.seed}"
         " --resolution {params.settings[resolution]} {params.flags}"

@@ -20,6 +20,7 @@ rule index:
         part=part_option,
         extensions=DATASET["image_extensions"],
         max_image_pixels=DATASET["max_image_pixels"],
+    threads: rule_threads("default")
     resources:
         **rule_resources("default", per_class=True),
     conda:
@@ -40,6 +41,7 @@ rule split_index:
         f"{LOGS}/index/{{split}}.log",
     params:
         index=lambda wildcards: index_files(wildcards.split),
+    threads: rule_threads("default")
     resources:
         **rule_resources("default"),
     conda:
@@ -59,6 +61,7 @@ rule index_summary:
     params:
         index=[f for split in SPLITS for f in index_files(split)],
         rejected=[f for split in SPLITS for f in index_files(split, "rejected.tsv")],
+    threads: rule_threads("default")
     resources:
         **rule_resources("default"),
     conda:

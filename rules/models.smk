@@ -12,6 +12,7 @@ rule tiny_model:
     params:
         seed=config["models"]["tiny_seed"],
         resolution=config["models"]["tiny_resolution"],
+    threads: rule_threads("default")
     resources:
         **rule_resources("default"),
     conda:

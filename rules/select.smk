@@ -17,6 +17,7 @@ rule select:
         latents=selection_latent_option,
         out=class_paths("distilled/{baseline}/ipc{ipc}/seed{seed}"),
         part=part_option,
+    threads: rule_threads("default")
     resources:
         **rule_resources("default", per_class=True),
     conda:

@@ -20,6 +20,7 @@ rule synthesize:
         work=class_paths("work/synthesize/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
         out=class_paths("distilled/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
         part=part_option,
+    threads: rule_threads("synthesize")
     resources:
         **rule_resources("synthesize", per_class=True),
     conda:

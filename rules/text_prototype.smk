@@ -21,6 +21,7 @@ rule text_prototype:
         index=class_paths("index/train", ".jsonl"),
         out=class_paths("{prototypes}/ipc{ipc}/seed{seed}", ".json"),
         part=part_option,
+    threads: rule_threads("default")
     resources:
         **rule_resources("default", per_class=True),
     conda:

@@ -131,6 +131,7 @@ def test_finetune_kill_resume_continues_the_step_counter(world, training_inputs,
     resumed = wrapped("vlcp.finetune", "save_checkpoint", finetune_args(world, captions, latents, out, work), tmp_path / "c2")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from checkpoint-2 (step 2 of 6)" in resumed.stderr
+    assert "effective batch 8 = train_batch_size 4 x gradient_accumulation_steps 2 x 1 process(es)" in resumed.stderr
     assert calls(tmp_path / "c2") == 2, "a resumed run saves only the checkpoints after step 2 (4 and 6)"
     assert sorted(p.name for p in work.iterdir()) == ["checkpoint-4", "checkpoint-6"], "keeps the newest 2"
 

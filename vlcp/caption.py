@@ -21,6 +21,7 @@ from vlcp import contract, provenance
 from vlcp.cli import add_part_option, each_class, run
 from vlcp.images import load_rgb
 from vlcp.models import device, dtype_for, load_captioner
+from vlcp.parallel import thread_map
 
 ROLE_PREFIX = re.compile(r"^\s*(assistant|gpt)\s*:\s*", re.IGNORECASE)
 
@@ -129,7 +130,7 @@ def caption_class(records, root, model_name, template, batch_size, generation, s
         names = images[start : start + batch_size]
         if generation.get("do_sample"):
             torch.manual_seed(seed * 1_000_003 + start)
-        captions = caption_batch(model, processor, [load_rgb(Path(root) / n) for n in names], prompt, generation)
+        captions = caption_batch(model, processor, thread_map(lambda n: load_rgb(Path(root) / n), names), prompt, generation)
         batch = [{"image": n, "caption": c} for n, c in zip(names, captions)]
         progress.append(batch)
         rows.extend(batch)

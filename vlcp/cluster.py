@@ -15,6 +15,7 @@ import torch
 
 from vlcp import contract, provenance
 from vlcp.cli import add_part_option, each_class, run
+from vlcp.parallel import cpu_threads
 
 
 def inlier_mask(features, contamination, n_neighbors):
@@ -23,7 +24,9 @@ def inlier_mask(features, contamination, n_neighbors):
 
     if contamination == 0 or len(features) < 3:
         return np.ones(len(features), dtype=bool)
-    lof = LocalOutlierFactor(n_neighbors=min(n_neighbors, len(features) - 1), contamination=contamination)
+    lof = LocalOutlierFactor(
+        n_neighbors=min(n_neighbors, len(features) - 1), contamination=contamination, n_jobs=cpu_threads()
+    )
     return lof.fit_predict(features) == 1
 
 

@@ -19,6 +19,7 @@ from vlcp import contract, provenance
 from vlcp.cli import add_part_option, each_class, run
 from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device, dtype_for, load_vae
+from vlcp.parallel import thread_map
 
 
 def to_tensor(images):
@@ -59,7 +60,7 @@ def main(argv=None):
 
 def encode_class(vae, args):
     records = contract.read_index(args.index)
-    images = [resize_center_crop(load_rgb(args.root / r["image"]), args.resolution) for r in records]
+    images = thread_map(lambda r: resize_center_crop(load_rgb(args.root / r["image"]), args.resolution), records)
     label = f"encode {records[0]['class']}"
     latents = {"latents": encode_images(vae, images, args.batch_size, label)}
     if args.flip:

@@ -25,6 +25,7 @@ from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device
 from vlcp.networks import build_model
+from vlcp.parallel import thread_map
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -32,13 +33,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 def image_tensor(paths, size, crop=None):
     """uint8 tensor (N, 3, crop, crop): each image resized (shorter side ``size``) and centre-cropped."""
     crop = crop or size
-    arrays = []
-    for path in paths:
+
+    def decode(path):
         img = resize_center_crop(load_rgb(path), size)
         if crop != size:
             offset = (size - crop) // 2
             img = img.crop((offset, offset, offset + crop, offset + crop))
-        arrays.append(np.asarray(img))
+        return np.asarray(img)
+
+    arrays = thread_map(decode, paths)
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -60,17 +63,62 @@ def image_folder(folder, classes):
     return paths, labels
 
 
+def predict(model, images):
+    """Predicted labels of uint8 images already at the input size (bfloat16 autocast on a GPU)."""
+    x = augment.normalize(images.float() / 255)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+        return model(x).argmax(1)
+
+
+def fitting_batch(configured, free_bytes, per_image_bytes, headroom=0.7):
+    """The test batch: ``configured``, or as many images as fit in ``headroom`` of the free memory."""
+    if per_image_bytes <= 0:
+        return configured
+    return max(1, min(configured, int(free_bytes * headroom / per_image_bytes + 1e-9)))
+
+
+@torch.inference_mode()
+def test_batch_size(model, images, configured):
+    """``configured`` on the CPU; on a GPU, capped by what fits: a probe batch of 8 measures the peak
+    memory per image, and free memory counts what the allocator holds unused."""
+    on = images.device
+    if on.type != "cuda":
+        return configured
+    model.eval()
+    probe = min(configured, 8, len(images))
+    torch.cuda.synchronize(on)
+    torch.cuda.reset_peak_memory_stats(on)
+    before = torch.cuda.memory_allocated(on)
+    predict(model, images[:probe])
+    torch.cuda.synchronize(on)
+    per_image = (torch.cuda.max_memory_allocated(on) - before) / probe
+    free, _ = torch.cuda.mem_get_info(on)
+    free += torch.cuda.memory_reserved(on) - torch.cuda.memory_allocated(on)
+    model.train()
+    return fitting_batch(configured, free, per_image)
+
+
 @torch.inference_mode()
 def accuracy(model, images, labels, batch_size):
-    """Top-1 accuracy (%) of ``model`` on uint8 images already at the input size."""
+    """Top-1 accuracy (%) of ``model`` on uint8 images already at the input size, and the batch size
+    it ran at: a batch that runs out of GPU memory is halved until one fits."""
     model.eval()
-    correct = 0
-    for start in range(0, len(images), batch_size):
-        x = augment.normalize(images[start : start + batch_size].float() / 255)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
-            correct += (model(x).argmax(1) == labels[start : start + batch_size]).sum().item()
+    while True:
+        try:
+            correct = sum(
+                (predict(model, images[start : start + batch_size]) == labels[start : start + batch_size]).sum().item()
+                for start in range(0, len(images), batch_size)
+            )
+            break
+        except torch.cuda.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            batch_size //= 2
+            print(f"test batch out of GPU memory; retrying at {batch_size}", file=sys.stderr)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
     model.train()
-    return 100.0 * correct / len(images)
+    return 100.0 * correct / len(images), batch_size
 
 
 def sgd_step(model, optimizer, images, labels, cutmix_beta):
@@ -119,13 +167,18 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
     optimizer = torch.optim.SGD(model.parameters(), lr=s["learning_rate"], momentum=s["momentum"], weight_decay=s["weight_decay"])
     milestones = [round(m * s["epochs"]) for m in s["milestones"]]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=s["gamma"])
-    best, best_epoch, last = 0.0, 0, 0.0
+    best, best_epoch, last, test_batch = 0.0, 0, 0.0, None
     bar = tqdm(range(s["epochs"]), desc=f"train {model_name}", unit="epoch", disable=not progress, file=sys.stderr)
     for epoch in bar:
         loss = train_epoch(model, optimizer, train_images, train_labels, s)
         scheduler.step()
         if (epoch + 1) % s["test_every"] == 0 or epoch + 1 == s["epochs"]:
-            last = accuracy(model, test_images, test_labels, s["test_batch_size"])
+            if test_batch is None:
+                test_batch = test_batch_size(model, test_images, s["test_batch_size"])
+                if test_batch < s["test_batch_size"]:
+                    print(f"testing in batches of {test_batch}, the most that fit in free GPU memory "
+                          f"(evaluate.test_batch_size is {s['test_batch_size']})", file=sys.stderr)
+            last, test_batch = accuracy(model, test_images, test_labels, test_batch)
             if last > best:
                 best, best_epoch = last, epoch + 1
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{last:.1f}", best=f"{best:.1f}")

@@ -11,6 +11,7 @@ from vlcp import contract, provenance
 from vlcp.cli import add_part_option, each_class, run
 from vlcp.images import ImageRejected, open_image
 from vlcp.labels import label_text
+from vlcp.parallel import thread_map
 
 SPLITS = ("train", "val")
 
@@ -60,21 +61,27 @@ def scan_class(root, split, cls, extensions, max_pixels, progress=False):
     """
     root = Path(root)
     suffixes = {e.lower() for e in extensions}
-    records, rejected = [], []
     files = class_files(root / split / cls)
-    for path in tqdm(files, desc=f"index {split}/{cls}", unit="img", disable=not progress, file=sys.stderr):
+    bar = tqdm(total=len(files), desc=f"index {split}/{cls}", unit="img", disable=not progress, file=sys.stderr)
+
+    def check(path):
         rel = path.relative_to(root).as_posix()
-        if path.suffix.lower() not in suffixes:
-            rejected.append((rel, f"not an image extension ({path.suffix or 'none'}); see dataset.image_extensions"))
-            continue
         try:
+            if path.suffix.lower() not in suffixes:
+                return rel, f"not an image extension ({path.suffix or 'none'}); see dataset.image_extensions"
             if path.is_file() and path.stat().st_size == 0:
                 raise ImageRejected("empty file (zero bytes)")
             img = open_image(path, max_pixels)
         except ImageRejected as err:
-            rejected.append((rel, str(err)))
-            continue
-        records.append({"image": rel, "width": img.width, "height": img.height, "mode": img.mode})
+            return rel, str(err)
+        finally:
+            bar.update(1)
+        return {"image": rel, "width": img.width, "height": img.height, "mode": img.mode}
+
+    records, rejected = [], []
+    for result in thread_map(check, files):
+        (records if isinstance(result, dict) else rejected).append(result)
+    bar.close()
     return records, rejected
 
 
