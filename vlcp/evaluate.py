@@ -256,6 +256,8 @@ def main(argv=None):
     contract.write_accuracy(args.out, [row])
     provenance.record(args.out, "evaluate", vars(args))
     print(f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}", file=sys.stderr)
+    if on.type == "cuda":
+        print(f"peak GPU memory {torch.cuda.max_memory_allocated(on) / 2**30:.1f} GiB", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -279,6 +279,8 @@ def train(args):
         if step >= max_steps:
             break
     bar.close()
+    if accelerator.device.type == "cuda":
+        log(f"peak GPU memory {torch.cuda.max_memory_allocated(accelerator.device) / 2**30:.1f} GiB (this process)")
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
