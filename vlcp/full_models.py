@@ -71,6 +71,9 @@ def build_llava(on="cpu", dtype=torch.float32, text_layers=None):
     with torch.device(on):
         model = LlavaForConditionalGeneration._from_config(config, dtype=dtype)  # initialised in dtype: 14 GB, not 28
     model.generation_config = tiny.generation_config
+    # The real vocabulary is larger than the tiny tokenizer's; ids past it would decode to nothing.
+    extra = range(len(processor.tokenizer), config.text_config.vocab_size)
+    model.generation_config.suppress_tokens = [*model.generation_config.suppress_tokens, *extra]
     size = config.vision_config.image_size
     processor.image_processor.size = {"shortest_edge": size}
     processor.image_processor.crop_size = {"height": size, "width": size}
