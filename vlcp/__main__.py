@@ -11,10 +11,17 @@ STAGES = (
 )
 
 
+USAGE = f"usage: python -m vlcp STAGE [ARGS]  (python -m vlcp STAGE -h for a stage's arguments)\nSTAGE: {', '.join(STAGES)}"
+
+
 def main():
+    if sys.argv[1:2] in (["-h"], ["--help"]):
+        print(USAGE)
+        return
     if len(sys.argv) < 2 or sys.argv[1] not in STAGES:
-        sys.exit(f"usage: python -m vlcp STAGE [ARGS], STAGE one of: {', '.join(STAGES)}")
+        sys.exit(USAGE)
     stage = importlib.import_module(f"vlcp.{sys.argv[1]}")
+    sys.argv[0] = f"python -m vlcp {sys.argv[1]}"  # argparse names the stage in its help, not __main__.py
     run(lambda: stage.main(sys.argv[2:]))
 
 

@@ -10,8 +10,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from vlcp.errors import VlcpError
 
-class OutputExistsError(FileExistsError):
+
+class OutputExistsError(VlcpError, FileExistsError):
     """Raised instead of replacing something already at an output path."""
 
 

@@ -1,4 +1,5 @@
-"""The one way every ``python -m vlcp.<stage>`` entry reports a failure: a line naming the problem, exit 1."""
+"""The one way every ``python -m vlcp.<stage>`` entry reports an expected failure: a line naming the
+problem and what to do, exit 1. Anything else keeps its traceback."""
 
 import argparse
 import errno
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from vlcp.atomic import OutputExistsError, atomic_write
+from vlcp.errors import VlcpError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -24,10 +26,15 @@ def describe(err):
 
 
 def run(main):
-    """Call ``main()``; turn the expected failures (bad files, missing models, full disks) into one line."""
+    """Call ``main()``; turn the expected failures (vlcp's own errors, a full disk, an output folder
+    that cannot be written) into one line. A library's error or a defect keeps its traceback."""
     try:
         main()
-    except (OSError, ValueError) as err:
+    except VlcpError as err:
+        sys.exit(f"error: {describe(err)}")
+    except OSError as err:
+        if err.errno not in DISK_FULL + NOT_WRITABLE:
+            raise
         sys.exit(f"error: {describe(err)}")
 
 
@@ -52,7 +59,7 @@ def each_class(args, names, outputs=()):
     counts = {len(values) for values in given.values()}
     if len(counts) != 1:
         listed = ", ".join(f"--{name.replace('_', '-')} ({len(values)})" for name, values in given.items())
-        raise ValueError(f"per-class options must list one value per class, the same number each: {listed}")
+        raise VlcpError(f"per-class options must list one value per class, the same number each: {listed}")
     count = counts.pop()
     marker = getattr(args, "part_marker", None)
     if marker:

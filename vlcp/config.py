@@ -7,6 +7,8 @@ allowed, before any job starts.
 
 import jsonschema
 
+from vlcp.errors import VlcpError
+
 SCHEMA_WORDS = {
     "minimum": "at least {}",
     "maximum": "at most {}",
@@ -19,7 +21,7 @@ SCHEMA_WORDS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(VlcpError, ValueError):
     """A configuration value that is not allowed; the message names the key."""
 
 

@@ -9,13 +9,14 @@ import json
 from pathlib import Path
 
 from vlcp.atomic import atomic_write
+from vlcp.errors import VlcpError
 
 INDEX_KEYS = ("image", "class", "label", "width", "height", "mode")
 REJECTED_COLUMNS = ("image", "reason")
 CLASS_TABLE_COLUMNS = ("class", "label", "train_images", "val_images", "rejected_files")
 
 
-class ContractError(ValueError):
+class ContractError(VlcpError, ValueError):
     """A results file whose content breaks the contract; the message names the file."""
 
 

@@ -30,7 +30,7 @@ def split_digits(train_per_class, val_per_class, seed):
     for digit, name in enumerate(CLASSES):
         order = rng.permutation(np.flatnonzero(digits.target == digit))
         if len(order) < train_per_class + val_per_class:
-            raise ValueError(
+            raise VlcpError(
                 f"digit {name} has {len(order)} images; demo.train_per_class + demo.val_per_class "
                 f"= {train_per_class + val_per_class} is too many"
             )

@@ -28,6 +28,7 @@ from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir
 from vlcp.cli import run
 from vlcp.encode import to_tensor
+from vlcp.errors import VlcpError
 from vlcp.images import load_rgb, resize_center_crop, resize_shorter_side
 from vlcp.models import load_stable_diffusion
 
@@ -194,7 +195,7 @@ def train(args):
     micro_per_epoch = len(epoch_batches(len(dataset), args.train_batch_size, args.seed, 0, False, rank, world, args.gradient_accumulation_steps))
     updates_per_epoch = micro_per_epoch // args.gradient_accumulation_steps
     if updates_per_epoch == 0:
-        raise ValueError(
+        raise VlcpError(
             f"{len(dataset)} images cannot fill one update of train_batch_size {args.train_batch_size} x "
             f"gradient_accumulation_steps {args.gradient_accumulation_steps} x {world} process(es); lower finetune.train_batch_size"
         )

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from vlcp import contract, provenance
 from vlcp.cli import add_part_option, each_class, run
+from vlcp.errors import VlcpError
 from vlcp.images import ImageRejected, open_image
 from vlcp.labels import label_text
 from vlcp.parallel import thread_map
@@ -16,7 +17,7 @@ from vlcp.parallel import thread_map
 SPLITS = ("train", "val")
 
 
-class DatasetError(ValueError):
+class DatasetError(VlcpError, ValueError):
     """A dataset that cannot be indexed as configured; the message names the folder."""
 
 

@@ -5,8 +5,10 @@ import functools
 from importlib import resources
 from pathlib import Path
 
+from vlcp.errors import VlcpError
 
-class LabelError(ValueError):
+
+class LabelError(VlcpError, ValueError):
     """A class without a label text; the message says where to give one."""
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import torch
 
+from vlcp.errors import VlcpError
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-class ModelNotFoundError(OSError):
+class ModelNotFoundError(VlcpError, OSError):
     """A model id or folder that could not be loaded; the message says what to do."""
 
 

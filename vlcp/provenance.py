@@ -16,7 +16,7 @@ from vlcp.atomic import atomic_write
 
 PACKAGES = (
     "vlcp", "torch", "torchvision", "diffusers", "transformers", "accelerate", "safetensors", "scikit-learn",
-    "numpy", "pillow", "nltk", "pandas", "snakemake",
+    "numpy", "pillow", "pandas", "snakemake",
 )
 EDGE = 1 << 20  # bytes read from each end of a large file
 
