@@ -9,6 +9,7 @@ import torch
 from vlcp import cluster, contract
 from vlcp.atomic import OutputExistsError
 from vlcp.cli import each_class, ledger_path
+from vlcp.errors import VlcpError
 
 CLASSES = ("cat", "dog", "owl")
 
@@ -93,5 +94,5 @@ def test_a_job_stopped_part_way_leaves_no_record(tmp_path):
 
 def test_per_class_options_must_have_one_value_per_class():
     args = argparse.Namespace(latents=["a", "b"], out=["x"], centres=["y", "z"], part_marker=None)
-    with pytest.raises(ValueError, match=r"--latents \(2\), --out \(1\), --centres \(2\)"):
+    with pytest.raises(VlcpError, match=r"--latents \(2\), --out \(1\), --centres \(2\)"):
         list(each_class(args, ("latents", "out", "centres")))
