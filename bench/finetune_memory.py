@@ -80,12 +80,9 @@ def main():
 
 
 def measure(folder, model, steps):
+    """Peak resident memory (MB) of one fine-tune job over the train set in ``folder``, as the kernel accounts it."""
     files = {kind: sorted((folder / kind).iterdir()) for kind in ("index", "captions", "latents")}
     work = folder / "run"
-    return run_and_wait(files, model, work, steps).ru_maxrss / 1024
-
-
-def run_and_wait(files, model, work, steps):
     cmd = [sys.executable, "-m", "vlcp.finetune", "--model", str(model),
            "--index", *map(str, files["index"]), "--captions", *map(str, files["captions"]),
            "--latents", *map(str, files["latents"]), "--out", str(work / "out"), "--work", str(work / "ckpt"),
@@ -99,7 +96,7 @@ def run_and_wait(files, model, work, steps):
         _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit("the fine-tune job failed:\n" + (work.parent / "finetune.log").read_text()[-3000:])
-    return usage
+    return usage.ru_maxrss / 1024
 
 
 if __name__ == "__main__":

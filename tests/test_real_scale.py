@@ -2,7 +2,6 @@
 choice, test-batch sizing, checkpoint ordering, weights variants, the effective batch."""
 
 import json
-import types
 from pathlib import Path
 
 import pytest

@@ -14,6 +14,7 @@ from PIL import Image
 
 from vlcp.atomic import atomic_dir
 from vlcp.cli import run
+from vlcp.errors import VlcpError
 
 CLASSES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 LABELS = {name: f"handwritten digit {name}" for name in CLASSES}
