@@ -99,7 +99,7 @@ class DeviceLoop:
         torch.manual_seed(0)
         self.train, self.size = train, size
         self.settings = {"batch_size": 64, "input_size": size, "rrc_scale_min": 0.5, "color_jitter": 0.4,
-                         "lighting": 0.1, "cutmix_beta": 1.0}
+                         "lighting": 0.1, "cutmix_beta": 1.0, "precision": "float32"}
         self.images = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous().to(on)
         self.labels = labels.to(on)
         self.model = training_model(args.model, 10, size, "instance", on) if train else None

@@ -4,7 +4,7 @@
 import shlex
 
 from vlcp import demo_data
-from vlcp.config import ConfigError, check_config, epochs_for_ipc
+from vlcp.config import ConfigError, check_config, evaluation_settings
 from vlcp.index import DatasetError, SPLITS, find_classes
 
 try:
@@ -337,16 +337,12 @@ def evaluate_source(wildcards, input):
     return "--train-dir " + shlex.quote(distilled_set(wildcards.method, wildcards.ipc, wildcards.seed))
 
 
-def evaluate_epochs(wildcards):
-    if wildcards.ipc == "all":
-        return EVALUATE["full_epochs"]
-    return epochs_for_ipc(EVALUATE["epochs"], int(wildcards.ipc), EVALUATE["epochs_scale"])
-
-
-def evaluate_params():
-    """Training settings that change the accuracy (epochs come per IPC, batch sizes for testing do not count)."""
-    skip = ("models", "seeds", "epochs", "epochs_scale", "full_epochs", "test_batch_size")
-    return {k: v for k, v in EVALUATE.items() if k not in skip}
+def evaluate_settings(wildcards):
+    """The training settings of one evaluation job, open values filled in as Minimax does for this IPC
+    and class count; keys that do not change the accuracy (which jobs to run, the test batch) left out."""
+    settings = evaluation_settings(EVALUATE, wildcards.ipc, len(CLASSES))
+    skip = ("models", "seeds", "epochs_scale", "full_epochs", "test_batch_size")
+    return {k: v for k, v in settings.items() if k not in skip}
 
 
 def report_grids():

@@ -15,9 +15,7 @@ rule evaluate:
     params:
         source=evaluate_source,
         root=DATA_ROOT,
-        eval_size=DATASET["eval_size"],
-        epochs=evaluate_epochs,
-        settings=evaluate_params(),
+        settings=evaluate_settings,
     threads: rule_threads("evaluate")
     resources:
         **rule_resources("evaluate"),
@@ -25,13 +23,14 @@ rule evaluate:
         "../envs/gpu.yaml"
     shell:
         "python -m vlcp evaluate {params.source} --val-index {input.val:q} --root {params.root:q}"
-        " --eval-size {params.eval_size} --model {wildcards.model} --seed {wildcards.eval_seed}"
+        " --model {wildcards.model} --seed {wildcards.eval_seed}"
         " --method {wildcards.method} --ipc {wildcards.ipc} --distill-seed {wildcards.seed}"
-        " --epochs {params.epochs} --batch-size {params.settings[batch_size]}"
+        " --epochs {params.settings[epochs]} --batch-size {params.settings[batch_size]}"
         " --learning-rate {params.settings[learning_rate]} --momentum {params.settings[momentum]}"
         " --weight-decay {params.settings[weight_decay]} --milestones {params.settings[milestones]}"
         " --gamma {params.settings[gamma]} --rrc-scale-min {params.settings[rrc_scale_min]}"
         " --color-jitter {params.settings[color_jitter]} --lighting {params.settings[lighting]}"
         " --cutmix-beta {params.settings[cutmix_beta]} --input-size {params.settings[input_size]}"
-        " --norm {params.settings[norm]} --test-every {params.settings[test_every]}"
+        " --norm {params.settings[norm]} --precision {params.settings[precision]}"
+        " --test-every {params.settings[test_every]}"
         " --test-batch-size {config[evaluate][test_batch_size]} --out {output:q} > {log:q} 2>&1"

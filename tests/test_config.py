@@ -11,6 +11,7 @@ from vlcp.config import (
     check_config,
     describe_validation_error,
     epochs_for_ipc,
+    evaluation_settings,
     find_validation_error,
 )
 
@@ -87,7 +88,7 @@ def test_bad_config_is_rejected_with_a_message_naming_the_key(override, expected
 
 
 def test_cross_key_checks():
-    config = validated({"ipc": [10, 600]})
+    config = validated({"ipc": [10, 600], "evaluate": {"epochs": [{"max_ipc": 500, "epochs": 500}]}})
     with pytest.raises(ConfigError, match=r"evaluate.epochs has no entry for ipc 600"):
         check_config(config)
     config = validated({"finetune": {"center_crop": False}})
@@ -100,8 +101,32 @@ def test_cross_key_checks():
 
 def test_epochs_follow_the_protocol_table():
     table = validated({})["evaluate"]["epochs"]
-    assert [epochs_for_ipc(table, ipc) for ipc in (1, 10, 20, 50, 100, 500)] == [2000, 2000, 1500, 1500, 1000, 500]
+    # MinimaxDiffusion argument.py, ipc_epoch: 1 -> 3000, <=10 -> 2000, <=50 -> 1500, <=200 -> 1000,
+    # <=500 -> 500, more -> 300; exactly 100 classes: int(2/3 * epochs) rounded down to a multiple of 100.
+    ipcs = (1, 2, 10, 20, 50, 100, 200, 500, 1000)
+    assert [epochs_for_ipc(table, ipc) for ipc in ipcs] == [3000, 2000, 2000, 1500, 1500, 1000, 1000, 500, 300]
+    assert [epochs_for_ipc(table, ipc, num_classes=100) for ipc in ipcs] == [2000, 1300, 1300, 1000, 1000, 600, 600, 300, 200]
+    assert epochs_for_ipc(table, 10, num_classes=1000) == 2000
     assert epochs_for_ipc(table, 10, scale=2 / 3) == 1333
+
+
+def test_evaluation_settings_are_minimax_by_class_count():
+    evaluate = validated({})["evaluate"]
+    # argument.py: lr 0.01, weight decay 5e-4, batch 64; test every epochs // 100 (epoch_print_freq)
+    ten = evaluation_settings(evaluate, "10", 10)
+    assert (ten["epochs"], ten["test_every"]) == (2000, 20)
+    assert (ten["learning_rate"], ten["weight_decay"], ten["batch_size"]) == (0.01, 5e-4, 64)
+    hundred = evaluation_settings(evaluate, "50", 100)
+    assert (hundred["epochs"], hundred["test_every"], hundred["learning_rate"]) == (1000, 10, 0.01)
+    # above 100 classes: lr 0.1, weight decay 1e-4, batch max(128, batch_size)
+    many = evaluation_settings(evaluate, "10", 1000)
+    assert (many["learning_rate"], many["weight_decay"], many["batch_size"], many["epochs"]) == (0.1, 1e-4, 128, 2000)
+    # a whole train set (ipc <= 0 in argument.py): --epochs' default 300, tested every epoch
+    full = evaluation_settings(evaluate, "all", 10)
+    assert (full["epochs"], full["test_every"]) == (300, 1)
+    # values the user sets are kept
+    mine = evaluation_settings({**evaluate, "learning_rate": 0.05, "weight_decay": 0.0, "test_every": 7}, "10", 1000)
+    assert (mine["learning_rate"], mine["weight_decay"], mine["test_every"], mine["batch_size"]) == (0.05, 0.0, 7, 128)
 
 
 def leaf_schemas(schema, path=()):

@@ -7,7 +7,7 @@ import torch
 
 from vlcp import augment, contract, demo_data
 from vlcp.aggregate import markdown_table, summarize
-from vlcp.evaluate import eval_resize, image_tensor, train_and_test
+from vlcp.evaluate import image_tensor, milestone_epochs, train_and_test
 from vlcp.index import index_class
 from vlcp.networks import MODELS, build_model
 
@@ -28,6 +28,14 @@ def test_forward_and_backward(name, size):
     assert all(p.grad is not None for p in model.parameters())
 
 
+def flops(model, size):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, size, size))
+    return counter.get_total_flops()
+
+
 def test_parameter_counts_match_the_architectures():
     # ConvNet-6, width 128, 224 px: 6 pools -> 3x3 map.
     # conv 3->128: 3*128*9 + 128; five convs 128->128: 128*128*9 + 128 each; six norms: 2*128 each;
@@ -38,15 +46,51 @@ def test_parameter_counts_match_the_architectures():
     # parameters as BatchNorm (a weight and a bias per channel).
     assert parameters(build_model("resnet18", 1000, 224)) == 11_689_512
     assert parameters(build_model("resnet18", 1000, 224, norm="batch")) == 11_689_512
-    # ResNetAP-10: ResNet-18's stem and stages with one basic block each, 1x1 shortcut convs where the
-    # width changes (no bias), average pools instead of strides.
-    stem = 3 * 64 * 49 + 2 * 64
+    # ResNetAP-10: a 7x7 stem (3x3 at 128 px and below), one basic block per stage, 1x1 shortcut convs
+    # where the width changes (no bias), average pools instead of strides.
     blocks = 0
     for c_in, c in ((64, 64), (64, 128), (128, 256), (256, 512)):
         blocks += c_in * c * 9 + c * c * 9 + 4 * c
         if c_in != c:
             blocks += c_in * c + 2 * c
-    assert parameters(build_model("resnetap10", 10, 224)) == stem + blocks + 512 * 10 + 10
+    assert parameters(build_model("resnetap10", 10, 224)) == 3 * 64 * 49 + 2 * 64 + blocks + 512 * 10 + 10 == 4_910_922
+    assert parameters(build_model("resnetap10", 10, 32)) == 3 * 64 * 9 + 2 * 64 + blocks + 512 * 10 + 10 == 4_903_242
+
+
+def test_classifiers_are_minimax_networks():
+    # Reference values measured on MinimaxDiffusion's train_models (resnet_ap.py: ResNetAP('imagenet', 10, 10,
+    # norm_type='instance', size=S); resnet.py: ResNet('imagenet', 18, 10, ...); convnet.py: ConvNet(10,
+    # net_depth=6, im_size=(224, 224))) with torch.utils.flop_counter, 10 classes. Built from the same seed,
+    # ResNetAP-10 also has the reference's weights, bit for bit.
+    expected = {
+        ("resnetap10", 224): 3_641_583_616, ("resnetap10", 128): 3_579_848_704, ("resnetap10", 32): 884_353_024,
+        ("resnet18", 224): 3_627_132_928, ("resnet18", 128): 4_485_818_368, ("resnet18", 32): 1_110_845_440,
+        ("convnet6", 224): 5_274_524_160,
+    }
+    for (name, size), reference in expected.items():
+        assert flops(build_model(name, 10, size), size) == reference, (name, size)
+    # resnet_ap.py's IntroBlock at 224 px: 7x7 conv with stride 1, norm, ReLU, AvgPool(4); at 128 px a 3x3 conv
+    # and AvgPool(2); at 64 px and below no pool. Downsampling blocks pool after norm and ReLU.
+    large = build_model("resnetap10", 10, 224)
+    assert large.stem[0].kernel_size == (7, 7) and large.stem[0].stride == (1, 1)
+    assert isinstance(large.stem[3], torch.nn.AvgPool2d) and large.stem[3].kernel_size == 4
+    assert build_model("resnetap10", 10, 128).stem[3].kernel_size == 2
+    assert len(build_model("resnetap10", 10, 64).stem) == 3
+    # Convolutions from N(0, sqrt(2 / (k * k * out))): the 7x7 stem's std is sqrt(2 / 3136) = 0.0253.
+    torch.manual_seed(0)
+    std = build_model("resnetap10", 10, 224).stem[0].weight.std().item()
+    assert abs(std - math.sqrt(2 / (7 * 7 * 64))) < 0.001
+    torch.manual_seed(0)
+    small = build_model("resnet18", 10, 32)
+    assert small.conv1.kernel_size == (3, 3) and isinstance(small.maxpool, torch.nn.Identity)
+    assert abs(small.conv1.weight.std().item() - math.sqrt(2 / (3 * 3 * 64))) < 0.003
+    assert isinstance(build_model("resnet18", 10, 128).maxpool, torch.nn.MaxPool2d)
+
+
+def test_milestones_are_minimax_integer_epochs():
+    # train.py: MultiStepLR(milestones=[2 * epochs // 3, 5 * epochs // 6]).
+    for epochs in (3000, 2000, 1500, 1000, 500, 300, 1333, 7):
+        assert milestone_epochs([0.6667, 0.8333], epochs) == [2 * epochs // 3, 5 * epochs // 6]
 
 
 def test_augmentation_shapes_and_ranges():
@@ -71,11 +115,12 @@ def test_short_training_beats_chance_on_the_demo_split(tmp_path):
             records, _ = index_class(root, split, cls, cls, [".png"], 10**6)
             bucket += [(root / r["image"], label) for r in records]
     train_x = image_tensor([p for p, _ in train], 32)
-    test_x = image_tensor([p for p, _ in val], eval_resize(32), 32)
+    test_x = image_tensor([p for p, _ in val], 32)
     settings = {
         "epochs": 40, "batch_size": 32, "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
         "milestones": [2 / 3, 5 / 6], "gamma": 0.2, "rrc_scale_min": 0.5, "color_jitter": 0.4, "lighting": 0.1,
-        "cutmix_beta": 1.0, "input_size": 32, "norm": "instance", "test_every": 10, "test_batch_size": 500,
+        "cutmix_beta": 1.0, "input_size": 32, "norm": "instance", "precision": "float32", "test_every": 10,
+        "test_batch_size": 500,
     }
     result = train_and_test(train_x, torch.tensor([l for _, l in train]), test_x, torch.tensor([l for _, l in val]),
                             "convnet6", 10, settings, seed=0, progress=False)
@@ -108,17 +153,64 @@ def test_aggregation_on_hand_made_rows(tmp_path):
     assert "| resnetap10 | random | 30.0 ± 0.0 | 50.0 ± 0.0 | — |" in table
 
 
-def test_colour_jitter_matches_torchvision_per_image():
-    import torchvision.transforms.functional as TF
+def minimax_color_jitter(img, factors, order):
+    """Minimax's ColorJitter of one image (misc/utils.py), with given factors f = 1 - alpha and order:
+    Brightness lerps to black, Contrast to the mean of Grayscale, Saturation to Grayscale, where Grayscale is
+    0.299 R + 0.587 G + 0.114 B; img.lerp(ref, alpha) with no clamping."""
+    for op in order:
+        alpha = 1 - float(factors[op])
+        gray = (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]).expand(3, -1, -1)
+        ref = [torch.zeros_like(img), torch.full_like(img, gray.mean().item()), gray][op]
+        img = img.lerp(ref, alpha)
+    return img
 
-    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+
+def test_colour_jitter_is_minimax_per_image():
+    images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(3)
     jittered = augment.color_jitter(images, 0.4)
     torch.manual_seed(3)
-    factors = torch.empty(3, 4).uniform_(0.6, 1.4)  # the draw color_jitter makes, in its order
-    for i in range(4):
-        expected = TF.adjust_brightness(images[i], float(factors[0, i]))
-        expected = TF.adjust_contrast(expected, float(factors[1, i]))
-        expected = TF.adjust_saturation(expected, float(factors[2, i]))
-        torch.testing.assert_close(jittered[i], expected, atol=1e-4, rtol=1e-4)  # float rounding only
-    torch.testing.assert_close(augment.grayscale(images), TF.rgb_to_grayscale(images), atol=1e-6, rtol=1e-6)
+    factors = torch.empty(3, 8).uniform_(0.6, 1.4)  # the draws color_jitter makes, in its order
+    order = torch.argsort(torch.rand(8, 3), dim=1)
+    assert len({tuple(o.tolist()) for o in order}) > 2, "the order differs between images"
+    for i in range(8):
+        expected = minimax_color_jitter(images[i], factors[:, i], order[i].tolist())
+        torch.testing.assert_close(jittered[i], expected, atol=1e-5, rtol=1e-5)  # float rounding only
+    bright = torch.ones(64, 3, 4, 4)
+    assert augment.color_jitter(bright, 0.4).max() > 1.2, "Minimax does not clamp between steps"
+
+
+def test_crop_boxes_follow_torchvision_random_resized_crop():
+    import torchvision.transforms as T
+
+    torch.manual_seed(0)
+    top, left, h, w = augment.crop_boxes(20000, 224, 224, (0.5, 1.0), (3 / 4, 4 / 3), "cpu")
+    assert ((h >= 1) & (h <= 224) & (w >= 1) & (w <= 224)).all()
+    assert ((top >= 0) & (top + h <= 224) & (left >= 0) & (left + w <= 224)).all()
+    assert torch.equal(h, h.round()) and torch.equal(top, top.round())
+    torch.manual_seed(0)
+    reference = torch.tensor([T.RandomResizedCrop.get_params(torch.zeros(3, 224, 224), [0.5, 1.0], [3 / 4, 4 / 3])
+                              for _ in range(20000)], dtype=torch.float)
+    ours = torch.stack([top, left, h, w], 1)
+    # the same distribution: means and spreads of top, left, height and width agree within sampling error
+    torch.testing.assert_close(ours.mean(0), reference.mean(0), atol=1.0, rtol=0)
+    torch.testing.assert_close(ours.std(0), reference.std(0), atol=1.0, rtol=0)
+    # boxes that do not fit are redrawn, not clamped: no pile-up at the full side
+    assert (w == 224).float().mean() < 0.05 and (h == 224).float().mean() < 0.05
+    # a 10:1 image lets no draw fit, so the fallback is torchvision's centre crop of the widest allowed aspect
+    t, l, fh, fw = augment.crop_boxes(4, 10, 100, (0.9, 1.0), (3 / 4, 4 / 3), "cpu")
+    assert fh.tolist() == [10] * 4 and fw.tolist() == [round(10 * 4 / 3)] * 4
+    assert t.tolist() == [0] * 4 and l.tolist() == [(100 - 13) // 2] * 4
+
+
+def test_image_tensor_is_resize_and_centre_crop(tmp_path):
+    import torchvision.transforms as T
+    from PIL import Image
+
+    rng = torch.Generator().manual_seed(0)
+    path = tmp_path / "wide.png"
+    Image.fromarray(torch.randint(0, 256, (300, 400, 3), generator=rng, dtype=torch.uint8).numpy()).save(path)
+    # data.py transform_imagenet(size=224): Resize(224) + CenterCrop(224), for train and test images alike
+    expected = T.Compose([T.Resize(224), T.CenterCrop(224), T.PILToTensor()])(Image.open(path).convert("RGB"))
+    got = image_tensor([path], 224)
+    assert got.shape == (1, 3, 224, 224) and torch.equal(got[0], expected)

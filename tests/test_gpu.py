@@ -209,8 +209,9 @@ def test_evaluate_at_224_px_with_the_presets_test_batch(evaluation_set, model, t
     root, classes = evaluation_set
     out = tmp_path / "eval.csv"
     args = ["--train-dir", str(root / "train"), "--val-index", *[str(root / "index" / f"{c}.jsonl") for c in classes],
-            "--root", str(root), "--eval-size", "256", "--model", model, "--seed", "0", "--method", "gpu-suite",
-            "--ipc", "10", "--distill-seed", "0", "--epochs", "4", "--test-every", "2", "--input-size", "224",
+            "--root", str(root), "--model", model, "--seed", "0", "--method", "gpu-suite", "--ipc", "10",
+            "--distill-seed", "0", "--epochs", "4", "--test-every", "2", "--input-size", "224", "--batch-size", "64",
+            "--learning-rate", "0.01", "--weight-decay", "5e-4",
             "--test-batch-size", "500", "--out", str(out)]
     _, seconds, peak = timed_peak(lambda: evaluate.main(args))
     row = contract.read_accuracy(out).iloc[0]

@@ -3,9 +3,9 @@
 A distilled set is tiny (IPC x classes images), so it is decoded once and kept
 on the device as uint8; every batch is cropped, flipped, colour-jittered,
 lit, normalised and CutMixed there with tensor operations, instead of a PIL
-pipeline per image per epoch. The operations follow torchvision's
-RandomResizedCrop, RandomHorizontalFlip and ColorJitter, and the PCA lighting
-noise of the ImageNet ResNet recipes.
+pipeline per image per epoch. The operations are those of MinimaxDiffusion's
+``transform_imagenet`` (``data.py``): torchvision's RandomResizedCrop and
+RandomHorizontalFlip, Minimax's ColorJitter and PCA lighting (``misc/utils.py``).
 """
 
 import math
@@ -18,21 +18,45 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Principal components of ImageNet pixel colours (the ResNet recipes' lighting noise).
 PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
 PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
-GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
+GRAY = (0.299, 0.587, 0.114)  # Minimax's Grayscale (misc/utils.py)
+BRIGHTNESS, CONTRAST, SATURATION = 0, 1, 2  # colour jitter operations, in the order of their factors
+
+
+def crop_boxes(b, h, w, scale, ratio, device, attempts=10):
+    """torchvision's ``RandomResizedCrop.get_params`` for ``b`` images at once: up to ten draws of an area
+    share in ``scale`` and a log-uniform aspect in ``ratio``, rounded to whole pixels; the first draw
+    that fits is kept, and an image with none gets the centre crop of the nearest allowed aspect.
+    Returns (top, left, height, width), integer tensors of length ``b``."""
+    area = torch.empty(b, attempts, device=device).uniform_(*scale) * (h * w)
+    aspect = torch.exp(torch.empty(b, attempts, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    cand_w = torch.round(torch.sqrt(area * aspect))
+    cand_h = torch.round(torch.sqrt(area / aspect))
+    fits = (cand_w > 0) & (cand_w <= w) & (cand_h > 0) & (cand_h <= h)
+    first = fits.int().argmax(1, keepdim=True)
+    crop_w = cand_w.gather(1, first).squeeze(1)
+    crop_h = cand_h.gather(1, first).squeeze(1)
+    in_ratio = w / h
+    if in_ratio < min(ratio):
+        fallback_w, fallback_h = w, round(w / min(ratio))
+    elif in_ratio > max(ratio):
+        fallback_w, fallback_h = round(h * max(ratio)), h
+    else:
+        fallback_w, fallback_h = w, h
+    found = fits.any(1)
+    crop_w = torch.where(found, crop_w, torch.full_like(crop_w, fallback_w))
+    crop_h = torch.where(found, crop_h, torch.full_like(crop_h, fallback_h))
+    top = torch.where(found, torch.floor(torch.rand(b, device=device) * (h - crop_h + 1)), (h - crop_h).div(2).floor())
+    left = torch.where(found, torch.floor(torch.rand(b, device=device) * (w - crop_w + 1)), (w - crop_w).div(2).floor())
+    return top, left, crop_h, crop_w
 
 
 def random_resized_crop(images, size, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip=True):
-    """Crop a random box of ``scale`` of the area and ``ratio`` aspect from each image, resize to ``size``
-    (bilinear) and mirror half of them; float images (B, 3, H, W) in, (B, 3, size, size) out."""
+    """torchvision's RandomResizedCrop (bilinear) and RandomHorizontalFlip on a float batch (B, 3, H, W):
+    each image's box from ``crop_boxes``, resized to ``size`` by one ``grid_sample``, which samples the
+    same points as ``interpolate`` of the cropped box (bilinear, half-pixel centres)."""
     b, _, h, w = images.shape
     dev = images.device
-    area = torch.empty(b, device=dev).uniform_(*scale) * h * w
-    log_ratio = torch.empty(b, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]))
-    aspect = torch.exp(log_ratio)
-    crop_w = torch.sqrt(area * aspect).clamp(max=w)
-    crop_h = torch.sqrt(area / aspect).clamp(max=h)
-    left = torch.rand(b, device=dev) * (w - crop_w)
-    top = torch.rand(b, device=dev) * (h - crop_h)
+    top, left, crop_h, crop_w = crop_boxes(b, h, w, scale, ratio, dev)
     sign = torch.where(torch.rand(b, device=dev) < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=dev)
     theta = torch.zeros(b, 2, 3, device=dev)
     theta[:, 0, 0] = crop_w / w * sign
@@ -44,25 +68,28 @@ def random_resized_crop(images, size, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), fl
 
 
 def grayscale(images):
-    """Luma (B, 1, H, W) of RGB images (B, 3, H, W), with torchvision's weights."""
+    """Luma (B, 1, H, W) of RGB images (B, 3, H, W), with Minimax's weights."""
     return (images[:, 0:1] * GRAY[0]).add_(images[:, 1:2], alpha=GRAY[1]).add_(images[:, 2:3], alpha=GRAY[2])
 
 
 def color_jitter(images, strength):
-    """Random brightness, contrast and saturation factors in [1 - strength, 1 + strength] per image.
-
-    Blends as torchvision does (x * f + reference * (1 - f), clamped to [0, 1]); written in place
-    on one new tensor, as memory traffic is what these steps cost.
-    """
+    """Minimax's ColorJitter (``misc/utils.py``): brightness, contrast and saturation, each a blend
+    x * f + reference * (1 - f) with f uniform in [1 - strength, 1 + strength], in a random order per
+    image, without clamping. References: black, the mean luma, the luma of each pixel."""
     if strength == 0:
         return images
     b = images.shape[0]
-    factors = torch.empty(3, b, 1, 1, 1, device=images.device).uniform_(1 - strength, 1 + strength)
-    out = images.mul(factors[0]).clamp_(0, 1)
-    mean = grayscale(out).mean((1, 2, 3), keepdim=True)
-    out.mul_(factors[1]).add_(mean * (1 - factors[1])).clamp_(0, 1)
-    gray = grayscale(out).mul_(1 - factors[2])
-    return out.mul_(factors[2]).add_(gray).clamp_(0, 1)
+    factors = torch.empty(3, b, device=images.device).uniform_(1 - strength, 1 + strength)
+    order = torch.argsort(torch.rand(b, 3, device=images.device), dim=1)
+    out = images.clone()
+    for step in range(3):
+        op = order[:, step]
+        f = factors.gather(0, op.unsqueeze(0)).view(b, 1, 1, 1)
+        gray = grayscale(out)
+        mean = gray.mean((1, 2, 3), keepdim=True)
+        reference = torch.where((op == SATURATION).view(b, 1, 1, 1), gray, mean * (op == CONTRAST).view(b, 1, 1, 1))
+        out.mul_(f).add_(reference * (1 - f))
+    return out
 
 
 def lighting(images, strength):

@@ -84,15 +84,47 @@ def find_validation_error(exc):
     return None
 
 
-def epochs_for_ipc(table, ipc, scale=1.0):
-    """Training epochs of the evaluation protocol for one IPC (the first row covering it)."""
+def epochs_for_ipc(table, ipc, scale=None, num_classes=10):
+    """Training epochs for one IPC: the first row of ``table`` covering it, times ``scale``; with no scale,
+    Minimax's rule (``ipc_epoch`` in ``argument.py``): exactly 100 classes train 2/3 as long, rounded
+    down to a multiple of 100."""
     for row in sorted(table, key=lambda r: r["max_ipc"]):
         if ipc <= row["max_ipc"]:
-            return max(1, round(row["epochs"] * scale))
-    raise ConfigError(
-        f"Invalid config: evaluate.epochs has no entry for ipc {ipc} "
-        f"(largest max_ipc is {max(r['max_ipc'] for r in table)}); add a row with max_ipc >= {ipc}."
-    )
+            epochs = row["epochs"]
+            break
+    else:
+        raise ConfigError(
+            f"Invalid config: evaluate.epochs has no entry for ipc {ipc} "
+            f"(largest max_ipc is {max(r['max_ipc'] for r in table)}); add a row with max_ipc >= {ipc}."
+        )
+    if scale is not None:
+        return max(1, round(epochs * scale))
+    if num_classes == 100:
+        epochs = int(2 / 3 * epochs)
+        epochs -= epochs % 100
+    return epochs
+
+
+# Minimax's train.py settings (argument.py): its defaults, and above 100 classes ("We need to tune lr
+# and weight decay") lr 0.1, weight decay 1e-4 and batch max(128, 64).
+FEW_CLASSES = {"learning_rate": 0.01, "weight_decay": 5e-4, "batch_size": 64}
+MANY_CLASSES = {"learning_rate": 0.1, "weight_decay": 1e-4, "batch_size": 128}
+
+
+def evaluation_settings(evaluate, ipc, num_classes):
+    """The settings of one evaluation run, the config's ``evaluate`` section with its open values filled in
+    as Minimax's ``argument.py`` fills them for ``num_classes`` classes and the IPC (``'all'`` for the
+    whole train set): epochs, test cadence (every epochs // 100, every epoch for the whole set), and
+    above 100 classes lr 0.1, weight decay 1e-4 and a batch of at least 128."""
+    rule = MANY_CLASSES if num_classes > 100 else FEW_CLASSES
+    if ipc == "all":
+        epochs, test_every = evaluate["full_epochs"], 1
+    else:
+        epochs = epochs_for_ipc(evaluate["epochs"], int(ipc), evaluate["epochs_scale"], num_classes)
+        test_every = max(1, epochs // 100)
+    resolved = {"epochs": epochs, "test_every": evaluate["test_every"] or test_every}
+    resolved.update({k: rule[k] if evaluate[k] is None else evaluate[k] for k in rule})
+    return {**evaluate, **resolved}
 
 
 def check_config(config):

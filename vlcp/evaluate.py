@@ -13,6 +13,7 @@ training (the authors' number; it uses the test set for model selection), and
 
 import argparse
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from vlcp import augment, contract, provenance
 from vlcp.cli import run
-from vlcp.images import load_rgb, resize_center_crop
+from vlcp.images import load_rgb
 from vlcp.models import device
 from vlcp.networks import build_model
 from vlcp.parallel import thread_map
@@ -30,24 +31,16 @@ from vlcp.parallel import thread_map
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
-def image_tensor(paths, size, crop=None):
-    """uint8 tensor (N, 3, crop, crop): each image resized (shorter side ``size``) and centre-cropped."""
-    crop = crop or size
+def image_tensor(paths, size):
+    """uint8 tensor (N, 3, size, size): each image through torchvision's Resize(size) and CenterCrop(size)
+    (bilinear, antialiased), Minimax's resizing of train and test images alike (``transform_imagenet``)."""
+    from torchvision.transforms import functional as TF
 
     def decode(path):
-        img = resize_center_crop(load_rgb(path), size)
-        if crop != size:
-            offset = (size - crop) // 2
-            img = img.crop((offset, offset, offset + crop, offset + crop))
-        return np.asarray(img)
+        return np.asarray(TF.center_crop(TF.resize(load_rgb(path), size), size))
 
     arrays = thread_map(decode, paths)
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-
-
-def eval_resize(input_size):
-    """The shorter side before the centre crop at test time: 256 for 224 (ratio 0.875); no margin below 64 px."""
-    return round(input_size * 256 / 224) if input_size >= 64 else input_size
 
 
 def image_folder(folder, classes):
@@ -63,10 +56,16 @@ def image_folder(folder, classes):
     return paths, labels
 
 
-def predict(model, images):
-    """Predicted labels of uint8 images already at the input size (bfloat16 autocast on a GPU)."""
+def autocast(on, precision):
+    """The autocast context of a forward pass: bfloat16 on a GPU when asked for, else full float32 as the
+    authors train (``evaluate.precision``)."""
+    return torch.autocast(on.type, dtype=torch.bfloat16, enabled=on.type == "cuda" and precision == "bfloat16")
+
+
+def predict(model, images, precision="float32"):
+    """Predicted labels of uint8 images already at the input size."""
     x = augment.normalize(images.float() / 255)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+    with autocast(x.device, precision):
         return model(x).argmax(1)
 
 
@@ -78,7 +77,7 @@ def fitting_batch(configured, free_bytes, per_image_bytes, headroom=0.7):
 
 
 @torch.inference_mode()
-def test_batch_size(model, images, configured):
+def test_batch_size(model, images, configured, precision="float32"):
     """``configured`` on the CPU; on a GPU, capped by what fits: a probe batch of 8 measures the peak
     memory per image, and free memory counts what the allocator holds unused."""
     on = images.device
@@ -89,7 +88,7 @@ def test_batch_size(model, images, configured):
     torch.cuda.synchronize(on)
     torch.cuda.reset_peak_memory_stats(on)
     before = torch.cuda.memory_allocated(on)
-    predict(model, images[:probe])
+    predict(model, images[:probe], precision)
     torch.cuda.synchronize(on)
     per_image = (torch.cuda.max_memory_allocated(on) - before) / probe
     free, _ = torch.cuda.mem_get_info(on)
@@ -99,14 +98,14 @@ def test_batch_size(model, images, configured):
 
 
 @torch.inference_mode()
-def accuracy(model, images, labels, batch_size):
+def accuracy(model, images, labels, batch_size, precision="float32"):
     """Top-1 accuracy (%) of ``model`` on uint8 images already at the input size, and the batch size
     it ran at: a batch that runs out of GPU memory is halved until one fits."""
     model.eval()
     while True:
         try:
             correct = sum(
-                (predict(model, images[start : start + batch_size]) == labels[start : start + batch_size]).sum().item()
+                (predict(model, images[start : start + batch_size], precision) == labels[start : start + batch_size]).sum().item()
                 for start in range(0, len(images), batch_size)
             )
             break
@@ -121,10 +120,10 @@ def accuracy(model, images, labels, batch_size):
     return 100.0 * correct / len(images), batch_size
 
 
-def sgd_step(model, optimizer, images, labels, cutmix_beta):
-    """One CutMix training step on an augmented batch (bfloat16 autocast on a GPU); returns the loss."""
+def sgd_step(model, optimizer, images, labels, cutmix_beta, precision="float32"):
+    """One CutMix training step on an augmented batch; returns the loss."""
     images, labels_a, labels_b, lam = augment.cutmix(images, labels, cutmix_beta)
-    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.device.type == "cuda"):
+    with autocast(images.device, precision):
         logits = model(images).float()
     loss = lam * F.cross_entropy(logits, labels_a) + (1 - lam) * F.cross_entropy(logits, labels_b)
     optimizer.zero_grad(set_to_none=True)
@@ -141,6 +140,14 @@ def training_model(model_name, num_classes, input_size, norm, on):
     return model
 
 
+def milestone_epochs(fractions, epochs):
+    """Epochs after which the learning rate drops: ``fraction x epochs`` rounded down, the fraction read as
+    the nearest ratio of small integers (0.6667 -> 2/3), so 2000 epochs give Minimax's [1333, 1666]
+    (``2 * epochs // 3``, ``5 * epochs // 6`` in ``train.py``)."""
+    ratios = [Fraction(f).limit_denominator(100) for f in fractions]
+    return [r.numerator * epochs // r.denominator for r in ratios]
+
+
 def train_epoch(model, optimizer, images, labels, settings):
     """One pass over the device-resident uint8 train set in shuffled batches, augmented on the device;
     returns the last batch's loss."""
@@ -149,7 +156,7 @@ def train_epoch(model, optimizer, images, labels, settings):
     for start in range(0, len(images), s["batch_size"]):
         idx = order[start : start + s["batch_size"]]
         x = augment.train_batch(images[idx], s["input_size"], s["rrc_scale_min"], s["color_jitter"], s["lighting"])
-        loss = sgd_step(model, optimizer, x, labels[idx], s["cutmix_beta"])
+        loss = sgd_step(model, optimizer, x, labels[idx], s["cutmix_beta"], s["precision"])
     return loss
 
 
@@ -158,14 +165,14 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
     """Train ``model_name`` from ``seed`` on the device-resident uint8 train set; return the accuracy record.
 
     ``settings`` holds epochs, batch_size, learning_rate, momentum, weight_decay, milestones, gamma,
-    rrc_scale_min, color_jitter, lighting, cutmix_beta, input_size, norm, test_every, test_batch_size.
+    rrc_scale_min, color_jitter, lighting, cutmix_beta, input_size, norm, precision, test_every, test_batch_size.
     """
     s = settings
     torch.manual_seed(seed)
     on = train_images.device
     model = training_model(model_name, num_classes, s["input_size"], s["norm"], on)
     optimizer = torch.optim.SGD(model.parameters(), lr=s["learning_rate"], momentum=s["momentum"], weight_decay=s["weight_decay"])
-    milestones = [round(m * s["epochs"]) for m in s["milestones"]]
+    milestones = milestone_epochs(s["milestones"], s["epochs"])
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=s["gamma"])
     best, best_epoch, last, test_batch = 0.0, 0, 0.0, None
     bar = tqdm(range(s["epochs"]), desc=f"train {model_name}", unit="epoch", disable=not progress, file=sys.stderr)
@@ -174,11 +181,11 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
         scheduler.step()
         if (epoch + 1) % s["test_every"] == 0 or epoch + 1 == s["epochs"]:
             if test_batch is None:
-                test_batch = test_batch_size(model, test_images, s["test_batch_size"])
+                test_batch = test_batch_size(model, test_images, s["test_batch_size"], s["precision"])
                 if test_batch < s["test_batch_size"]:
                     print(f"testing in batches of {test_batch}, the most that fit in free GPU memory "
                           f"(evaluate.test_batch_size is {s['test_batch_size']})", file=sys.stderr)
-            last, test_batch = accuracy(model, test_images, test_labels, test_batch)
+            last, test_batch = accuracy(model, test_images, test_labels, test_batch, s["precision"])
             if last > best:
                 best, best_epoch = last, epoch + 1
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{last:.1f}", best=f"{best:.1f}")
@@ -187,7 +194,7 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
 
 SETTINGS = (
     "epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "milestones", "gamma", "rrc_scale_min",
-    "color_jitter", "lighting", "cutmix_beta", "input_size", "norm", "test_every", "test_batch_size",
+    "color_jitter", "lighting", "cutmix_beta", "input_size", "norm", "precision", "test_every", "test_batch_size",
 )
 
 
@@ -198,17 +205,16 @@ def parse_args(argv=None):
     source.add_argument("--train-index", nargs="+", type=Path, help="train index files (the 'full' baseline)")
     parser.add_argument("--val-index", nargs="+", required=True, type=Path, help="val index files: every class, in label order")
     parser.add_argument("--root", required=True, type=Path, help="dataset root of the index paths")
-    parser.add_argument("--eval-size", type=int, required=True, help="side at which train images are kept")
     parser.add_argument("--model", required=True)
     parser.add_argument("--seed", type=int, required=True, help="evaluation seed")
     parser.add_argument("--method", required=True)
     parser.add_argument("--ipc", required=True)
     parser.add_argument("--distill-seed", type=int, required=True)
     parser.add_argument("--epochs", type=int, required=True)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--learning-rate", type=float, required=True)
     parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--weight-decay", type=float, required=True)
     parser.add_argument("--milestones", nargs="+", type=float, default=[2 / 3, 5 / 6])
     parser.add_argument("--gamma", type=float, default=0.2)
     parser.add_argument("--rrc-scale-min", type=float, default=0.5)
@@ -217,7 +223,8 @@ def parse_args(argv=None):
     parser.add_argument("--cutmix-beta", type=float, default=1.0)
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--norm", default="instance")
-    parser.add_argument("--test-every", type=int, default=10)
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument("--test-every", type=int, required=True)
     parser.add_argument("--test-batch-size", type=int, default=500)
     parser.add_argument("--out", required=True, type=Path, help="CSV of one accuracy row")
     return parser.parse_args(argv)
@@ -239,9 +246,9 @@ def main(argv=None):
         train_labels = [label_of[r["class"]] for r in train]
     on = device()
     print(f"loading {len(train_paths)} train and {len(val)} val images", file=sys.stderr)
-    train_images = image_tensor(train_paths, args.eval_size).to(on)
+    train_images = image_tensor(train_paths, args.input_size).to(on)
     test_paths = [args.root / r["image"] for r in val]
-    test_images = image_tensor(test_paths, eval_resize(args.input_size), args.input_size).to(on)
+    test_images = image_tensor(test_paths, args.input_size).to(on)
     test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
     settings = {k: getattr(args, k) for k in SETTINGS}
     result = train_and_test(

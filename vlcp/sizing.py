@@ -250,21 +250,20 @@ def size_preset(config, dataset):
                                   ipc * per_image / a["half_flops"] / 60, least=10)
     rules["synthesize"]["images_per_class"] = sets
 
-    ev = config["evaluate"]
-    from vlcp.config import epochs_for_ipc
+    from vlcp.config import evaluation_settings
 
     worst = None
-    for name in ev["models"]:
-        c = classifier_costs(name, classes, ev["input_size"], ev["norm"])
+    for name in config["evaluate"]["models"]:
+        c = classifier_costs(name, classes, config["evaluate"]["input_size"], config["evaluate"]["norm"])
         for ipc in config["ipc"]:
-            epochs = epochs_for_ipc(ev["epochs"], ipc, ev["epochs_scale"])
+            ev = evaluation_settings(config["evaluate"], ipc, classes)
+            epochs = ev["epochs"]
             train_images = ipc * classes
             tests = epochs // ev["test_every"] + 1
             seconds = (epochs * train_images * 3 * c["flops"] + tests * val * c["flops"]) / a["small_flops"]
             test_batch = min(ev["test_batch_size"], val)
             gpu = c["params"] * 16 + ev["batch_size"] * c["saved"] + test_batch * c["peak"]
-            side = config["dataset"]["eval_size"]
-            host = (train_images * 3 * side**2 + val * 3 * ev["input_size"] ** 2) / GIB + a["host_base_gib"]
+            host = (train_images + val) * 3 * ev["input_size"] ** 2 / GIB + a["host_base_gib"]
             estimate = request(gpu / GIB + context, host, seconds / 60)
             if worst is None or estimate["minutes"] > worst["minutes"]:
                 worst = {**estimate, "gpu_gib": max(estimate["gpu_gib"], (worst or estimate)["gpu_gib"]),
