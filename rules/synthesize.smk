@@ -30,6 +30,6 @@ rule synthesize:
         " --prototypes {params.prototypes:q} --class {params.classes:q} --seed {wildcards.seed}"
         " --strength {params.settings[strength]} --guidance-scale {params.settings[guidance_scale]}"
         " --steps {params.settings[num_inference_steps]} --negative-prompt {params.settings[negative_prompt]:q}"
-        " --scheduler {params.settings[scheduler]:q} --long-prompts {params.settings[long_prompts]}"
+        " --scheduler {params.settings[scheduler]:q} --prompt-encoding {params.settings[prompt_encoding]}"
         " --dtype {params.settings[dtype]} --batch-size {config[synthesize][batch_size]}"
         " --size {params.size} --work {params.work:q} --out {params.out:q} {params.part} > {log:q} 2>&1"

@@ -72,7 +72,7 @@ BAD = [
     ({"caption": {"batch_size": "8"}}, ["caption.batch_size", "integer"]),
     ({"finetune": {"resolution": 500}}, ["finetune.resolution", "multiple of 8"]),
     ({"finetune": {"mixed_precision": "fp8"}}, ["finetune.mixed_precision", "'bf16'"]),
-    ({"synthesize": {"long_prompts": "split"}}, ["synthesize.long_prompts", "'chunk'"]),
+    ({"synthesize": {"prompt_encoding": "split"}}, ["synthesize.prompt_encoding", "'authors'"]),
     ({"dataset": {"source": "hub"}}, ["dataset.source", "'demo'"]),
     ({"dataset": {"classes": ["a/b"]}}, ["dataset.classes[0]", "pattern"]),
     ({"evaluate": {"epochs": [{"max_ipc": 10}]}}, ["evaluate.epochs[0]", "epochs"]),

@@ -11,7 +11,7 @@ from PIL import Image
 
 from vlcp import contract, tiny_models
 from vlcp.models import load_stable_diffusion
-from vlcp.synthesize import chunk_ids, encode_prompt, image_seed, synthesize
+from vlcp.synthesize import chunk_ids, encode_prompt, image_seed, prompt_embeddings, synthesize
 
 LONG = " ".join(["a brown dog with long ears standing on green grass"] * 12)
 
@@ -30,13 +30,80 @@ def pipe(pipeline_dir):
     return pipe
 
 
-def test_long_prompts_are_chunked_or_truncated(pipe):
+def test_chunked_and_truncated_encodings(pipe):
     ids = chunk_ids(pipe.tokenizer, LONG)
     assert ids.shape[1] == 77 and ids.shape[0] > 1
     assert (ids[:, 0] == pipe.tokenizer.bos_token_id).all()
     assert chunk_ids(pipe.tokenizer, LONG, truncate=True).shape == (1, 77)
-    negative = encode_prompt(pipe, "cartoon", chunks=ids.shape[0])
-    assert negative.shape[1] == encode_prompt(pipe, LONG).shape[1]
+    states, negative = prompt_embeddings(pipe, LONG, "cartoon", "chunk")
+    assert states.shape == negative.shape == (1, 77 * ids.shape[0], states.shape[2])
+    torch.testing.assert_close(negative, encode_prompt(pipe, "cartoon", chunks=ids.shape[0]), rtol=0, atol=0)
+    states, negative = prompt_embeddings(pipe, LONG, "cartoon", "truncate")
+    assert states.shape[1] == negative.shape[1] == 77
+
+
+def one_token_words(tokenizer):
+    """Words of the tiny vocabulary that are one token each (as most English words are in CLIP's), so a
+    prompt of n of them is n tokens."""
+    return [w for w in tiny_models.vocabulary() if len(tokenizer(w, add_special_tokens=False).input_ids) == 1]
+
+
+@pytest.fixture(scope="module")
+def words(pipe):
+    vocabulary = one_token_words(pipe.tokenizer)[:40]
+    return lambda n: " ".join(vocabulary[i % len(vocabulary)] for i in range(n))
+
+
+@pytest.fixture(scope="module")
+def negative(pipe):
+    """The authors' shape of negative prompt: three words, two commas (5 tokens, as 'cartoon, anime, painting')."""
+    return ", ".join(one_token_words(pipe.tokenizer)[40:43])
+
+
+@torch.inference_mode()
+def get_pipeline_embeds(pipe, prompt, negative_prompt):
+    """The authors' encoding, restated from gen_syn_image.py's get_pipeline_embeds: the text with more
+    words (split on spaces) is tokenized whole, the other padded to its length ("max_length", no
+    truncation); both are cut into model_max_length slices, each slice encoded alone, concatenated."""
+    tok, width = pipe.tokenizer, pipe.tokenizer.model_max_length
+    if len(prompt.split(" ")) >= len(negative_prompt.split(" ")):
+        ids = tok(prompt, return_tensors="pt", truncation=False).input_ids
+        other = tok(negative_prompt, truncation=False, padding="max_length", max_length=ids.shape[-1], return_tensors="pt").input_ids
+        ids, negative_ids = ids, other
+    else:
+        negative_ids = tok(negative_prompt, return_tensors="pt", truncation=False).input_ids
+        ids = tok(prompt, return_tensors="pt", truncation=False, padding="max_length", max_length=negative_ids.shape[-1]).input_ids
+    length = ids.shape[-1]
+    states = [pipe.text_encoder(ids[:, i : i + width])[0] for i in range(0, length, width)]
+    negatives = [pipe.text_encoder(negative_ids[:, i : i + width])[0] for i in range(0, length, width)]
+    return torch.cat(states, dim=1), torch.cat(negatives, dim=1)
+
+
+@pytest.mark.parametrize("count", [1, 6, 60, 200])
+def test_prompt_embeddings_are_the_authors(pipe, words, negative, count):
+    prompt = words(count)
+    assert len(pipe.tokenizer(prompt, add_special_tokens=False, truncation=False).input_ids) == count
+    assert len(pipe.tokenizer(negative, add_special_tokens=False).input_ids) == 5
+    states, negative_states = prompt_embeddings(pipe, prompt, negative)
+    # n tokens + BOS + EOS, not padded to 77: the shorter of the two padded to the longer
+    length = max(count, 5) + 2
+    assert states.shape == negative_states.shape == (1, length, pipe.text_encoder.config.hidden_size)
+    reference = get_pipeline_embeds(pipe, prompt, negative)
+    torch.testing.assert_close(states, reference[0], rtol=0, atol=0)
+    torch.testing.assert_close(negative_states, reference[1], rtol=0, atol=0)
+
+
+def test_an_18_token_prompt_is_20_states_long_and_long_prompts_have_no_bos_per_slice(pipe, words, negative):
+    prompt = words(18)
+    assert len(pipe.tokenizer(prompt, add_special_tokens=False).input_ids) == 18
+    assert prompt_embeddings(pipe, prompt, negative)[0].shape[1] == 20
+    # 200 words: 202 ids in slices of 77, 77 and 48; the second slice starts mid-sentence, without a BOS
+    long = words(200)
+    ids = pipe.tokenizer(long, truncation=False).input_ids
+    assert len(ids) == 202 and ids[77] != pipe.tokenizer.bos_token_id
+    states, _ = prompt_embeddings(pipe, long, negative)
+    alone = pipe.text_encoder(torch.tensor([ids[77:154]]))[0]
+    torch.testing.assert_close(states[:, 77:154], alone, rtol=0, atol=0)
 
 
 def test_batch_and_single_regeneration_give_the_same_pixels(pipe):

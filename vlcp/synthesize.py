@@ -2,9 +2,10 @@
 
 Stock diffusers img2img: each k-means centre is passed as a 4-channel latent
 ``image`` (the VAE encode is skipped), noised to ``strength`` of the schedule
-and denoised under the text prototype with classifier-free guidance. Every image
-has its own generator seeded from (class, cluster, seed), and prompts are
-batched only with prompts of the same encoded length, so any one image
+and denoised under the text prototype with classifier-free guidance, the prompt
+and the negative prompt encoded as the authors' ``get_pipeline_embeds`` does.
+Every image has its own generator seeded from (class, cluster, seed), and
+prompts are batched only with prompts of the same encoded length, so any one image
 regenerated alone has the same pixels. Finished images are kept in a work
 folder, so a killed job resumes; the class folder appears whole at the end.
 """
@@ -41,11 +42,14 @@ def image_seed(cls, cluster, seed):
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
+PROMPT_ENCODINGS = ("authors", "chunk", "truncate")
+
+
 def chunk_ids(tokenizer, text, chunks=None, truncate=False):
     """Token ids of ``text`` as rows of ``model_max_length`` (BOS, up to 75 tokens, EOS, padding).
 
-    Long texts are split into several rows (the authors' way of encoding long prompts) unless
-    ``truncate``; ``chunks`` pads with rows of padding to that many rows.
+    Long texts are split into several rows unless ``truncate``; ``chunks`` pads with rows of padding to
+    that many rows.
     """
     width = tokenizer.model_max_length - 2
     ids = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
@@ -62,12 +66,57 @@ def chunk_ids(tokenizer, text, chunks=None, truncate=False):
     return torch.tensor(rows)
 
 
+def authors_ids(tokenizer, prompt, negative_prompt):
+    """Token ids of prompt and negative prompt as the authors' ``get_pipeline_embeds`` (gen_syn_image.py)
+    makes them: each tokenized whole, one BOS and one EOS, no truncation; the shorter padded to the
+    longer's length. Tensors (1, n + 2) each.
+
+    The authors decide which is longer by counting words and pad only that way; where the word count
+    and the token count disagree their pipeline call fails on unequal shapes. Padding the shorter in
+    tokens gives their ids wherever their code runs.
+    """
+    lengths = [len(tokenizer(text, truncation=False, verbose=False).input_ids) for text in (prompt, negative_prompt)]
+    longest = max(lengths)
+    return [
+        torch.tensor([tokenizer(text, truncation=False, padding="max_length", max_length=longest, verbose=False).input_ids])
+        for text in (prompt, negative_prompt)
+    ]
+
+
+@torch.inference_mode()
+def encode_slices(text_encoder, ids, width):
+    """Text-encoder states of a (1, n) id row cut into slices of ``width`` ids, each encoded alone (no
+    BOS or EOS added to a slice), concatenated along the sequence: (1, n, D)."""
+    ids = ids.to(text_encoder.device)
+    return torch.cat([text_encoder(ids[:, i : i + width], return_dict=False)[0] for i in range(0, ids.shape[1], width)], 1)
+
+
 @torch.inference_mode()
 def encode_prompt(pipe, text, chunks=None, truncate=False):
-    """Text-encoder states of ``text``, chunk rows concatenated along the sequence: (1, 77 * chunks, D)."""
+    """Text-encoder states of ``text`` in 77-id rows with BOS and EOS each, concatenated along the
+    sequence: (1, 77 * chunks, D)."""
     ids = chunk_ids(pipe.tokenizer, text, chunks, truncate).to(pipe.text_encoder.device)
     states = pipe.text_encoder(ids, return_dict=False)[0]
     return states.reshape(1, -1, states.shape[-1])
+
+
+def prompt_embeddings(pipe, prompt, negative_prompt, encoding="authors"):
+    """(prompt_states, negative_states) of equal shape (1, L, D) for the pipeline's ``prompt_embeds`` and
+    ``negative_prompt_embeds``. ``encoding``: 'authors' (``get_pipeline_embeds`` of gen_syn_image.py: L is
+    the longer tokenization with its BOS and EOS, not padded to 77; past 77 ids the row is cut into 77-id
+    slices without BOS or EOS of their own), 'chunk' (each 75-token chunk wrapped in BOS and EOS and
+    padded to 77, the negative prompt padded to as many chunks), or 'truncate' (one row of 77, as
+    diffusers encodes a prompt)."""
+    if encoding == "authors":
+        width = pipe.tokenizer.model_max_length
+        ids, negative_ids = authors_ids(pipe.tokenizer, prompt, negative_prompt)
+        return encode_slices(pipe.text_encoder, ids, width), encode_slices(pipe.text_encoder, negative_ids, width)
+    if encoding not in PROMPT_ENCODINGS:
+        raise ValueError(f"unknown prompt encoding {encoding!r}; choose one of {PROMPT_ENCODINGS}")
+    truncate = encoding == "truncate"
+    states = encode_prompt(pipe, prompt, truncate=truncate)
+    chunks = states.shape[1] // pipe.tokenizer.model_max_length
+    return states, encode_prompt(pipe, negative_prompt, chunks=chunks, truncate=truncate)
 
 
 def set_scheduler(pipe, name):
@@ -81,34 +130,29 @@ def set_scheduler(pipe, name):
 
 
 def synthesize(pipe, centres, prompts, seeds, negative_prompt, strength, guidance_scale, steps, batch_size,
-               truncate=False, done=None, on_image=None):
+               encoding="authors", done=None, on_image=None):
     """Generate one PIL image per centre; ``done`` maps already finished cluster -> image.
 
-    Prompts are grouped by their number of 77-token chunks so that a batch never pads a prompt
-    beyond its own length; batches whose images are all in ``done`` are skipped, and
+    Prompts are grouped by the length of their encoding (``prompt_embeddings``), so a batch never pads
+    a prompt beyond its own length; batches whose images are all in ``done`` are skipped, and
     ``on_image(cluster, image)`` is called as each new image finishes.
     """
     done = dict(done or {})
     on = pipe.unet.device
     dtype = pipe.unet.dtype
-    embeds = [encode_prompt(pipe, p, truncate=truncate) for p in prompts]
-    negatives = {}
+    embeds = [prompt_embeddings(pipe, p, negative_prompt, encoding) for p in prompts]
     groups = {}
     for k in range(len(prompts)):
-        groups.setdefault(embeds[k].shape[1], []).append(k)
+        groups.setdefault(embeds[k][0].shape[1], []).append(k)
     batches = [ks[i : i + batch_size] for _, ks in sorted(groups.items()) for i in range(0, len(ks), batch_size)]
     # A resumed job redoes a partly finished batch whole: float kernels may round differently at
     # another batch size, and the images must equal those of an uninterrupted run.
     batches = [b for b in batches if not all(k in done for k in b)]
     for batch in tqdm(batches, desc="synthesize", unit="batch", file=sys.stderr):
-        length = embeds[batch[0]].shape[1]
-        if length not in negatives:
-            chunks = length // pipe.tokenizer.model_max_length
-            negatives[length] = encode_prompt(pipe, negative_prompt, chunks=chunks, truncate=truncate)
         images = pipe(
             image=centres[batch].to(on, dtype),
-            prompt_embeds=torch.cat([embeds[k] for k in batch]).to(dtype),
-            negative_prompt_embeds=negatives[length].expand(len(batch), -1, -1).to(dtype),
+            prompt_embeds=torch.cat([embeds[k][0] for k in batch]).to(dtype),
+            negative_prompt_embeds=torch.cat([embeds[k][1] for k in batch]).to(dtype),
             strength=strength,
             guidance_scale=guidance_scale,
             num_inference_steps=steps,
@@ -141,7 +185,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--negative-prompt", default="cartoon, anime, painting")
     parser.add_argument("--scheduler", default="checkpoint", choices=["checkpoint", *SCHEDULERS])
-    parser.add_argument("--long-prompts", choices=["chunk", "truncate"], default="chunk")
+    parser.add_argument("--prompt-encoding", choices=PROMPT_ENCODINGS, default="authors")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--size", type=int, required=True, help="side of the saved images (evaluation size)")
@@ -188,7 +232,7 @@ def synthesize_class(pipe, args):
     seeds = [image_seed(args.cls, k, args.seed) for k in range(len(prototypes))]
     synthesize(
         pipe, centres, [p["prompt"] for p in prototypes], seeds, args.negative_prompt, args.strength,
-        args.guidance_scale, args.steps, args.batch_size, args.long_prompts == "truncate", done, keep,
+        args.guidance_scale, args.steps, args.batch_size, args.prompt_encoding, done, keep,
     )
     with atomic_dir(args.out) as tmp:
         for k in range(len(prototypes)):
