@@ -200,9 +200,13 @@ def caption_params():
     return {**{k: CAPTION[k] for k in keys}, **sampling}
 
 
-def encode_flips():
-    """Mirrored latents are needed when fine-tuning flips images and trains from the cache."""
-    return FINETUNE["from_latents"] and FINETUNE["random_flip"]
+def encode_train_option():
+    """The fine-tuning latents an encode job also stores: centre crops at the fine-tune resolution,
+    mirrored too for random flips, when fine-tuning trains from the cache."""
+    if not FINETUNE["from_latents"]:
+        return ""
+    flip = " --flip" if FINETUNE["random_flip"] else ""
+    return f"--train-resolution {FINETUNE['resolution']}{flip}"
 
 
 def finetune_name(seed):

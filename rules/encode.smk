@@ -1,5 +1,6 @@
-# Stage 4: VAE latents of the train images; a job per class or part. Only the base
-# model's VAE is read, so this does not wait for fine-tuning.
+# Stage 4: VAE latents of the train images, for clustering and (with finetune.from_latents)
+# for fine-tuning; a job per class or part. Only the base model's VAE is read, so this does
+# not wait for fine-tuning.
 
 
 rule encode:
@@ -14,9 +15,10 @@ rule encode:
         root=DATA_ROOT,
         model=model_path("diffusion"),
         variant=model_variant("diffusion"),
-        resolution=FINETUNE["resolution"],
+        resolution=ENCODE["resolution"],
+        resize=ENCODE["resize"],
+        train=encode_train_option(),
         dtype=ENCODE["dtype"],
-        flip="--flip" if encode_flips() else "",
         index=class_paths("index/train", ".jsonl"),
         out=class_paths("latents", ".safetensors"),
         part=part_option,
@@ -27,5 +29,5 @@ rule encode:
         "../envs/gpu.yaml"
     shell:
         "python -m vlcp encode --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
-        " --resolution {params.resolution} --dtype {params.dtype} {params.flip}"
+        " --resolution {params.resolution} --resize {params.resize} {params.train} --dtype {params.dtype}"
         " --batch-size {config[encode][batch_size]} --out {params.out:q} {params.part} > {log:q} 2>&1"

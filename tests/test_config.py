@@ -34,7 +34,9 @@ def failure_message(override):
 
 
 def test_presets_cover_the_papers_datasets():
-    assert {p.stem for p in PRESETS} == {"imagenette", "imagewoof", "imageidc", "imagenet1k", "cifar10", "cifar100"}
+    assert {p.stem for p in PRESETS} == {
+        "imagenette", "imagewoof", "imageidc", "imagenet100", "imagenet1k", "cifar10", "cifar100"
+    }
 
 
 @pytest.mark.parametrize("path", [REPO / "config" / "demo.yaml", *PRESETS], ids=lambda p: p.stem)
@@ -56,6 +58,24 @@ def test_presets_carry_the_authors_values():
     cifar100 = validated(load_yaml(REPO / "config" / "presets" / "cifar100.yaml"))
     assert cifar100["text_prototype"]["beta"] == 0.2 and cifar100["cluster"]["contamination"] == 0.0
     assert cifar100["dataset"]["eval_size"] == 32
+    # run_cifar10.sh: --contamination 0.0 --threshold 0.3 --tpk 30; fine-tuned with --resolution=32
+    # (cifar100_dm.sh too); gen_prototype.py's clustering latents at its default --size 512
+    cifar10 = validated(load_yaml(REPO / "config" / "presets" / "cifar10.yaml"))
+    assert cifar10["text_prototype"]["beta"] == 0.3 and cifar10["text_prototype"]["top_k"] == 30
+    assert cifar10["cluster"]["contamination"] == 0.0 and cifar10["dataset"]["eval_size"] == 32
+    assert cifar10["finetune"]["resolution"] == cifar100["finetune"]["resolution"] == 32
+    assert cifar10["encode"]["resolution"] == 512 and cifar10["encode"]["resize"] == "squash"
+    # paper, section 4.1: 256 px for the ImageNet subsets, 224 for ImageNet-1K
+    sizes = {p.stem: validated(load_yaml(p))["dataset"]["eval_size"] for p in PRESETS}
+    assert sizes == {"imagenette": 256, "imagewoof": 256, "imageidc": 256, "imagenet100": 256, "imagenet1k": 224,
+                     "cifar10": 32, "cifar100": 32}
+    # ImageNet-100: Minimax's misc/class100.txt, whose first ten classes are ImageIDC's
+    imagenet100 = validated(load_yaml(REPO / "config" / "presets" / "imagenet100.yaml"))
+    imageidc = validated(load_yaml(REPO / "config" / "presets" / "imageidc.yaml"))
+    classes = imagenet100["dataset"]["classes"]
+    assert len(classes) == len(set(classes)) == 100
+    assert classes[:3] == ["n02869837", "n01749939", "n02488291"] and classes[-1] == "n02090622"
+    assert set(classes[:10]) == set(imageidc["dataset"]["classes"])
 
 
 BAD = [

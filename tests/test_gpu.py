@@ -99,8 +99,8 @@ def latents(world):
     """Both classes encoded at 512 px by the full VAE, with the mirrored images."""
     outs = [world / "latents" / f"{cls}.safetensors" for cls in CLASSES]
     args = ["--index", *[str(world / "index" / f"{c}.jsonl") for c in CLASSES], "--root", str(world / "data"),
-            "--model", str(world / "sd"), "--resolution", str(RESOLUTION), "--batch-size", "8", "--flip",
-            "--out", *map(str, outs)]
+            "--model", str(world / "sd"), "--resolution", str(RESOLUTION), "--resize", "crop",
+            "--train-resolution", str(RESOLUTION), "--batch-size", "8", "--flip", "--out", *map(str, outs)]
     _, seconds, peak = timed_peak(lambda: encode.main(args))
     record("encode", images=16 * 2, seconds=round(seconds, 2), peak_gib=round(peak, 1))
     return outs
@@ -112,7 +112,8 @@ def test_encode_at_512_px(world, latents, tmp_path):
     assert torch.isfinite(tensors["latents"]).all()
     again = tmp_path / "again.safetensors"
     encode.main(["--index", str(world / "index" / "three.jsonl"), "--root", str(world / "data"), "--model", str(world / "sd"),
-                 "--resolution", str(RESOLUTION), "--batch-size", "8", "--flip", "--out", str(again)])
+                 "--resolution", str(RESOLUTION), "--resize", "crop", "--train-resolution", str(RESOLUTION),
+                 "--batch-size", "8", "--flip", "--out", str(again)])
     assert torch.allclose(contract.read_latents(again)[0]["latents"], tensors["latents"], atol=1e-4), "float32 VAE repeats"
 
 

@@ -1,9 +1,13 @@
-"""Stage 4, encode: the VAE latents of one class's train images at the fine-tune resolution.
+"""Stage 4, encode: the VAE latents of one class's train images.
 
 Each latent is ``latent_dist.mean * scaling_factor`` (deterministic, unlike the
-authors' sample) of the image resized and centre-cropped to the resolution.
-Latents of the mirrored images are stored too when fine-tuning flips images
-and trains from the cache.
+authors' sample). ``latents``, which clustering, the baselines and synthesis
+read, are of the whole image squeezed to a square of ``--resolution`` (the
+authors' gen_prototype.py: ``Resize((512, 512))``), or of its centre crop. When
+fine-tuning trains from the cache, ``train_latents`` (and ``train_latents_flipped``
+for random flips) are of the centre crop at the fine-tune resolution, as
+diffusers' text-to-image recipe crops; they are not stored again where
+``latents`` already are that.
 """
 
 import argparse
@@ -17,7 +21,7 @@ from tqdm import tqdm
 
 from vlcp import contract, provenance
 from vlcp.cli import add_part_option, each_class, run
-from vlcp.images import load_rgb, resize_center_crop
+from vlcp.images import load_rgb, resize_center_crop, resize_square
 from vlcp.models import device, dtype_for, load_vae
 from vlcp.parallel import thread_map
 
@@ -39,19 +43,26 @@ def encode_images(vae, images, batch_size, progress_label=None):
     return torch.cat(out) * vae.config.scaling_factor
 
 
+RESIZES = {"squash": resize_square, "crop": resize_center_crop}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", nargs="+", required=True, type=Path, help="per class: train index (JSON lines)")
     parser.add_argument("--root", required=True, type=Path, help="dataset root the index paths are relative to")
     parser.add_argument("--model", required=True, help="Stable Diffusion hub id or folder (only vae/ is read)")
-    parser.add_argument("--resolution", type=int, required=True)
+    parser.add_argument("--resolution", type=int, required=True, help="side of the images of 'latents'")
+    parser.add_argument("--resize", choices=RESIZES, default="squash", help="whole image squeezed (the authors') or centre crop")
+    parser.add_argument("--train-resolution", type=int, help="also store centre-crop latents at this side for fine-tuning")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
-    parser.add_argument("--flip", action="store_true", help="also store latents of the mirrored images")
+    parser.add_argument("--flip", action="store_true", help="also store fine-tuning latents of the mirrored images")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: latents (safetensors)")
     add_part_option(parser)
     args = parser.parse_args(argv)
+    if args.flip and args.train_resolution is None:
+        parser.error("--flip stores fine-tuning latents: give --train-resolution too")
     on = device()
     vae = load_vae(args.model, dtype=dtype_for(args.dtype, on), variant=args.variant).to(on).eval()
     for one in each_class(args, ("index", "out"), outputs=("out",)):
@@ -60,15 +71,22 @@ def main(argv=None):
 
 def encode_class(vae, args):
     records = contract.read_index(args.index)
-    images = thread_map(lambda r: resize_center_crop(load_rgb(args.root / r["image"]), args.resolution), records)
+    originals = thread_map(lambda r: load_rgb(args.root / r["image"]), records)
     label = f"encode {records[0]['class']}"
+    images = [RESIZES[args.resize](img, args.resolution) for img in originals]
     latents = {"latents": encode_images(vae, images, args.batch_size, label)}
+    train_name = "latents"
+    if args.train_resolution is not None and (args.resize, args.resolution) != ("crop", args.train_resolution):
+        train_name = "train_latents"
+        images = [resize_center_crop(img, args.train_resolution) for img in originals]
+        latents[train_name] = encode_images(vae, images, args.batch_size, label + " (fine-tuning crops)")
     if args.flip:
         mirrored = [img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for img in images]
-        latents["latents_flipped"] = encode_images(vae, mirrored, args.batch_size, label + " (flipped)")
+        latents[f"{train_name}_flipped"] = encode_images(vae, mirrored, args.batch_size, label + " (flipped)")
     contract.write_latents(args.out, latents, [r["image"] for r in records])
     provenance.record(args.out, "encode", vars(args), models=[args.model])
-    print(f"{len(records)} latents of shape {tuple(latents['latents'].shape[1:])} written", file=sys.stderr)
+    shapes = ", ".join(f"{name} {tuple(t.shape[1:])}" for name, t in latents.items())
+    print(f"{len(records)} latents written: {shapes}", file=sys.stderr)
 
 
 if __name__ == "__main__":

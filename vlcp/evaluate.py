@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from vlcp import augment, contract, provenance
 from vlcp.cli import run
-from vlcp.images import load_rgb
+from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device
 from vlcp.networks import build_model
 from vlcp.parallel import thread_map
@@ -32,12 +32,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def image_tensor(paths, size):
-    """uint8 tensor (N, 3, size, size): each image through torchvision's Resize(size) and CenterCrop(size)
-    (bilinear, antialiased), Minimax's resizing of train and test images alike (``transform_imagenet``)."""
-    from torchvision.transforms import functional as TF
+    """uint8 tensor (N, 3, size, size): each image through torchvision's Resize(size) and CenterCrop(size),
+    Minimax's resizing of train and test images alike (``transform_imagenet``)."""
 
     def decode(path):
-        return np.asarray(TF.center_crop(TF.resize(load_rgb(path), size), size))
+        return np.asarray(resize_center_crop(load_rgb(path), size))
 
     arrays = thread_map(decode, paths)
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()

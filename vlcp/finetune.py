@@ -54,7 +54,7 @@ class TrainingSet(torch.utils.data.Dataset):
     def latent(self, index, flip):
         part = bisect.bisect_right(self.ends, index)
         local = index - (self.ends[part - 1] if part else 0)
-        return self.latent_files[part].row("latents_flipped" if flip else "latents", local)
+        return self.latent_files[part].row(training_latents(self.latent_files[part], flip), local)
 
     def __getitem__(self, item):
         index, flip = item
@@ -69,6 +69,13 @@ class TrainingSet(torch.utils.data.Dataset):
         if flip:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return to_tensor([img])[0], ids
+
+
+def training_latents(latents_file, flip=False):
+    """The name of the fine-tuning latents in a stage-4 file: the centre crops, where they differ from the
+    clustering latents, else those; ``_flipped`` for the mirrored images."""
+    name = "train_latents" if "train_latents" in latents_file.tensors else "latents"
+    return f"{name}_flipped" if flip else name
 
 
 def random_crop(img, resolution, generator):
@@ -147,7 +154,7 @@ def load_training_data(index_paths, captions_paths, latents_paths, root, tokeniz
             latents = contract.LatentsFile(latents_paths[i])
             if latents.images != [r["image"] for r in rows]:
                 raise contract.ContractError(f"{latents_paths[i]} and {cap_path} list different images; rerun both stages")
-            if random_flip and "latents_flipped" not in latents.tensors:
+            if random_flip and training_latents(latents, flip=True) not in latents.tensors:
                 raise contract.ContractError(
                     f"{latents_paths[i]} has no flipped latents, which random flip from latents needs; "
                     "delete it and rerun the encode rule with finetune.random_flip on"

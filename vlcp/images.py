@@ -66,14 +66,24 @@ def load_rgb(path, max_pixels=Image.MAX_IMAGE_PIXELS):
 
 
 def resize_shorter_side(img, resolution):
-    """Resize (bicubic) so the shorter side is ``resolution``, keeping the aspect ratio."""
-    scale = resolution / min(img.size)
-    size = (max(resolution, round(img.width * scale)), max(resolution, round(img.height * scale)))
-    return img.resize(size, Image.Resampling.BICUBIC)
+    """torchvision's ``Resize(resolution)`` of a PIL image: the shorter side to ``resolution``, bilinear
+    and antialiased, the longer side truncated as torchvision does (diffusers' text-to-image recipe and
+    Minimax's transforms use it)."""
+    from torchvision.transforms import functional as TF
+
+    return TF.resize(img, resolution)
 
 
 def resize_center_crop(img, resolution):
-    """Resize the shorter side to ``resolution`` (bicubic), then crop the centre square."""
-    img = resize_shorter_side(img, resolution)
-    left, top = (img.width - resolution) // 2, (img.height - resolution) // 2
-    return img.crop((left, top, left + resolution, top + resolution))
+    """torchvision's ``Resize(resolution)`` then ``CenterCrop(resolution)``."""
+    from torchvision.transforms import functional as TF
+
+    return TF.center_crop(resize_shorter_side(img, resolution), resolution)
+
+
+def resize_square(img, resolution):
+    """torchvision's ``Resize((resolution, resolution))``: the whole image squeezed to a square, bilinear
+    (the authors' images for the clustering latents, gen_prototype.py's ``--size``)."""
+    from torchvision.transforms import functional as TF
+
+    return TF.resize(img, [resolution, resolution])

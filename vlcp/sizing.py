@@ -27,6 +27,7 @@ DATASETS = {
     "imagenette": (10, 9469, 3925),
     "imagewoof": (10, 9025, 3929),
     "imageidc": (10, 13000, 500),
+    "imagenet100": (100, 130000, 5000),  # at most 1,300 train images per ImageNet class
     "imagenet1k": (1000, 1281167, 50000),
     "cifar10": (10, 50000, 10000),
     "cifar100": (100, 50000, 10000),
@@ -214,17 +215,23 @@ def size_preset(config, dataset):
     rules["caption"] = request(gpu / GIB + context, weights / GIB + a["host_base_gib"], per_class * (prefill + decode) / 60, least=10)
 
     sd = stable_diffusion_costs()
-    side = config["finetune"]["resolution"] / 512
-    pixels = side**2
-    flips = 2 if config["finetune"]["from_latents"] and config["finetune"]["random_flip"] else 1
-    enc = config["encode"]
+    enc, ft = config["encode"], config["finetune"]
+    # pixels relative to 512 px: the clustering latents, and the fine-tuning crops (and their mirror
+    # images) where they are not the same latents
+    cluster_pixels = (enc["resolution"] / 512) ** 2
+    train_pixels = 0.0
+    if ft["from_latents"]:
+        copies = 2 if ft["random_flip"] else 1
+        same = (enc["resize"], enc["resolution"]) == ("crop", ft["resolution"])
+        train_pixels = (copies - (1 if same else 0)) * (ft["resolution"] / 512) ** 2
+    largest = max(cluster_pixels, (ft["resolution"] / 512) ** 2)
     enc_bytes = 4 if enc["dtype"] in ("float32", "auto") else 2
-    gpu = sd["vae_params"] * enc_bytes + enc["batch_size"] * sd["encode_peak"] * pixels * enc_bytes / 4
-    seconds = per_class * flips * sd["encode_flops"] * pixels / a["fp32_flops"]
-    host = per_class * (3 * 512 * 512 * pixels + 2 * 4 * 64 * 64 * pixels * 4)
+    gpu = sd["vae_params"] * enc_bytes + enc["batch_size"] * sd["encode_peak"] * largest * enc_bytes / 4
+    seconds = per_class * (cluster_pixels + train_pixels) * sd["encode_flops"] / a["fp32_flops"]
+    host = per_class * (3 * 512 * 512 * largest * 2 + 4 * 64 * 64 * (cluster_pixels + train_pixels) * 4)
     rules["encode"] = request(gpu / GIB + context, host / GIB + a["host_base_gib"], seconds / 60, least=10)
 
-    ft = config["finetune"]
+    pixels = (ft["resolution"] / 512) ** 2
     unet = sd["unet_params"]
     states = unet * (4 + 4 + 8 + (4 if ft["use_ema"] else 0))  # float32 weights, gradients, AdamW moments, EMA
     frozen = (sd["vae_params"] + sd["text_params"]) * 2
