@@ -15,6 +15,7 @@ rule caption:
         variant=model_variant("captioner"),
         settings=caption_params(),
         sample="--do-sample" if CAPTION["do_sample"] else "",
+        pad=cli_flag("pad", CAPTION["pad_to_square"]),
         index=class_paths("index/train", ".jsonl"),
         out=class_paths("captions", ".jsonl"),
         progress=class_paths("work/captions", ".partial.jsonl"),
@@ -26,7 +27,8 @@ rule caption:
         "../envs/gpu.yaml"
     shell:
         "python -m vlcp caption --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
-        " --prompt {params.settings[prompt]:q} --batch-size {params.settings[batch_size]}"
+        " --prompt {params.settings[prompt]:q} --conversation {params.settings[conversation]}"
+        " {params.pad} --batch-size {params.settings[batch_size]}"
         " --max-new-tokens {params.settings[max_new_tokens]} {params.sample}"
         " --temperature {config[caption][temperature]} --seed {config[caption][seed]}"
         " --dtype {params.settings[dtype]} --progress {params.progress:q} --out {params.out:q} {params.part}"

@@ -196,7 +196,7 @@ ENCODE = config["encode"]
 def caption_params():
     """The caption settings an output depends on; sampling settings only when sampling."""
     sampling = {"temperature": CAPTION["temperature"], "seed": CAPTION["seed"]} if CAPTION["do_sample"] else {}
-    keys = ("prompt", "batch_size", "max_new_tokens", "do_sample", "dtype")
+    keys = ("prompt", "conversation", "pad_to_square", "batch_size", "max_new_tokens", "do_sample", "dtype")
     return {**{k: CAPTION[k] for k in keys}, **sampling}
 
 

@@ -79,6 +79,28 @@ def test_caption_progress_of_other_settings_is_not_reused(world, tmp_path):
     assert calls(tmp_path / "c2") == 4
 
 
+def test_caption_prompt_and_images_are_llava_model_vqa(world):
+    from PIL import Image
+
+    from vlcp.caption import build_prompt, mean_colour, pad_to_square
+
+    _, processor = load_captioner(str(world / "llava"))
+    # llava/conversation.py, conv_llava_v1 (SeparatorStyle.TWO, sep " "), as model_vqa.py builds it for LLaVA-1.5
+    assert build_prompt(processor, "Describe the {label}.", "tench") == (
+        "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, "
+        "detailed, and polite answers to the human's questions. USER: <image>\nDescribe the tench. ASSISTANT:"
+    )
+    assert build_prompt(processor, "Describe the {label}.", "tench", "chat_template") == "USER: <image>\nDescribe the tench. ASSISTANT:"
+    # expand2square with the CLIP processor's mean (0.48145466, 0.4578275, 0.40821073) x 255, truncated
+    assert mean_colour(processor) == (122, 116, 104)
+    wide = Image.new("RGB", (40, 20), (255, 0, 0))
+    square = pad_to_square(wide, (122, 116, 104))
+    assert square.size == (40, 40)
+    assert square.getpixel((0, 0)) == (122, 116, 104) and square.getpixel((20, 20)) == (255, 0, 0)
+    assert square.getpixel((20, 9)) == (122, 116, 104) and square.getpixel((20, 10)) == (255, 0, 0)
+    assert pad_to_square(square, (0, 0, 0)) is square
+
+
 def encode(world, out, *options):
     args = ["--index", world / "index" / "three.jsonl", "--root", world / "data", "--model", world / "sd",
             "--resolution", 32, "--batch-size", 8, "--out", out, *options]

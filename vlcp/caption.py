@@ -1,6 +1,8 @@
 """Stage 2, caption: one description per train image of a class, from a LLaVA-style model.
 
-Generation is batched with left padding and greedy by default, so a rerun gives
+The prompt and the images are prepared as the authors' LLaVA ``model_vqa.py``
+prepares them for LLaVA-1.5: the llava_v1 conversation with its system line,
+and each image padded to a square of the processor's mean colour. Generation is batched with left padding and greedy by default, so a rerun gives
 the same captions. Finished batches go to a side file as they complete; a job
 killed part-way continues from there, and the declared output is written once,
 atomically, at the end.
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from vlcp import contract, provenance
@@ -26,12 +29,41 @@ from vlcp.parallel import thread_map
 ROLE_PREFIX = re.compile(r"^\s*(assistant|gpt)\s*:\s*", re.IGNORECASE)
 
 
-def build_prompt(processor, template, label):
-    """The chat-formatted prompt for one image: the template with ``{label}`` filled in."""
-    conversation = [
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": template.replace("{label}", label)}]}
-    ]
-    return processor.apply_chat_template(conversation, add_generation_prompt=True)
+# LLaVA's conversation template "llava_v1" (llava/conversation.py), which the authors' model_vqa.py uses
+# for LLaVA-1.5: the system line, then "USER: <image>\n{question} ASSISTANT:", separated by spaces.
+LLAVA_V1_SYSTEM = (
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+)
+CONVERSATIONS = ("llava_v1", "chat_template")
+
+
+def build_prompt(processor, template, label, conversation="llava_v1"):
+    """The prompt for one image, the template with ``{label}`` filled in: in LLaVA's llava_v1 format (the
+    authors'), or through the processor's own chat template (for other image-text-to-text models)."""
+    question = template.replace("{label}", label)
+    if conversation == "llava_v1":
+        image_token = getattr(processor, "image_token", "<image>")
+        return f"{LLAVA_V1_SYSTEM} USER: {image_token}\n{question} ASSISTANT:"
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True)
+
+
+def pad_to_square(img, fill):
+    """The image centred on a square canvas of ``fill`` colour (LLaVA's ``expand2square``, which
+    model_vqa.py applies with the image processor's mean colour before its resize and crop), so the
+    whole image is seen rather than its centre crop."""
+    side = max(img.size)
+    if img.width == img.height:
+        return img
+    canvas = Image.new(img.mode, (side, side), fill)
+    canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    return canvas
+
+
+def mean_colour(processor):
+    """The image processor's mean as an 8-bit RGB colour, as LLaVA pads with."""
+    return tuple(int(x * 255) for x in processor.image_processor.image_mean)
 
 
 def clean_caption(text):
@@ -99,10 +131,12 @@ class Progress:
 
 
 def caption_class(records, root, model_name, template, batch_size, generation, seed, dtype, progress_path, out_path,
-                  load=load_captioner):
+                  load=load_captioner, conversation="llava_v1", pad=True):
     """Caption every indexed image of one class, resuming from ``progress_path``; write ``out_path``.
 
     ``load(model_name, dtype=...)`` gives (model, processor); pass a cached one to caption many classes.
+    ``conversation`` and ``pad`` (pad each image to a square of the mean colour) are as in LLaVA's
+    model_vqa.py by default.
     """
     images = [r["image"] for r in records]
     label = records[0]["label"]
@@ -113,6 +147,8 @@ def caption_class(records, root, model_name, template, batch_size, generation, s
         "generation": generation,
         "batch_size": batch_size,
         "seed": seed,
+        "conversation": conversation,
+        "pad": pad,
         "images": hashlib.sha256("\n".join(images).encode()).hexdigest(),
     }
     progress = Progress(progress_path, settings)
@@ -123,14 +159,20 @@ def caption_class(records, root, model_name, template, batch_size, generation, s
     on = device()
     model, processor = load(model_name, dtype=dtype_for(dtype, on))
     model.to(on)
-    prompt = build_prompt(processor, template, label)
+    prompt = build_prompt(processor, template, label, conversation)
+    fill = mean_colour(processor)
+
+    def image(name):
+        img = load_rgb(Path(root) / name)
+        return pad_to_square(img, fill) if pad else img
+
     rows = list(done)
     starts = range(len(done), len(images), batch_size)
     for start in tqdm(starts, desc=f"caption {records[0]['class']}", unit="batch", file=sys.stderr):
         names = images[start : start + batch_size]
         if generation.get("do_sample"):
             torch.manual_seed(seed * 1_000_003 + start)
-        captions = caption_batch(model, processor, thread_map(lambda n: load_rgb(Path(root) / n), names), prompt, generation)
+        captions = caption_batch(model, processor, thread_map(image, names), prompt, generation)
         batch = [{"image": n, "caption": c} for n, c in zip(names, captions)]
         progress.append(batch)
         rows.extend(batch)
@@ -155,6 +197,9 @@ def main(argv=None):
     parser.add_argument("--temperature", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--conversation", choices=CONVERSATIONS, default="llava_v1")
+    parser.add_argument("--pad", action=argparse.BooleanOptionalAction, default=True,
+                        help="pad images to a square of the processor's mean colour (LLaVA-1.5's preprocessing)")
     parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
     parser.add_argument("--progress", nargs="+", required=True, type=Path,
                         help="per class: side file of finished batches (for resuming)")
@@ -176,6 +221,8 @@ def main(argv=None):
             one.progress,
             one.out,
             load,
+            one.conversation,
+            one.pad,
         )
         provenance.record(one.out, "caption", vars(one), models=[one.model])
 
