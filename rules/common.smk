@@ -117,7 +117,7 @@ wildcard_constraints:
     ft="seed[0-9]+|shared",
     ipc="[0-9]+",
     seed="[0-9]+",
-    strategy="prototype|label|label\+keywords",
+    strategy="prototype|label|label\+keywords|gpt",
     method="vlcp-[a-z+]+|random|herding|kcenter|full",
     baseline="random|herding|kcenter",
     model="convnet6|resnetap10|resnet18",
@@ -158,7 +158,7 @@ TINY_MODEL_DIR = f"{RESULTS}/models"
 def model_path(role):
     """Where a stage loads a model from: a hub id, a local folder, or the tiny model this run builds."""
     name = config["models"][role]
-    kind = {"diffusion": "stable-diffusion", "captioner": "llava"}[role]
+    kind = {"diffusion": "stable-diffusion", "captioner": "llava", "text_generator": "gpt"}[role]
     return f"{TINY_MODEL_DIR}/tiny-{kind}" if name == "tiny" else name
 
 
@@ -262,6 +262,23 @@ def prototype_dir(strategy):
 def prototype_strategy(wildcards):
     """The prompt strategy of a text-prototype folder name (the inverse of prototype_dir)."""
     return "prototype" if wildcards.prototypes == "prototypes" else wildcards.prototypes.removeprefix("prototypes-")
+
+
+def text_generator_input(wildcards):
+    """The text generator a text-prototype job of the gpt strategy loads, when this run builds it."""
+    return model_input("text_generator") if prototype_strategy(wildcards) == "gpt" else []
+
+
+def text_generator_options(wildcards):
+    """The generator's settings on the command line, only for the gpt strategy (so that changing them
+    reruns nothing else)."""
+    if prototype_strategy(wildcards) != "gpt":
+        return ""
+    return (
+        f"--text-generator {shlex.quote(model_path('text_generator'))}"
+        f" --generator-prompt {shlex.quote(TEXT_PROTOTYPE['generator_prompt'])}"
+        f" --generator-max-new-tokens {TEXT_PROTOTYPE['generator_max_new_tokens']}"
+    )
 
 
 def prototype_folder(wildcards):

@@ -8,7 +8,7 @@ rule tiny_model:
     log:
         f"{LOGS}/tiny_model/{{kind}}.log",
     wildcard_constraints:
-        kind="stable-diffusion|llava",
+        kind="stable-diffusion|llava|gpt",
     params:
         seed=config["models"]["tiny_seed"],
         resolution=config["models"]["tiny_resolution"],

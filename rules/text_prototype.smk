@@ -6,16 +6,18 @@ rule text_prototype:
         captions=class_file("captions", ".jsonl"),
         clusters=class_file("clusters/ipc{ipc}/seed{seed}", ".json"),
         index=class_file("index/train", ".jsonl"),
+        generator=text_generator_input,
     output:
         **class_outputs("{prototypes}/ipc{ipc}/seed{seed}", prototypes=".json"),
     log:
         class_log("{prototypes}/ipc{ipc}/seed{seed}"),
     wildcard_constraints:
-        prototypes="prototypes|prototypes-label|prototypes-label\\+keywords",
+        prototypes="prototypes|prototypes-label|prototypes-label\\+keywords|prototypes-gpt",
     params:
         strategy=prototype_strategy,
         beta=TEXT_PROTOTYPE["beta"],
         top_k=TEXT_PROTOTYPE["top_k"],
+        generator=text_generator_options,
         captions=class_paths("captions", ".jsonl"),
         clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
         index=class_paths("index/train", ".jsonl"),
@@ -29,4 +31,5 @@ rule text_prototype:
     shell:
         "python -m vlcp text_prototype --captions {params.captions:q} --clusters {params.clusters:q}"
         " --index {params.index:q} --beta {params.beta} --top-k {params.top_k} --strategy {params.strategy:q}"
+        " {params.generator}"
         " --out {params.out:q} {params.part} > {log:q} 2>&1"

@@ -103,3 +103,42 @@ def test_label_and_label_keywords_strategies():
     assert lfk[0]["prompt"] == "Saluki, gazelle hound, running, grass, across"
     with pytest.raises(ValueError, match="unknown prompt strategy"):
         class_text_prototypes(CAPTIONS, MEMBERS, LABEL, 0.7, 3, strategy="ggs")
+
+
+def test_generated_sentences_strategy_with_a_tiny_language_model(tmp_path):
+    from vlcp import contract, tiny_models
+    from vlcp.models import load_text_generator
+    from vlcp.text_prototype import GENERATOR_PROMPT, first_sentence, generate_sentences, generator_prompt, main
+
+    assert first_sentence("  A white  dog runs. It is fast.") == "A white dog runs."
+    assert first_sentence("no end here") == "no end here" and first_sentence("   ") == ""
+    assert generator_prompt(GENERATOR_PROMPT, "tench", [("green", 3), ("fish", 2)]) == (
+        "Keywords: green, fish.\nA photo of a tench, described in one sentence:"
+    )
+    tiny_models.save_tiny_gpt(tmp_path / "gpt", seed=0)
+    model, tokenizer = load_text_generator(str(tmp_path / "gpt"))
+    assert tokenizer.padding_side == "left"
+    records = [{"image": img, "class": "saluki", "label": LABEL} for img in CAPTIONS]
+    contract.write_index(tmp_path / "index.jsonl", [{**r, "width": 8, "height": 8, "mode": "RGB"} for r in records])
+    contract.write_captions(tmp_path / "captions.jsonl", [{"image": i, "caption": c} for i, c in CAPTIONS.items()])
+    import torch
+
+    contract.write_clusters(tmp_path / "clusters.json", tmp_path / "clusters.safetensors",
+                            {"members": MEMBERS, "outliers": []}, torch.zeros(2, 4, 2, 2))
+    args = ["--captions", str(tmp_path / "captions.jsonl"), "--clusters", str(tmp_path / "clusters.json"),
+            "--index", str(tmp_path / "index.jsonl"), "--beta", "0.7", "--top-k", "3", "--strategy", "gpt",
+            "--text-generator", str(tmp_path / "gpt"), "--generator-max-new-tokens", "12"]
+    main([*args, "--out", str(tmp_path / "a.json")])
+    main([*args, "--generator-batch-size", "1", "--out", str(tmp_path / "b.json")])
+    first, again = contract.read_prototypes(tmp_path / "a.json"), contract.read_prototypes(tmp_path / "b.json")
+    assert first == again, "greedy generation repeats, batched or one prompt at a time"
+    vocabulary = set(tiny_models.vocabulary())
+    for entry, keywords in zip(first, (["running", "grass", "across"], ["carpet", "brown", "standing"])):
+        words = entry["prompt"].rstrip(".").split()
+        assert entry["image"] is None and 0 < len(words) <= 12 and set(words) <= vocabulary, entry
+        assert [w for w, _ in entry["keywords"]] == keywords  # the keywords the sentence was generated from
+    # each sentence is the generator's continuation of the prompt made of the label and that cluster's keywords
+    prompts = [generator_prompt(GENERATOR_PROMPT, LABEL, e["keywords"]) for e in first]
+    assert [e["prompt"] for e in first] == generate_sentences(model, tokenizer, prompts, 12)
+    provenance = (tmp_path / "a.json.provenance.json").read_text()
+    assert "gpt" in provenance

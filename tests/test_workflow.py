@@ -39,6 +39,20 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
     assert not (tmp_path / "results").exists(), "a dry run must write nothing"
 
 
+def test_generated_sentences_strategy_plans_its_model_and_sets(tmp_path):
+    extra = tmp_path / "ggs.yaml"
+    extra.write_text("models: {text_generator: tiny}\ntext_prototype: {strategies: [prototype, gpt]}\n")
+    result = snakemake(tmp_path, "-n", "-p", "--configfile", DEMO, str(extra))
+    counts = job_counts(result.stdout)
+    assert counts["tiny_model"] == 3, "the tiny text generator is built too"
+    assert counts["text_prototype"] == counts["synthesize"] == 2 * len(CLASSES) * 2
+    assert counts["evaluate"] == 3 * 2  # (vlcp-prototype, vlcp-gpt, random) x IPC (1, 5)
+    gpt = [line for line in result.stdout.splitlines() if "--strategy gpt" in line]
+    assert len(gpt) == 2 * len(CLASSES) and all("--text-generator results/demo/models/tiny-gpt" in l for l in gpt)
+    assert all("--text-generator" not in l for l in result.stdout.splitlines() if "--strategy prototype" in l)
+    assert "results/demo/distilled/vlcp-gpt/ipc5/seed0" in result.stdout
+
+
 def test_classes_per_job_makes_a_job_per_part_of_classes(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "--configfile", DEMO, "--config", "classes_per_job=4")
     counts = job_counts(result.stdout)

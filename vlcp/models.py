@@ -1,6 +1,7 @@
 """Loading the checkpoints every GPU stage uses, and choosing device and precision.
 
-One place loads Stable Diffusion pipelines and LLaVA-style captioners, for the
+One place loads Stable Diffusion pipelines, LLaVA-style captioners and the
+text generator of the GPT-generated-sentences strategy, for the
 real checkpoints and the tiny ones alike: safetensors weights only, never
 remote code, ``HF_HUB_OFFLINE`` honoured, and a clear message when a model
 cannot be found.
@@ -128,3 +129,20 @@ def load_captioner(name, config_key="models.captioner", dtype=torch.float32, var
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
     return model.eval(), processor
+
+
+def load_text_generator(name, config_key="models.text_generator", dtype=torch.float32, variant=None):
+    """A causal language model and its tokenizer (left padding, for batched generation)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(
+            name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True
+        )
+    except (OSError, ValueError) as err:
+        raise _not_found(name, config_key, err) from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.eval(), tokenizer

@@ -8,6 +8,12 @@ frequent (ties by first appearance) score each caption of the cluster by the
 counts of the distinct keywords it contains. The best caption (ties to the
 first in index order) is the text prototype; if every score is 0 the label text
 is used instead.
+
+The paper's Table 5 compares three other prompts: the label (L), the label and
+the cluster's keywords (L+FK), and GPT-generated sentences (GGS): a causal
+language model (``models.text_generator``) writes one sentence per cluster from
+the label and its keywords. The authors publish no code for GGS; the prompt and
+the decoding here are documented in the config schema.
 """
 
 import argparse
@@ -21,8 +27,10 @@ from pathlib import Path
 from vlcp import contract, provenance
 from vlcp.cli import add_part_option, each_class, run
 
-STRATEGIES = ("prototype", "label", "label+keywords")
+STRATEGIES = ("prototype", "label", "label+keywords", "gpt")
 WORD = re.compile(r"[^\W\d_]+")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+GENERATOR_PROMPT = "Keywords: {keywords}.\nA photo of a {label}, described in one sentence:"
 
 
 @functools.cache
@@ -72,12 +80,37 @@ def text_prototype(cluster_captions, keywords):
     return best
 
 
-def class_text_prototypes(captions, members, label, beta, top_k, strategy="prototype"):
+def first_sentence(text):
+    """The first sentence of generated text, whitespace collapsed ('' if there is none)."""
+    text = " ".join(text.split())
+    return SENTENCE_END.split(text, maxsplit=1)[0].strip() if text else ""
+
+
+def generator_prompt(template, label, keywords):
+    """The text generator's prompt for one cluster: ``{label}`` and ``{keywords}`` (comma-separated) filled in."""
+    return template.replace("{label}", label).replace("{keywords}", ", ".join(w for w, _ in keywords))
+
+
+def generate_sentences(model, tokenizer, prompts, max_new_tokens):
+    """One sentence per prompt from a causal language model: greedy (so reruns agree), batched with left
+    padding, the continuation cut at its first sentence end."""
+    import torch
+
+    inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+    with torch.inference_mode():
+        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                pad_token_id=tokenizer.pad_token_id)
+    texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return [first_sentence(t) for t in texts]
+
+
+def class_text_prototypes(captions, members, label, beta, top_k, strategy="prototype", generate=None):
     """Prompts for every cluster of one class (Algorithm 2).
 
     ``captions`` maps image path -> caption for the class's inliers, in index order; ``members`` lists
     each cluster's image paths. Returns one dict per cluster with ``prompt``, ``image``, ``keywords``
-    and ``nonrepresentative``.
+    and ``nonrepresentative``. For the 'gpt' strategy (the paper's GPT-generated sentences, GGS),
+    ``generate(keywords_per_cluster)`` returns one sentence per cluster; an empty one falls back to the label.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown prompt strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -98,6 +131,10 @@ def class_text_prototypes(captions, members, label, beta, top_k, strategy="proto
         prototypes.append(
             {"prompt": prompt, "image": image, "keywords": [[w, c] for w, c in keywords], "nonrepresentative": nonrep}
         )
+    if strategy == "gpt":
+        sentences = generate([[tuple(k) for k in p["keywords"]] for p in prototypes])
+        for p, sentence in zip(prototypes, sentences):
+            p["prompt"] = sentence or label
     return prototypes
 
 
@@ -109,23 +146,47 @@ def main(argv=None):
     parser.add_argument("--beta", type=float, default=0.7)
     parser.add_argument("--top-k", type=int, default=30)
     parser.add_argument("--strategy", choices=STRATEGIES, default="prototype")
+    parser.add_argument("--text-generator", help="causal language model (hub id or folder) of the 'gpt' strategy")
+    parser.add_argument("--generator-prompt", default=GENERATOR_PROMPT, help="its prompt, with {label} and {keywords}")
+    parser.add_argument("--generator-max-new-tokens", type=int, default=40)
+    parser.add_argument("--generator-batch-size", type=int, default=16)
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: prototypes JSON")
     add_part_option(parser)
     args = parser.parse_args(argv)
+    generator = None
+    if args.strategy == "gpt":
+        if not args.text_generator:
+            parser.error("the 'gpt' strategy needs --text-generator")
+        from vlcp.models import device, load_text_generator
+
+        model, tokenizer = load_text_generator(args.text_generator)
+        generator = (model.to(device()), tokenizer)
     for one in each_class(args, ("captions", "clusters", "index", "out"), outputs=("out",)):
-        prototypes_of_class(one)
+        prototypes_of_class(one, generator)
 
 
-def prototypes_of_class(args):
+def prototypes_of_class(args, generator=None):
     records = contract.read_index(args.index)
     rows = contract.read_captions(args.captions, [r["image"] for r in records])
     clusters, _ = contract.read_clusters(args.clusters)
     outliers = set(clusters["outliers"])
     inlier_captions = {r["image"]: r["caption"] for r in rows if r["image"] not in outliers}
     label = records[0]["label"]
-    prototypes = class_text_prototypes(inlier_captions, clusters["members"], label, args.beta, args.top_k, args.strategy)
+    generate = None
+    if generator is not None:
+        model, tokenizer = generator
+
+        def generate(keywords_per_cluster):
+            prompts = [generator_prompt(args.generator_prompt, label, k) for k in keywords_per_cluster]
+            step = args.generator_batch_size
+            return [s for i in range(0, len(prompts), step)
+                    for s in generate_sentences(model, tokenizer, prompts[i : i + step], args.generator_max_new_tokens)]
+
+    prototypes = class_text_prototypes(
+        inlier_captions, clusters["members"], label, args.beta, args.top_k, args.strategy, generate
+    )
     contract.write_prototypes(args.out, prototypes)
-    provenance.record(args.out, "text_prototype", vars(args))
+    provenance.record(args.out, "text_prototype", vars(args), models=[args.text_generator] if generator else ())
     fallbacks = sum(p["image"] is None for p in prototypes)
     print(
         f"{len(prototypes)} prompts ({args.strategy}); {len(prototypes[0]['nonrepresentative']) if prototypes else 0} "

@@ -156,12 +156,13 @@ def build_tiny_stable_diffusion(seed, resolution=64):
     )
 
 
-def build_tiny_llava_tokenizer(words):
-    """A word-level fast tokenizer with LLaVA's special tokens and ``<image>`` placeholder."""
+def build_tiny_llava_tokenizer(words, image_token=True):
+    """A word-level fast tokenizer with LLaVA's special tokens and ``<image>`` placeholder (or without it,
+    for the tiny text generator)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
+    specials = ["<unk>", "<s>", "</s>", "<pad>"] + (["<image>"] if image_token else [])
     vocab = {tok: i for i, tok in enumerate(specials + words)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
@@ -175,7 +176,7 @@ def build_tiny_llava_tokenizer(words):
         bos_token="<s>",
         eos_token="</s>",
         pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
+        extra_special_tokens={"image_token": "<image>"} if image_token else {},
         padding_side="left",
         model_max_length=2048,
     )
@@ -252,6 +253,36 @@ def build_tiny_llava(seed, image_size=32, patch_size=8):
     return model, processor
 
 
+def build_tiny_gpt(seed):
+    """A GPT2LMHeadModel and word-level tokenizer, the shape of GPT-2 shrunk: the text generator of the
+    GPT-generated-sentences strategy in tests and the demo."""
+    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    tokenizer = build_tiny_llava_tokenizer(vocabulary(), image_token=False)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=256, n_embd=64, n_layer=2, n_head=4,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = GPT2LMHeadModel(config).eval()
+    # As for the tiny LLaVA: distinct real words under greedy decoding, and a full stop to end a sentence.
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        no_repeat_ngram_size=1,
+        suppress_tokens=[tokenizer.convert_tokens_to_ids(t) for t in ("<unk>", "<s>", "<pad>")],
+    )
+    return model, tokenizer
+
+
+def save_tiny_gpt(out_dir, seed):
+    with atomic_dir(out_dir) as tmp:
+        model, tokenizer = build_tiny_gpt(seed)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+
+
 def save_tiny_stable_diffusion(out_dir, seed, resolution):
     with atomic_dir(out_dir) as tmp:
         build_tiny_stable_diffusion(seed, resolution).save_pretrained(tmp, safe_serialization=True)
@@ -266,15 +297,17 @@ def save_tiny_llava(out_dir, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["stable-diffusion", "llava"])
+    parser.add_argument("kind", choices=["stable-diffusion", "llava", "gpt"])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resolution", type=int, default=64, help="image size of the tiny Stable Diffusion")
     args = parser.parse_args(argv)
     if args.kind == "stable-diffusion":
         save_tiny_stable_diffusion(args.out_dir, args.seed, args.resolution)
-    else:
+    elif args.kind == "llava":
         save_tiny_llava(args.out_dir, args.seed)
+    else:
+        save_tiny_gpt(args.out_dir, args.seed)
 
 
 if __name__ == "__main__":
