@@ -13,7 +13,6 @@ Targets: at least 5x on a GPU, 2x on the CPU.
 """
 
 import argparse
-import math
 
 import numpy as np
 import torch
