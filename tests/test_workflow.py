@@ -53,6 +53,31 @@ def test_generated_sentences_strategy_plans_its_model_and_sets(tmp_path):
     assert "results/demo/distilled/vlcp-gpt/ipc5/seed0" in result.stdout
 
 
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (REPO / "config" / "presets").glob("*.yaml")))
+def test_every_preset_plans_on_empty_class_folders(preset, tmp_path):
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "presets" / f"{preset}.yaml").read_text())
+    # the preset's classes, or three ImageNet ones where it takes every class folder on disk
+    classes = config["dataset"]["classes"] or ["n01440764", "n01443537", "n01484850"]
+    for split in ("train", "val"):
+        for cls in classes:
+            (tmp_path / "data" / split / cls).mkdir(parents=True)
+    override = tmp_path / "here.yaml"
+    override.write_text(f"dataset: {{root: {tmp_path / 'data'}}}\n")
+    result = snakemake(tmp_path, "-n", "-p", "--configfile", str(REPO / "config" / "presets" / f"{preset}.yaml"),
+                       str(override))
+    evaluations = [line for line in result.stdout.splitlines() if "python -m vlcp evaluate" in line]
+    assert evaluations, result.stdout[-2000:]
+    # Minimax's settings for the class count: lr 0.1 and batch 128 above 100 classes, else 0.01 and 64
+    many = len(classes) > 100
+    assert all(f"--learning-rate {0.1 if many else 0.01} " in line for line in evaluations)
+    assert all(f"--batch-size {128 if many else 64} " in line for line in evaluations)
+    if preset == "imagenet100":
+        # IPC 10, 100 classes: 2/3 of 2000 epochs, rounded down to a multiple of 100; tested every 13 epochs
+        assert any("--ipc 10 " in l and "--epochs 1300 " in l and "--test-every 13 " in l for l in evaluations)
+
+
 def test_classes_per_job_makes_a_job_per_part_of_classes(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "--configfile", DEMO, "--config", "classes_per_job=4")
     counts = job_counts(result.stdout)
