@@ -51,7 +51,8 @@ def test_every_preset_validates_and_gets_defaults(path):
 def test_presets_carry_the_authors_values():
     imagenette = validated(load_yaml(REPO / "config" / "presets" / "imagenette.yaml"))
     assert imagenette["cluster"]["contamination"] == 0.1
-    assert imagenette["text_prototype"] == {"beta": 0.7, "top_k": 30, "strategies": ["prototype"]}
+    text_prototype = imagenette["text_prototype"]
+    assert (text_prototype["beta"], text_prototype["top_k"], text_prototype["strategies"]) == (0.7, 30, ["prototype"])
     assert (imagenette["synthesize"]["strength"], imagenette["synthesize"]["guidance_scale"]) == (0.7, 10)
     assert imagenette["finetune"]["learning_rate"] == 1e-5 and imagenette["finetune"]["num_train_epochs"] == 8
     assert imagenette["caption"]["prompt"].startswith("Describe the physical appearance of the {label} in the image. Include")
