@@ -361,7 +361,7 @@ def evaluate_source(wildcards, input):
 def evaluate_settings(wildcards):
     """The training settings of one evaluation job, open values filled in as Minimax does for this IPC
     and class count; keys that do not change the accuracy (which jobs to run, the test batch) left out."""
-    settings = evaluation_settings(EVALUATE, wildcards.ipc, len(CLASSES))
+    settings = evaluation_settings(EVALUATE, wildcards.ipc, len(CLASSES), DATASET["eval_size"])
     skip = ("models", "seeds", "epochs_scale", "full_epochs", "test_batch_size")
     return {k: v for k, v in settings.items() if k not in skip}
 

@@ -134,19 +134,23 @@ def test_epochs_follow_the_protocol_table():
 def test_evaluation_settings_are_minimax_by_class_count():
     evaluate = validated({})["evaluate"]
     # argument.py: lr 0.01, weight decay 5e-4, batch 64; test every epochs // 100 (epoch_print_freq)
-    ten = evaluation_settings(evaluate, "10", 10)
+    ten = evaluation_settings(evaluate, "10", 10, 256)
     assert (ten["epochs"], ten["test_every"]) == (2000, 20)
     assert (ten["learning_rate"], ten["weight_decay"], ten["batch_size"]) == (0.01, 5e-4, 64)
-    hundred = evaluation_settings(evaluate, "50", 100)
+    hundred = evaluation_settings(evaluate, "50", 100, 256)
     assert (hundred["epochs"], hundred["test_every"], hundred["learning_rate"]) == (1000, 10, 0.01)
     # above 100 classes: lr 0.1, weight decay 1e-4, batch max(128, batch_size)
-    many = evaluation_settings(evaluate, "10", 1000)
+    many = evaluation_settings(evaluate, "10", 1000, 224)
     assert (many["learning_rate"], many["weight_decay"], many["batch_size"], many["epochs"]) == (0.1, 1e-4, 128, 2000)
     # a whole train set (ipc <= 0 in argument.py): --epochs' default 300, tested every epoch
-    full = evaluation_settings(evaluate, "all", 10)
+    full = evaluation_settings(evaluate, "all", 10, 256)
     assert (full["epochs"], full["test_every"]) == (300, 1)
+    # the input side follows dataset.eval_size: Minimax's 224 for the 256-px subsets, the images' side for CIFAR
+    assert (ten["input_size"], many["input_size"]) == (224, 224)
+    assert evaluation_settings(evaluate, "10", 10, 32)["input_size"] == 32
+    assert evaluation_settings({**evaluate, "input_size": 224}, "10", 10, 32)["input_size"] == 224
     # values the user sets are kept
-    mine = evaluation_settings({**evaluate, "learning_rate": 0.05, "weight_decay": 0.0, "test_every": 7}, "10", 1000)
+    mine = evaluation_settings({**evaluate, "learning_rate": 0.05, "weight_decay": 0.0, "test_every": 7}, "10", 1000, 32)
     assert (mine["learning_rate"], mine["weight_decay"], mine["test_every"], mine["batch_size"]) == (0.05, 0.0, 7, 128)
 
 

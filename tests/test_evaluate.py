@@ -214,3 +214,23 @@ def test_image_tensor_is_resize_and_centre_crop(tmp_path):
     expected = T.Compose([T.Resize(224), T.CenterCrop(224), T.PILToTensor()])(Image.open(path).convert("RGB"))
     got = image_tensor([path], 224)
     assert got.shape == (1, 3, 224, 224) and torch.equal(got[0], expected)
+
+
+def test_evaluation_logs_upsampled_inputs(tmp_path, capsys):
+    from vlcp.evaluate import main
+
+    root = tmp_path / "data"
+    demo_data.write_demo(root, train_per_class=2, val_per_class=2, image_size=32, seed=0)
+    val = []
+    for cls in demo_data.CLASSES:
+        records, _ = index_class(root, "val", cls, cls, [".png"], 10**6)
+        contract.write_index(tmp_path / f"{cls}.jsonl", records)
+        val.append(str(tmp_path / f"{cls}.jsonl"))
+    args = ["--train-dir", str(root / "train"), "--val-index", *val, "--root", str(root), "--model", "convnet6",
+            "--seed", "0", "--method", "random", "--ipc", "2", "--distill-seed", "0", "--epochs", "1",
+            "--batch-size", "20", "--learning-rate", "0.01", "--weight-decay", "5e-4", "--test-every", "1"]
+    main([*args, "--input-size", "64", "--out", str(tmp_path / "a.csv")])
+    assert "the train images are 32 px and evaluate.input_size is 64: every image is upsampled" in capsys.readouterr().err
+    assert contract.read_accuracy(tmp_path / "a.csv").iloc[0]["input_size"] == 64
+    main([*args, "--input-size", "32", "--out", str(tmp_path / "b.csv")])
+    assert "upsampled" not in capsys.readouterr().err

@@ -111,18 +111,25 @@ FEW_CLASSES = {"learning_rate": 0.01, "weight_decay": 5e-4, "batch_size": 64}
 MANY_CLASSES = {"learning_rate": 0.1, "weight_decay": 1e-4, "batch_size": 128}
 
 
-def evaluation_settings(evaluate, ipc, num_classes):
+def input_size(evaluate, eval_size):
+    """The classifiers' input side: ``evaluate.input_size``, or, left open, 224 for images of 224 px and
+    more (Minimax's size for ImageNet data) and the images' own side below."""
+    return evaluate["input_size"] or min(eval_size, 224)
+
+
+def evaluation_settings(evaluate, ipc, num_classes, eval_size):
     """The settings of one evaluation run, the config's ``evaluate`` section with its open values filled in
     as Minimax's ``argument.py`` fills them for ``num_classes`` classes and the IPC (``'all'`` for the
     whole train set): epochs, test cadence (every epochs // 100, every epoch for the whole set), and
-    above 100 classes lr 0.1, weight decay 1e-4 and a batch of at least 128."""
+    above 100 classes lr 0.1, weight decay 1e-4 and batch 128; the input side from ``eval_size``."""
     rule = MANY_CLASSES if num_classes > 100 else FEW_CLASSES
     if ipc == "all":
         epochs, test_every = evaluate["full_epochs"], 1
     else:
         epochs = epochs_for_ipc(evaluate["epochs"], int(ipc), evaluate["epochs_scale"], num_classes)
         test_every = max(1, epochs // 100)
-    resolved = {"epochs": epochs, "test_every": evaluate["test_every"] or test_every}
+    resolved = {"epochs": epochs, "test_every": evaluate["test_every"] or test_every,
+                "input_size": input_size(evaluate, eval_size)}
     resolved.update({k: rule[k] if evaluate[k] is None else evaluate[k] for k in rule})
     return {**evaluate, **resolved}
 

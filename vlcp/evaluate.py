@@ -245,6 +245,10 @@ def main(argv=None):
         train_labels = [label_of[r["class"]] for r in train]
     on = device()
     print(f"loading {len(train_paths)} train and {len(val)} val images", file=sys.stderr)
+    side = min(load_rgb(train_paths[0]).size) if train_paths else args.input_size
+    if side < args.input_size:
+        print(f"note: the train images are {side} px and evaluate.input_size is {args.input_size}: every image is "
+              f"upsampled, at about {(args.input_size / side) ** 2:.0f}x the compute of {side} px", file=sys.stderr)
     train_images = image_tensor(train_paths, args.input_size).to(on)
     test_paths = [args.root / r["image"] for r in val]
     test_images = image_tensor(test_paths, args.input_size).to(on)

@@ -257,13 +257,14 @@ def size_preset(config, dataset):
                                   ipc * per_image / a["half_flops"] / 60, least=10)
     rules["synthesize"]["images_per_class"] = sets
 
-    from vlcp.config import evaluation_settings
+    from vlcp.config import evaluation_settings, input_size
 
     worst = None
+    side = input_size(config["evaluate"], config["dataset"]["eval_size"])
     for name in config["evaluate"]["models"]:
-        c = classifier_costs(name, classes, config["evaluate"]["input_size"], config["evaluate"]["norm"])
+        c = classifier_costs(name, classes, side, config["evaluate"]["norm"])
         for ipc in config["ipc"]:
-            ev = evaluation_settings(config["evaluate"], ipc, classes)
+            ev = evaluation_settings(config["evaluate"], ipc, classes, config["dataset"]["eval_size"])
             epochs = ev["epochs"]
             train_images = ipc * classes
             tests = epochs // ev["test_every"] + 1
