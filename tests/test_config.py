@@ -112,6 +112,9 @@ def test_cross_key_checks():
     config = validated({"ipc": [10, 600], "evaluate": {"epochs": [{"max_ipc": 500, "epochs": 500}]}})
     with pytest.raises(ConfigError, match=r"evaluate.epochs has no entry for ipc 600"):
         check_config(config)
+    config = validated({"dataset": {"label_table": "no/such/labels.tsv"}})
+    with pytest.raises(ConfigError, match=r"dataset.label_table = 'no/such/labels.tsv' is not a file"):
+        check_config(config)
     config = validated({"finetune": {"center_crop": False}})
     with pytest.raises(ConfigError, match=r"finetune.center_crop = false needs finetune.from_latents = false"):
         check_config(config)

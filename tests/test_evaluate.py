@@ -151,6 +151,11 @@ def test_aggregation_on_hand_made_rows(tmp_path):
     assert table[0] == "| model | method | IPC 2 | IPC 10 | IPC all |"
     assert "| resnetap10 | vlcp-prototype | — | 63.0 ± 2.9 | — |" in table
     assert "| resnetap10 | random | 30.0 ± 0.0 | 50.0 ± 0.0 | — |" in table
+    from vlcp.aggregate import run_count
+
+    assert run_count(summary["runs"]) == "1 to 3 runs"
+    assert run_count(summary[summary.method == "random"]["runs"]) == "1 run"
+    assert run_count(summary[summary.method == "vlcp-prototype"]["runs"]) == "3 runs"
 
 
 def minimax_color_jitter(img, factors, order):

@@ -78,6 +78,7 @@ def test_scan_lists_every_bad_kind_with_a_reason(dataset):
     assert reasons["train/mixed/h_text.jpg"].startswith("not an image")
     assert reasons["train/mixed/i_truncated.jpg"].startswith("corrupt or truncated")
     assert reasons["train/mixed/j_bomb.png"].startswith("decompression bomb")
+    assert "2000 x 1000 = 2000000 pixels, more than dataset.max_image_pixels" in reasons["train/mixed/j_bomb.png"]
     assert reasons["train/mixed/k_dangling.png"].startswith("unreadable")
     assert reasons["train/mixed/l_notes.txt"].startswith("not an image extension")
 

@@ -53,12 +53,20 @@ def markdown_table(summary, metric):
     return "\n".join(lines)
 
 
+def run_count(runs):
+    """'1 run', '9 runs' or '3 to 9 runs': how many training runs the cells of a table average."""
+    low, high = int(runs.min()), int(runs.max())
+    if low == high:
+        return f"{low} run" if low == 1 else f"{low} runs"
+    return f"{low} to {high} runs"
+
+
 def write_markdown(path, summary):
     parts = []
     for metric in METRICS:
         runs = summary[summary["metric"] == metric]["runs"]
         parts.append(
-            f"### {metric}: {METRIC_TITLES[metric]}\n\nTop-1 %, mean ± std over {runs.min()}-{runs.max()} runs "
+            f"### {metric}: {METRIC_TITLES[metric]}\n\nTop-1 %, mean ± std over {run_count(runs)} "
             f"(distillation seeds x evaluation seeds).\n\n{markdown_table(summary, metric)}\n"
         )
     with atomic_write(path) as handle:

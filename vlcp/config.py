@@ -5,6 +5,8 @@ helpers turn a failure into one line that names the key, the value and what is
 allowed, before any job starts.
 """
 
+from pathlib import Path
+
 import jsonschema
 
 from vlcp.errors import VlcpError
@@ -143,6 +145,13 @@ def check_config(config):
         raise ConfigError(
             "Invalid config: dataset.label_table = 'imagenet' cannot label the demo digits; "
             "use the demo's labels.tsv under dataset.root, or 'folder'."
+        )
+    table = dataset["label_table"]
+    made_by_demo = dataset["source"] == "demo" and table.startswith(dataset["root"].rstrip("/") + "/")
+    if table not in ("imagenet", "folder") and not made_by_demo and not Path(table).is_file():
+        raise ConfigError(
+            f"Invalid config: dataset.label_table = {table!r} is not a file (looked in {Path(table).resolve().parent}); "
+            "give the path of a TSV file of class folder and label text, or 'imagenet' or 'folder'."
         )
     finetune = config["finetune"]
     if finetune["from_latents"] and not finetune["center_crop"]:

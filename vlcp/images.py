@@ -35,19 +35,26 @@ def to_rgb(img):
 
 
 def open_image(path, max_pixels):
-    """Open and fully decode ``path``; raise ImageRejected with a reason if it cannot be used."""
+    """Open and fully decode ``path``; raise ImageRejected with a reason if it cannot be used.
+
+    The size is checked against ``max_pixels`` (dataset.max_image_pixels) from the header, before any
+    pixel is decoded; Pillow's own process-wide limit is left as it is, so threads decoding at once
+    cannot see each other's limit.
+    """
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
-            try:
-                with Image.open(path) as img:
-                    img.load()
-                    return img.copy()
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageRejected(f"decompression bomb: {err}") from None
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below decides
+            with Image.open(path) as img:
+                pixels = img.width * img.height
+                if pixels > max_pixels:
+                    raise ImageRejected(
+                        f"decompression bomb: {img.width} x {img.height} = {pixels} pixels, more than "
+                        f"dataset.max_image_pixels = {max_pixels}"
+                    )
+                img.load()
+                return img.copy()
+    except Image.DecompressionBombError as err:
+        raise ImageRejected(f"decompression bomb: {err} (beyond Pillow's own limit; dataset.max_image_pixels = {max_pixels})") from None
     except Image.UnidentifiedImageError:
         raise ImageRejected("not an image: no image format recognises the file") from None
     except FileNotFoundError:
