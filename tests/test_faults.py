@@ -10,6 +10,7 @@ import pytest
 from conftest import DEMO_CONFIG, REPO, snakemake
 from test_reruns import result_hashes
 
+from vlcp import contract
 from vlcp.cli import describe
 from vlcp.demo_data import write_demo
 
@@ -112,3 +113,28 @@ def test_a_results_folder_that_cannot_be_written(digits, tmp_path):
 def test_describe_names_the_file():
     assert "the disk is full while writing /r/x" in describe(OSError(errno.ENOSPC, "No space left", "/r/x"))
     assert "cannot write /r/y (Read-only file system)" in describe(OSError(errno.EROFS, "Read-only file system", "/r/y"))
+
+
+def test_interrupted_snakemake_resumes_with_the_same_command(tmp_path):
+    # Ctrl-C as a caption job ends, its output written but the job not finished: Snakemake marks the
+    # output incomplete. The workflow's default profile (profiles/default: rerun-incomplete) makes the
+    # plain command remake it.
+    target = ["results/demo/captions/three.jsonl", "--configfile", str(DEMO_CONFIG)]
+    env = {"VLCP_INTERRUPT": "vlcp.provenance:record:1", "PYTHONPATH": os.pathsep.join([str(FAULT), str(REPO)])}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        interrupted = snakemake(tmp_path, "--cores", "2", *target, check=False)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
+    assert interrupted.returncode != 0
+    captions = tmp_path / "results" / "demo" / "captions" / "three.jsonl"
+    without = snakemake(tmp_path, "-n", "--workflow-profile", "none", *target, check=False)
+    assert without.returncode != 0 and "IncompleteFilesException" in without.stdout + without.stderr
+    again = snakemake(tmp_path, "--cores", "2", *target)
+    assert "Using workflow specific profile" in again.stderr
+    assert captions.exists() and len(contract.read_captions(captions)) == 40

@@ -1,6 +1,8 @@
 """Fault injection for the tests, set through the environment of a real run.
 
 VLCP_KILL='module:function:N': SIGKILL the process after the N-th call of the function.
+VLCP_INTERRUPT='module:function:N': after the N-th call, send SIGINT to the Snakemake process that
+runs the job (as Ctrl-C would) and wait for it to end the job.
 VLCP_FAIL_ONCE='module:function:MARKER': the first call (while MARKER does not exist) creates
 MARKER and exits with status 1, so the job fails once and succeeds when retried.
 
@@ -13,6 +15,7 @@ import importlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 
@@ -55,3 +58,32 @@ if spec:
         return result
 
     setattr(owner, name, killed_after)
+
+
+def snakemake_ancestor():
+    """The pid of the nearest ancestor process running Snakemake."""
+    pid = os.getppid()
+    while pid > 1:
+        if b"snakemake" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    raise RuntimeError("no Snakemake process above this job")
+
+
+interrupt = os.environ.get("VLCP_INTERRUPT")
+if interrupt:
+    module_name, function, after = interrupt.split(":")
+    owner, name = target(module_name, function)
+    original_call = getattr(owner, name)
+    interrupt_calls = []
+
+    @functools.wraps(original_call)
+    def interrupted_after(*args, **kwargs):
+        result = original_call(*args, **kwargs)
+        interrupt_calls.append(1)
+        if len(interrupt_calls) >= int(after):
+            os.kill(snakemake_ancestor(), signal.SIGINT)
+            time.sleep(15)  # Snakemake ends this job as it shuts down
+        return result
+
+    setattr(owner, name, interrupted_after)
