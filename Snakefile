@@ -18,6 +18,14 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.en
 configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
+# config/config.yaml's dataset is ImageNette's, the default run's. A config of the user's that names a
+# dataset of its own (dataset.source or dataset.root) takes none of it: only what it sets, and the
+# schema's defaults for the rest (every class folder on disk, folder names as labels).
+USER_DATASET = workflow.config_settings.overwrite_config.get("dataset", {})
+if {"source", "root"} & set(USER_DATASET):
+    config["dataset"] = dict(USER_DATASET)
+
+
 try:
     validate(config, "config/schema.yaml")
 except WorkflowError as err:

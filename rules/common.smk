@@ -33,7 +33,13 @@ def configured_classes():
     try:
         return find_classes(DATA_ROOT, DATASET["classes"])
     except DatasetError as err:
-        raise WorkflowError(f"Dataset error (dataset.root = {DATA_ROOT!r}): {err}") from None
+        inherited = ""
+        if DATASET["classes"] and "classes" not in USER_DATASET:
+            inherited = (
+                " dataset.classes comes from config/config.yaml (ImageNette's classes, the default run's); "
+                "set dataset.classes in your config, [] for every class folder on disk."
+            )
+        raise WorkflowError(f"Dataset error (dataset.root = {DATA_ROOT!r}): {err}{inherited}") from None
 
 
 CLASSES = configured_classes()

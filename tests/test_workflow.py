@@ -134,3 +134,22 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
     snakemake(demo_run, "--configfile", DEMO, "--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text()
     assert "accuracy.csv" in html and "vlcp-prototype-ipc5-seed0.png" in html
+
+
+def test_a_config_that_names_its_dataset_plans_the_classes_on_disk(tmp_path):
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / "pets" / split / cls).mkdir(parents=True)
+    mine = tmp_path / "pets.yaml"
+    mine.write_text(f"run: pets\ndataset: {{root: {tmp_path / 'pets'}}}\n")
+    counts = job_counts(snakemake(tmp_path, "-n", "--configfile", str(mine)).stdout)
+    assert counts["index"] == 2 * 2 and counts["caption"] == 2, "cat and dog, not ImageNette's classes"
+    # a config that names no dataset keeps the default run's, and an error from it says where it came from
+    for split in ("train", "val"):
+        (tmp_path / "data" / "imagenet" / split / "cat").mkdir(parents=True)
+    other = tmp_path / "other.yaml"
+    other.write_text("run: other\n")
+    result = snakemake(tmp_path, "-n", "--configfile", str(other), check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "n01440764" in output and "dataset.classes comes from config/config.yaml" in output
