@@ -39,7 +39,8 @@ def dry_run(workdir, config, per_job=None):
     if per_job:
         cmd += ["--config", f"classes_per_job={per_job}"]
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    # the preset names hub ids; with HF_HUB_OFFLINE set the plan would ask for them in the local cache
+    result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="0"))
     elapsed = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(result.stderr[-2000:])

@@ -37,9 +37,12 @@ def cluster_prefix():
     return [f"{base}/in-cluster.sh"] if base and os.path.exists(f"{base}/in-cluster.sh") else []
 
 
-def snakemake(workdir, *args, check=True):
-    """Run this repository's workflow with ``workdir`` as working directory; return the CompletedProcess."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HF_HUB_OFFLINE="1")
+def snakemake(workdir, *args, check=True, offline=True):
+    """Run this repository's workflow with ``workdir`` as working directory; return the CompletedProcess.
+    ``offline=False`` lets the plan accept hub ids that are not in the local cache (nothing is downloaded
+    while planning), for configs of real models."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               HF_HUB_OFFLINE="1" if offline else "0")
     cmd = [*cluster_prefix(), sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:

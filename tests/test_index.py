@@ -149,7 +149,7 @@ def test_index_rule_on_a_folder_dataset(dataset, tmp_path):
         f"run: t\ndataset:\n  root: {dataset}\n  classes: [mixed, plain]\n  label_table: folder\n"
         "  max_image_pixels: 1000000\n"
     )
-    snakemake(workdir, "results/t/index/classes.tsv", "--cores", "1", "--configfile", str(config))
+    snakemake(workdir, "results/t/index/classes.tsv", "--cores", "1", "--configfile", str(config), offline=False)
     rows = contract.read_index(workdir / "results/t/index/train/mixed.jsonl")
     assert len(rows) == 7 and rows[0]["label"] == "mixed"
     summary = (workdir / "results/t/index/classes.tsv").read_text().splitlines()
@@ -159,7 +159,8 @@ def test_index_rule_on_a_folder_dataset(dataset, tmp_path):
     for child in (dataset / "val" / "plain").iterdir():
         child.unlink()
     (dataset / "val" / "plain" / "bad.png").write_text("oops")
-    result = snakemake(workdir, "results/t/index/classes.tsv", "--cores", "1", "--configfile", str(config), check=False)
+    result = snakemake(workdir, "results/t/index/classes.tsv", "--cores", "1", "--configfile", str(config), check=False,
+                       offline=False)
     assert result.returncode != 0
     log = (workdir / "results/t/logs/index/val/plain.log").read_text()
     assert "class 'plain' has no usable image" in log

@@ -66,7 +66,7 @@ def test_every_preset_plans_on_empty_class_folders(preset, tmp_path):
     override = tmp_path / "here.yaml"
     override.write_text(f"dataset: {{root: {tmp_path / 'data'}}}\n")
     result = snakemake(tmp_path, "-n", "-p", "--configfile", str(REPO / "config" / "presets" / f"{preset}.yaml"),
-                       str(override))
+                       str(override), offline=False)
     evaluations = [line for line in result.stdout.splitlines() if "python -m vlcp evaluate" in line]
     assert evaluations, result.stdout[-2000:]
     # Minimax's settings for the class count: lr 0.1 and batch 128 above 100 classes, else 0.01 and 64
@@ -142,14 +142,34 @@ def test_a_config_that_names_its_dataset_plans_the_classes_on_disk(tmp_path):
             (tmp_path / "pets" / split / cls).mkdir(parents=True)
     mine = tmp_path / "pets.yaml"
     mine.write_text(f"run: pets\ndataset: {{root: {tmp_path / 'pets'}}}\n")
-    counts = job_counts(snakemake(tmp_path, "-n", "--configfile", str(mine)).stdout)
+    counts = job_counts(snakemake(tmp_path, "-n", "--configfile", str(mine), offline=False).stdout)
     assert counts["index"] == 2 * 2 and counts["caption"] == 2, "cat and dog, not ImageNette's classes"
     # a config that names no dataset keeps the default run's, and an error from it says where it came from
     for split in ("train", "val"):
         (tmp_path / "data" / "imagenet" / split / "cat").mkdir(parents=True)
     other = tmp_path / "other.yaml"
     other.write_text("run: other\n")
-    result = snakemake(tmp_path, "-n", "--configfile", str(other), check=False)
+    result = snakemake(tmp_path, "-n", "--configfile", str(other), check=False, offline=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "n01440764" in output and "dataset.classes comes from config/config.yaml" in output
+
+
+def test_a_model_that_cannot_be_there_stops_the_plan_naming_its_key(tmp_path):
+    data = tmp_path / "data"
+    (data / "model_index.json").parent.mkdir(parents=True)
+    cases = {
+        "models: {diffusion: /no/such/folder, captioner: tiny}": "models.diffusion = '/no/such/folder': no such folder",
+        f"models: {{diffusion: tiny, captioner: {data}}}": "has no config.json, so it is not a checkpoint folder",
+        "models: {diffusion: nobody/no-such-model, captioner: tiny}":
+            "models.diffusion = 'nobody/no-such-model' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
+    }
+    for text, message in cases.items():
+        extra = tmp_path / "models.yaml"
+        extra.write_text(text + "\n")
+        result = snakemake(tmp_path, "-n", "--configfile", DEMO, str(extra), check=False)
+        assert result.returncode != 0 and message in result.stdout + result.stderr, text
+        assert not (tmp_path / "results").exists()
+    # a hub id is not looked up while planning when the hub may be asked later
+    extra.write_text("models: {diffusion: nobody/no-such-model, captioner: tiny}\n")
+    assert snakemake(tmp_path, "-n", "--configfile", DEMO, str(extra), offline=False).returncode == 0

@@ -5,6 +5,7 @@ helpers turn a failure into one line that names the key, the value and what is
 allowed, before any job starts.
 """
 
+import os
 from pathlib import Path
 
 import jsonschema
@@ -136,8 +137,44 @@ def evaluation_settings(evaluate, ipc, num_classes, eval_size):
     return {**evaluate, **resolved}
 
 
+# The file at the top of each kind of checkpoint folder.
+MODEL_MARKERS = {"diffusion": "model_index.json", "captioner": "config.json", "text_generator": "config.json"}
+
+
+def looks_like_path(name):
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).expanduser().exists()
+
+
+def check_model(role, name):
+    """A model of the config, checked as far as the plan can: a local folder must exist and hold its
+    checkpoint's top file; with HF_HUB_OFFLINE set, a hub id must be in the local cache."""
+    key, marker = f"models.{role}", MODEL_MARKERS[role]
+    if name == "tiny":
+        return
+    if looks_like_path(name):
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            raise ConfigError(f"Invalid config: {key} = {name!r}: no such folder ({folder.resolve()}); "
+                              "give the folder of a downloaded checkpoint or a hub id.")
+        if not (folder / marker).is_file():
+            raise ConfigError(f"Invalid config: {key} = {name!r} has no {marker}, so it is not a checkpoint folder "
+                              "of that kind; give the folder a download of the model made (e.g. `hf download <id> "
+                              "--local-dir <folder>`).")
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, marker), str):
+            raise ConfigError(f"Invalid config: {key} = {name!r} is not in the local Hugging Face cache and "
+                              "HF_HUB_OFFLINE is set; download it once on a machine with internet, or point "
+                              f"{key} at a local folder.")
+
+
 def check_config(config):
     """Checks across keys that the schema cannot state; raises ConfigError naming the key."""
+    roles = ["diffusion", "captioner"] + (["text_generator"] if "gpt" in config["text_prototype"]["strategies"] else [])
+    for role in roles:
+        check_model(role, config["models"][role])
     for ipc in config["ipc"]:
         epochs_for_ipc(config["evaluate"]["epochs"], ipc)
     dataset = config["dataset"]
