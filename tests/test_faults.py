@@ -1,5 +1,6 @@
 """Fault tolerance: SIGKILL the long-running rules part-way through a demo run, rerun, and compare."""
 
+import contextlib
 import errno
 import os
 import subprocess
@@ -18,19 +19,26 @@ pytestmark = pytest.mark.workflow
 FAULT = Path(__file__).parent / "fault"
 
 
-def run_with_kill(workdir, spec):
-    """Run the demo with VLCP_KILL=spec in every job; return the failed CompletedProcess."""
-    env = {"VLCP_KILL": spec, "PYTHONPATH": os.pathsep.join([str(FAULT), str(REPO)])}
+@contextlib.contextmanager
+def faults(**injected):
+    """Every job of runs inside gets tests/fault/sitecustomize.py with ``injected`` (VLCP_KILL=...) set."""
+    env = {**injected, "PYTHONPATH": os.pathsep.join([str(FAULT), str(REPO)])}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        return snakemake(workdir, "--cores", "2", "--keep-going", "--configfile", str(DEMO_CONFIG), check=False)
+        yield
     finally:
         for key, value in old.items():
             if value is None:
                 os.environ.pop(key)
             else:
                 os.environ[key] = value
+
+
+def run_with_kill(workdir, spec):
+    """Run the demo with VLCP_KILL=spec in every job; return the failed CompletedProcess."""
+    with faults(VLCP_KILL=spec):
+        return snakemake(workdir, "--cores", "2", "--keep-going", "--configfile", str(DEMO_CONFIG), check=False)
 
 
 def test_killed_jobs_resume_and_end_where_an_uninterrupted_run_ends(demo_run, tmp_path):
@@ -120,17 +128,8 @@ def test_interrupted_snakemake_resumes_with_the_same_command(tmp_path):
     # output incomplete. The workflow's default profile (profiles/default: rerun-incomplete) makes the
     # plain command remake it.
     target = ["results/demo/captions/three.jsonl", "--configfile", str(DEMO_CONFIG)]
-    env = {"VLCP_INTERRUPT": "vlcp.provenance:record:1", "PYTHONPATH": os.pathsep.join([str(FAULT), str(REPO)])}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with faults(VLCP_INTERRUPT="vlcp.provenance:record:1"):
         interrupted = snakemake(tmp_path, "--cores", "2", *target, check=False)
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key)
-            else:
-                os.environ[key] = value
     assert interrupted.returncode != 0
     captions = tmp_path / "results" / "demo" / "captions" / "three.jsonl"
     without = snakemake(tmp_path, "-n", "--workflow-profile", "none", *target, check=False)

@@ -114,35 +114,30 @@ def load_vae(name, config_key="models.diffusion", dtype=torch.float32, variant=N
         raise _not_found(name, config_key, err) from None
 
 
-def load_captioner(name, config_key="models.captioner", dtype=torch.float32, variant=None):
-    """An image-text-to-text model and its processor (left padding, for batched generation)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
+def load_for_generation(name, config_key, model_class, preprocessor_class, dtype=torch.float32, variant=None):
+    """A transformers model and its processor or tokenizer, the tokenizer padding on the left (for batched
+    generation) with a pad token."""
     try:
-        processor = AutoProcessor.from_pretrained(name)
-        model = AutoModelForImageTextToText.from_pretrained(
-            name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True
-        )
+        preprocessor = preprocessor_class.from_pretrained(name)
+        model = model_class.from_pretrained(name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True)
     except (OSError, ValueError) as err:
         raise _not_found(name, config_key, err) from None
-    processor.tokenizer.padding_side = "left"
-    if processor.tokenizer.pad_token is None:
-        processor.tokenizer.pad_token = processor.tokenizer.eos_token
-    return model.eval(), processor
-
-
-def load_text_generator(name, config_key="models.text_generator", dtype=torch.float32, variant=None):
-    """A causal language model and its tokenizer (left padding, for batched generation)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(
-            name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True
-        )
-    except (OSError, ValueError) as err:
-        raise _not_found(name, config_key, err) from None
+    tokenizer = getattr(preprocessor, "tokenizer", preprocessor)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.eval(), tokenizer
+    return model.eval(), preprocessor
+
+
+def load_captioner(name, config_key="models.captioner", dtype=torch.float32, variant=None):
+    """An image-text-to-text model and its processor."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    return load_for_generation(name, config_key, AutoModelForImageTextToText, AutoProcessor, dtype, variant)
+
+
+def load_text_generator(name, config_key="models.text_generator", dtype=torch.float32, variant=None):
+    """A causal language model and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return load_for_generation(name, config_key, AutoModelForCausalLM, AutoTokenizer, dtype, variant)

@@ -183,12 +183,27 @@ def build_tiny_llava_tokenizer(words, image_token=True):
     return tokenizer
 
 
+def distinct_words(tokenizer, suppressed, **settings):
+    """The generation config of a tiny model: random weights repeat one word forever under greedy
+    decoding; forbidding repeats and the special tokens makes the text a run of distinct real words, as
+    a real model's is."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        no_repeat_ngram_size=1,
+        suppress_tokens=[tokenizer.convert_tokens_to_ids(t) for t in suppressed],
+        **settings,
+    )
+
+
 def build_tiny_llava(seed, image_size=32, patch_size=8):
     """A LlavaForConditionalGeneration and LlavaProcessor shaped like llava-1.5 (CLIP tower, Llama LM)."""
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
-        GenerationConfig,
         LlamaConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
@@ -228,16 +243,7 @@ def build_tiny_llava(seed, image_size=32, patch_size=8):
         pad_token_id=tokenizer.pad_token_id,
     )
     model = LlavaForConditionalGeneration(config).eval()
-    # Random weights repeat one word forever under greedy decoding; forbidding repeats and
-    # the special tokens makes each caption a run of distinct real words, as a real one is.
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        no_repeat_ngram_size=1,
-        suppress_tokens=[tokenizer.convert_tokens_to_ids(t) for t in ("<unk>", "<s>", "<pad>", "<image>")],
-        max_new_tokens=24,
-    )
+    model.generation_config = distinct_words(tokenizer, ("<unk>", "<s>", "<pad>", "<image>"), max_new_tokens=24)
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": image_size},
         crop_size={"height": image_size, "width": image_size},
@@ -256,7 +262,7 @@ def build_tiny_llava(seed, image_size=32, patch_size=8):
 def build_tiny_gpt(seed):
     """A GPT2LMHeadModel and word-level tokenizer, the shape of GPT-2 shrunk: the text generator of the
     GPT-generated-sentences strategy in tests and the demo."""
-    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
     tokenizer = build_tiny_llava_tokenizer(vocabulary(), image_token=False)
@@ -265,14 +271,7 @@ def build_tiny_gpt(seed):
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
     model = GPT2LMHeadModel(config).eval()
-    # As for the tiny LLaVA: distinct real words under greedy decoding, and a full stop to end a sentence.
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        no_repeat_ngram_size=1,
-        suppress_tokens=[tokenizer.convert_tokens_to_ids(t) for t in ("<unk>", "<s>", "<pad>")],
-    )
+    model.generation_config = distinct_words(tokenizer, ("<unk>", "<s>", "<pad>"))
     return model, tokenizer
 
 

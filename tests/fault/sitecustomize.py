@@ -42,22 +42,22 @@ if fail_once:
 
     setattr(owner, name, fails_once)
 
-spec = os.environ.get("VLCP_KILL")
-if spec:
+def after_calls(spec, action):
+    """Wrap the function of ``spec`` ('module:function:N') so that ``action()`` runs after its N-th call."""
     module_name, function, after = spec.split(":")
     owner, name = target(module_name, function)
     original = getattr(owner, name)
     calls = []
 
     @functools.wraps(original)
-    def killed_after(*args, **kwargs):
+    def wrapped(*args, **kwargs):
         result = original(*args, **kwargs)
         calls.append(1)
         if len(calls) >= int(after):
-            os.kill(os.getpid(), signal.SIGKILL)
+            action()
         return result
 
-    setattr(owner, name, killed_after)
+    setattr(owner, name, wrapped)
 
 
 def snakemake_ancestor():
@@ -70,20 +70,12 @@ def snakemake_ancestor():
     raise RuntimeError("no Snakemake process above this job")
 
 
-interrupt = os.environ.get("VLCP_INTERRUPT")
-if interrupt:
-    module_name, function, after = interrupt.split(":")
-    owner, name = target(module_name, function)
-    original_call = getattr(owner, name)
-    interrupt_calls = []
+def interrupt_snakemake():
+    os.kill(snakemake_ancestor(), signal.SIGINT)
+    time.sleep(15)  # Snakemake ends this job as it shuts down
 
-    @functools.wraps(original_call)
-    def interrupted_after(*args, **kwargs):
-        result = original_call(*args, **kwargs)
-        interrupt_calls.append(1)
-        if len(interrupt_calls) >= int(after):
-            os.kill(snakemake_ancestor(), signal.SIGINT)
-            time.sleep(15)  # Snakemake ends this job as it shuts down
-        return result
 
-    setattr(owner, name, interrupted_after)
+if os.environ.get("VLCP_KILL"):
+    after_calls(os.environ["VLCP_KILL"], lambda: os.kill(os.getpid(), signal.SIGKILL))
+if os.environ.get("VLCP_INTERRUPT"):
+    after_calls(os.environ["VLCP_INTERRUPT"], interrupt_snakemake)
