@@ -21,9 +21,10 @@ configfile: os.path.join(workflow.basedir, "config/config.yaml")
 # config/config.yaml's dataset is ImageNette's, the default run's. A config of the user's that names a
 # dataset of its own (dataset.source or dataset.root) takes none of it: only what it sets, and the
 # schema's defaults for the rest (every class folder on disk, folder names as labels).
+from vlcp.config import own_dataset
+
 USER_DATASET = workflow.config_settings.overwrite_config.get("dataset", {})
-if {"source", "root"} & set(USER_DATASET):
-    config["dataset"] = dict(USER_DATASET)
+own_dataset(config, workflow.config_settings.overwrite_config)
 
 
 try:

@@ -7,7 +7,7 @@ from vlcp.cli import run
 
 STAGES = (
     "demo_data", "tiny_models", "index", "caption", "finetune", "encode", "cluster", "text_prototype",
-    "synthesize", "select", "evaluate", "aggregate",
+    "synthesize", "select", "evaluate", "aggregate", "plan",
 )
 
 

@@ -170,6 +170,36 @@ def check_model(role, name):
                               f"{key} at a local folder.")
 
 
+def own_dataset(config, user):
+    """config/config.yaml's dataset is ImageNette's, the default run's: where the user's config (``user``:
+    the files and --config given) names a dataset of its own (``source`` or ``root``), its ``dataset``
+    block replaces the merged one, the schema's defaults filling the rest."""
+    if {"source", "root"} & set(user.get("dataset", {})):
+        config["dataset"] = dict(user["dataset"])
+    return config
+
+
+def load_run_config(files, repo):
+    """The config a run of these files gets: config/config.yaml, each file over it key by key (lists
+    replaced), the dataset rule of ``own_dataset``, then the schema's defaults and checks."""
+    import yaml
+    from snakemake.utils import validate
+
+    def merge(base, over):
+        for key, value in over.items():
+            both = isinstance(value, dict) and isinstance(base.get(key), dict)
+            base[key] = merge(base[key], value) if both else value
+        return base
+
+    config = yaml.safe_load((Path(repo) / "config" / "config.yaml").read_text())
+    user = {}
+    for path in files:
+        merge(user, yaml.safe_load(Path(path).read_text()) or {})
+    own_dataset(merge(config, user), user)
+    validate(config, str(Path(repo) / "config" / "schema.yaml"), set_default=True)
+    return config
+
+
 def check_config(config):
     """Checks across keys that the schema cannot state; raises ConfigError naming the key."""
     roles = ["diffusion", "captioner"] + (["text_generator"] if "gpt" in config["text_prototype"]["strategies"] else [])

@@ -17,7 +17,6 @@ import math
 from pathlib import Path
 
 import torch
-import yaml
 
 GIB = 2**30
 REPO = Path(__file__).resolve().parents[1]
@@ -52,17 +51,9 @@ ASSUMED = {
 
 def load_preset(name):
     """The config of a preset as a run sees it: config.yaml, the preset, the schema's defaults."""
-    from snakemake.utils import validate
+    from vlcp.config import load_run_config
 
-    def merge(base, over):
-        for key, value in over.items():
-            base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-        return base
-
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    merge(config, yaml.safe_load((REPO / "config" / "presets" / f"{name}.yaml").read_text()))
-    validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
-    return config
+    return load_run_config([REPO / "config" / "presets" / f"{name}.yaml"], REPO)
 
 
 def flops(model, *inputs, **kwargs):
@@ -257,27 +248,33 @@ def size_preset(config, dataset):
                                   ipc * per_image / a["half_flops"] / 60, least=10)
     rules["synthesize"]["images_per_class"] = sets
 
-    from vlcp.config import evaluation_settings, input_size
-
     worst = None
-    side = input_size(config["evaluate"], config["dataset"]["eval_size"])
     for name in config["evaluate"]["models"]:
-        c = classifier_costs(name, classes, side, config["evaluate"]["norm"])
         for ipc in config["ipc"]:
-            ev = evaluation_settings(config["evaluate"], ipc, classes, config["dataset"]["eval_size"])
-            epochs = ev["epochs"]
-            train_images = ipc * classes
-            tests = epochs // ev["test_every"] + 1
-            seconds = (epochs * train_images * 3 * c["flops"] + tests * val * c["flops"]) / a["small_flops"]
-            test_batch = min(ev["test_batch_size"], val)
-            gpu = c["params"] * 16 + ev["batch_size"] * c["saved"] + test_batch * c["peak"]
-            host = (train_images + val) * 3 * ev["input_size"] ** 2 / GIB + a["host_base_gib"]
-            estimate = request(gpu / GIB + context, host, seconds / 60)
+            estimate = evaluation_estimate(config, dataset, name, ipc)
             if worst is None or estimate["minutes"] > worst["minutes"]:
-                worst = {**estimate, "gpu_gib": max(estimate["gpu_gib"], (worst or estimate)["gpu_gib"]),
-                         "case": f"{name}, IPC {ipc}, {epochs} epochs"}
+                worst = {**estimate, "gpu_gib": max(estimate["gpu_gib"], (worst or estimate)["gpu_gib"])}
     rules["evaluate"] = worst
     return rules
+
+
+def evaluation_estimate(config, dataset, model, ipc):
+    """The request of one evaluation job: ``model`` trained on ``ipc`` images per class ('all': the whole
+    train set)."""
+    from vlcp.config import evaluation_settings
+
+    classes, train, val = dataset
+    a = ASSUMED
+    ev = evaluation_settings(config["evaluate"], ipc, classes, config["dataset"]["eval_size"])
+    c = classifier_costs(model, classes, ev["input_size"], ev["norm"])
+    epochs = ev["epochs"]
+    train_images = train if ipc == "all" else int(ipc) * classes
+    tests = epochs // ev["test_every"] + 1
+    seconds = (epochs * train_images * 3 * c["flops"] + tests * val * c["flops"]) / a["small_flops"]
+    test_batch = min(ev["test_batch_size"], val)
+    gpu = c["params"] * 16 + ev["batch_size"] * c["saved"] + test_batch * c["peak"]
+    host = (train_images + val) * 3 * ev["input_size"] ** 2 / GIB + a["host_base_gib"]
+    return {**request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60), "case": f"{model}, IPC {ipc}, {epochs} epochs"}
 
 
 def table(names):

@@ -1,0 +1,131 @@
+"""What a run will cost, before it starts: its jobs per rule and an estimate of the GPU hours.
+
+``python -m vlcp plan [--configfile FILE ...]`` reads the config as the workflow
+does, asks Snakemake's own dry run which jobs are still to do, counts the
+dataset's images on disk, and prices each GPU job with the model costs of
+``vlcp.sizing`` (full-size models on the meta device, assumed H100
+throughputs): estimates to decide with, not measurements. On a CPU the same
+work takes one to three orders of magnitude longer.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from vlcp import demo_data
+from vlcp.config import load_run_config
+from vlcp.errors import VlcpError
+from vlcp.sizing import REPO, evaluation_estimate, format_minutes, size_preset
+
+GPU_RULES = ("caption", "encode", "finetune", "synthesize", "evaluate")
+
+
+class PlanError(VlcpError):
+    """The dry run behind the plan failed; the message carries Snakemake's words."""
+
+
+def planned_jobs(configfiles, workdir="."):
+    """(rule, {wildcard: value}) of every job a dry run of the workflow lists, in its order."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-n"]
+    if configfiles:
+        cmd += ["--configfile", *map(str, configfiles)]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+    if result.returncode != 0:
+        raise PlanError(f"the dry run failed: {(result.stderr or result.stdout).strip()[-2000:]}")
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
+        match = re.match(r"(?:local)?rule (\w+):", block)
+        if match:
+            found = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            pairs = [item.split("=", 1) for item in found.group(1).split(", ")] if found else []
+            jobs.append((match.group(1), dict(pairs)))
+    return jobs
+
+
+def dataset_counts(config):
+    """(classes, train images, val images) of the run's dataset: the demo's settings, or the files on disk."""
+    dataset = config["dataset"]
+    if dataset["source"] == "demo":
+        classes = len(dataset["classes"] or demo_data.CLASSES)
+        return classes, classes * config["demo"]["train_per_class"], classes * config["demo"]["val_per_class"]
+    root = Path(dataset["root"])
+    classes = dataset["classes"] or sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    suffixes = tuple(s.lower() for s in dataset["image_extensions"])
+
+    def count(split):
+        return sum(1 for cls in classes for _, _, files in os.walk(root / split / cls) for f in files if f.lower().endswith(suffixes))
+
+    return len(classes), count("train"), count("val")
+
+
+def gpu_minutes(config, counts, jobs):
+    """{rule: (jobs, minutes)} of the GPU rules among ``jobs``, each job priced by vlcp.sizing."""
+    sizes = size_preset(config, counts)
+    per_job = config["classes_per_job"]
+    largest = max(config["ipc"])
+    totals = {}
+    for rule, wildcards in jobs:
+        if rule not in GPU_RULES:
+            continue
+        if rule in ("caption", "encode"):
+            minutes = sizes[rule]["minutes"] * per_job
+        elif rule == "synthesize":
+            minutes = sizes[rule]["minutes"] * per_job * int(wildcards["ipc"]) / largest
+        elif rule == "finetune":
+            minutes = sizes[rule]["minutes"]
+        else:
+            minutes = evaluation_estimate(config, counts, wildcards["model"], wildcards["ipc"])["minutes"]
+        count, total = totals.get(rule, (0, 0.0))
+        totals[rule] = (count + 1, total + minutes)
+    return totals
+
+
+def report(config, counts, jobs):
+    """The plan as text: what the run is, the jobs per rule, and the GPU hours of the GPU rules."""
+    classes, train, val = counts
+    per_rule = {}
+    for rule, _ in jobs:
+        per_rule[rule] = per_rule.get(rule, 0) + 1
+    minutes = gpu_minutes(config, counts, jobs)
+    lines = [
+        f"run {config['run']!r}: {classes} classes, {train} train and {val} val images; IPC {config['ipc']}, "
+        f"seeds {config['seeds']}, methods {config['methods']}, models {config['evaluate']['models']}",
+        "",
+        "| rule | jobs to run | GPU time (estimate, H100) |",
+        "|---|---|---|",
+    ]
+    for rule, count in per_rule.items():
+        gpu = format_minutes(minutes[rule][1]) if rule in minutes else "-"
+        lines.append(f"| {rule} | {count} | {gpu} |")
+    total = sum(m for _, m in minutes.values())
+    lines += [f"| total | {len(jobs)} | {format_minutes(total)} ({total / 60:.1f} GPU hours) |", "",
+              "Estimates from vlcp/sizing.py (assumed H100 throughputs); an A100 takes about twice as long, "
+              "a CPU one to three orders of magnitude longer."]
+    tiny = [role for role in ("diffusion", "captioner") if config["models"][role] == "tiny"]
+    if tiny:
+        lines.append(f"They price the full-size models; this run's {' and '.join(tiny)} model(s) are tiny, "
+                     "so its GPU rules cost far less.")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configfile", nargs="*", default=[], type=Path, help="config files, as given to snakemake")
+    parser.add_argument("--directory", type=Path, default=Path("."), help="the run's working directory")
+    args = parser.parse_args(argv)
+    config = load_run_config(args.configfile, REPO)
+    jobs = planned_jobs([p.resolve() for p in args.configfile], args.directory)
+    previous = os.getcwd()
+    os.chdir(args.directory)
+    try:
+        counts = dataset_counts(config)
+    finally:
+        os.chdir(previous)
+    print(report(config, counts, jobs))
+
+
+if __name__ == "__main__":
+    main()
