@@ -4,11 +4,12 @@
 import shlex
 
 from vlcp import demo_data
-from vlcp.config import ConfigError, check_config, evaluation_settings
+from vlcp.config import ConfigError, check_config, check_models, evaluation_settings
 from vlcp.index import DatasetError, SPLITS, find_classes
 
 try:
     check_config(config)
+    check_models(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 

@@ -200,11 +200,15 @@ def load_run_config(files, repo):
     return config
 
 
-def check_config(config):
-    """Checks across keys that the schema cannot state; raises ConfigError naming the key."""
+def check_models(config):
+    """``check_model`` for every model the run loads (the text generator only for the gpt strategy)."""
     roles = ["diffusion", "captioner"] + (["text_generator"] if "gpt" in config["text_prototype"]["strategies"] else [])
     for role in roles:
         check_model(role, config["models"][role])
+
+
+def check_config(config):
+    """Checks across keys that the schema cannot state; raises ConfigError naming the key."""
     for ipc in config["ipc"]:
         epochs_for_ipc(config["evaluate"]["epochs"], ipc)
     dataset = config["dataset"]
