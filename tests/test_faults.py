@@ -5,6 +5,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,18 @@ def test_interrupted_snakemake_resumes_with_the_same_command(tmp_path):
     again = snakemake(tmp_path, "--cores", "2", *target)
     assert "Using workflow specific profile" in again.stderr
     assert captions.exists() and len(contract.read_captions(captions)) == 40
+
+
+def test_a_job_ends_when_its_snakemake_is_killed(tmp_path):
+    # SIGKILL leaves Snakemake no way to stop its jobs; each job watches it and ends within seconds
+    # instead of running on orphaned, and its output is not written.
+    survived = tmp_path / "survived"
+    target = ["results/demo/captions/three.jsonl", "--configfile", str(DEMO_CONFIG)]
+    with faults(VLCP_KILL_SNAKEMAKE="vlcp.caption:Progress.append:1", VLCP_SURVIVED=str(survived)):
+        killed = snakemake(tmp_path, "--cores", "2", *target, check=False)
+    assert killed.returncode == -9
+    time.sleep(12)  # the job would have written its mark after 8 s
+    assert not survived.exists(), "the caption job ran on after its Snakemake was killed"
+    assert not (tmp_path / "results" / "demo" / "captions" / "three.jsonl").exists()
+    jobs = subprocess.run(["pgrep", "-f", "vlcp caption"], capture_output=True, text=True).stdout.split()
+    assert not [pid for pid in jobs if str(tmp_path) in Path(f"/proc/{pid}/cwd").resolve().as_posix()]

@@ -2,9 +2,14 @@
 problem and what to do, exit 1. Anything else keeps its traceback."""
 
 import argparse
+import ctypes
 import errno
+import os
 import shutil
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 from vlcp.atomic import OutputExistsError, atomic_write
@@ -25,9 +30,64 @@ def describe(err):
     return str(err)
 
 
+def is_snakemake(pid):
+    """Whether process ``pid`` runs Snakemake (``snakemake ...`` or ``python -m snakemake ...``)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a == b"snakemake" or a.endswith((b"/snakemake", b"snakemake/__main__.py")) for a in args)
+
+
+def parent_of(pid):
+    """The parent pid of ``pid`` (0 when it is gone), and whether it is a zombie (ended, not yet reaped)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0, True
+    return int(fields[1]), fields[0] == "Z"
+
+
+def snakemake_ancestor():
+    """The pid of the nearest ancestor process running Snakemake, or None (run by hand, or no /proc)."""
+    pid = os.getppid()
+    while pid > 1:
+        if is_snakemake(pid):
+            return pid
+        pid, _ = parent_of(pid)
+    return None
+
+
+def end_with_snakemake():
+    """A job ends when the Snakemake that runs it ends, instead of running on orphaned: SIGTERM (sent by
+    the kernel when the job's shell dies, as when Snakemake cancels the job) ends the job as Ctrl-C
+    would, through every ``finally`` (so no half-written output stays), and a thread watches the
+    Snakemake process, which a SIGKILL ends without telling its jobs."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the parent shell dies
+    except (OSError, AttributeError):
+        pass
+    ancestor = snakemake_ancestor()
+    if ancestor is None:
+        return
+
+    def watch():
+        while True:
+            time.sleep(1)
+            if parent_of(ancestor)[1]:
+                print("Snakemake ended; ending this job", file=sys.stderr)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def run(main):
     """Call ``main()``; turn the expected failures (vlcp's own errors, a full disk, an output folder
-    that cannot be written) into one line. A library's error or a defect keeps its traceback."""
+    that cannot be written) into one line. A library's error or a defect keeps its traceback. The job
+    ends with the Snakemake that runs it (``end_with_snakemake``)."""
+    end_with_snakemake()
     try:
         main()
     except VlcpError as err:

@@ -3,6 +3,7 @@
 VLCP_KILL='module:function:N': SIGKILL the process after the N-th call of the function.
 VLCP_INTERRUPT='module:function:N': after the N-th call, send SIGINT to the Snakemake process that
 runs the job (as Ctrl-C would) and wait for it to end the job.
+VLCP_KILL_SNAKEMAKE='module:function:N': after the N-th call, SIGKILL that Snakemake process.
 VLCP_FAIL_ONCE='module:function:MARKER': the first call (while MARKER does not exist) creates
 MARKER and exits with status 1, so the job fails once and succeeds when retried.
 
@@ -60,22 +61,26 @@ def after_calls(spec, action):
     setattr(owner, name, wrapped)
 
 
-def snakemake_ancestor():
-    """The pid of the nearest ancestor process running Snakemake."""
-    pid = os.getppid()
-    while pid > 1:
-        if b"snakemake" in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return pid
-        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    raise RuntimeError("no Snakemake process above this job")
-
-
 def interrupt_snakemake():
+    from vlcp.cli import snakemake_ancestor
+
     os.kill(snakemake_ancestor(), signal.SIGINT)
     time.sleep(15)  # Snakemake ends this job as it shuts down
+
+
+def kill_snakemake():
+    """SIGKILL the Snakemake running this job, then go on for 8 s and leave a mark (VLCP_SURVIVED):
+    a job that ends with its Snakemake never writes it."""
+    from vlcp.cli import snakemake_ancestor
+
+    os.kill(snakemake_ancestor(), signal.SIGKILL)
+    time.sleep(8)
+    Path(os.environ["VLCP_SURVIVED"]).write_text("the job outlived its Snakemake\n")
 
 
 if os.environ.get("VLCP_KILL"):
     after_calls(os.environ["VLCP_KILL"], lambda: os.kill(os.getpid(), signal.SIGKILL))
 if os.environ.get("VLCP_INTERRUPT"):
     after_calls(os.environ["VLCP_INTERRUPT"], interrupt_snakemake)
+if os.environ.get("VLCP_KILL_SNAKEMAKE"):
+    after_calls(os.environ["VLCP_KILL_SNAKEMAKE"], kill_snakemake)
