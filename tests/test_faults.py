@@ -124,32 +124,24 @@ def test_describe_names_the_file():
     assert "cannot write /r/y (Read-only file system)" in describe(OSError(errno.EROFS, "Read-only file system", "/r/y"))
 
 
-def test_interrupted_snakemake_resumes_with_the_same_command(tmp_path):
-    # Ctrl-C as a caption job ends, its output written but the job not finished: Snakemake marks the
-    # output incomplete. The workflow's default profile (profiles/default: rerun-incomplete) makes the
-    # plain command remake it.
+def test_a_killed_snakemake_ends_its_jobs_and_the_same_command_resumes(tmp_path):
+    # Snakemake SIGKILLed while a job runs (here an index job, just after its output is written): it
+    # can neither stop its jobs nor clear its marks. The job watches it and ends within seconds instead
+    # of running on orphaned; the output stays marked incomplete, and after --unlock the workflow's
+    # default profile (profiles/default: rerun-incomplete) lets the plain command remake it.
+    survived = tmp_path / "survived"
     target = ["results/demo/captions/three.jsonl", "--configfile", str(DEMO_CONFIG)]
-    with faults(VLCP_INTERRUPT="vlcp.provenance:record:1"):
-        interrupted = snakemake(tmp_path, "--cores", "2", *target, check=False)
-    assert interrupted.returncode != 0
-    captions = tmp_path / "results" / "demo" / "captions" / "three.jsonl"
+    with faults(VLCP_KILL_SNAKEMAKE="vlcp.provenance:record:1", VLCP_SURVIVED=str(survived)):
+        killed = snakemake(tmp_path, "--cores", "2", *target, check=False)
+    assert killed.returncode == -9
+    time.sleep(12)  # the job would have written its mark after 8 s
+    assert not survived.exists(), "the job ran on after its Snakemake was killed"
+    jobs = subprocess.run(["pgrep", "-f", "python -m vlcp"], capture_output=True, text=True).stdout.split()
+    assert not [pid for pid in jobs if Path(f"/proc/{pid}/cwd").resolve() == tmp_path.resolve()]
+    snakemake(tmp_path, "--unlock", *target)
     without = snakemake(tmp_path, "-n", "--workflow-profile", "none", *target, check=False)
     assert without.returncode != 0 and "IncompleteFilesException" in without.stdout + without.stderr
     again = snakemake(tmp_path, "--cores", "2", *target)
     assert "Using workflow specific profile" in again.stderr
-    assert captions.exists() and len(contract.read_captions(captions)) == 40
-
-
-def test_a_job_ends_when_its_snakemake_is_killed(tmp_path):
-    # SIGKILL leaves Snakemake no way to stop its jobs; each job watches it and ends within seconds
-    # instead of running on orphaned, and its output is not written.
-    survived = tmp_path / "survived"
-    target = ["results/demo/captions/three.jsonl", "--configfile", str(DEMO_CONFIG)]
-    with faults(VLCP_KILL_SNAKEMAKE="vlcp.caption:Progress.append:1", VLCP_SURVIVED=str(survived)):
-        killed = snakemake(tmp_path, "--cores", "2", *target, check=False)
-    assert killed.returncode == -9
-    time.sleep(12)  # the job would have written its mark after 8 s
-    assert not survived.exists(), "the caption job ran on after its Snakemake was killed"
-    assert not (tmp_path / "results" / "demo" / "captions" / "three.jsonl").exists()
-    jobs = subprocess.run(["pgrep", "-f", "vlcp caption"], capture_output=True, text=True).stdout.split()
-    assert not [pid for pid in jobs if str(tmp_path) in Path(f"/proc/{pid}/cwd").resolve().as_posix()]
+    captions = tmp_path / "results" / "demo" / "captions" / "three.jsonl"
+    assert len(contract.read_captions(captions)) == 40

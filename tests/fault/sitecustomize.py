@@ -1,9 +1,8 @@
 """Fault injection for the tests, set through the environment of a real run.
 
 VLCP_KILL='module:function:N': SIGKILL the process after the N-th call of the function.
-VLCP_INTERRUPT='module:function:N': after the N-th call, send SIGINT to the Snakemake process that
-runs the job (as Ctrl-C would) and wait for it to end the job.
-VLCP_KILL_SNAKEMAKE='module:function:N': after the N-th call, SIGKILL that Snakemake process.
+VLCP_KILL_SNAKEMAKE='module:function:N': after the N-th call, SIGKILL the Snakemake process that runs
+the job, then go on (see ``kill_snakemake``).
 VLCP_FAIL_ONCE='module:function:MARKER': the first call (while MARKER does not exist) creates
 MARKER and exits with status 1, so the job fails once and succeeds when retried.
 
@@ -61,13 +60,6 @@ def after_calls(spec, action):
     setattr(owner, name, wrapped)
 
 
-def interrupt_snakemake():
-    from vlcp.cli import snakemake_ancestor
-
-    os.kill(snakemake_ancestor(), signal.SIGINT)
-    time.sleep(15)  # Snakemake ends this job as it shuts down
-
-
 def kill_snakemake():
     """SIGKILL the Snakemake running this job, then go on for 8 s and leave a mark (VLCP_SURVIVED):
     a job that ends with its Snakemake never writes it."""
@@ -80,7 +72,5 @@ def kill_snakemake():
 
 if os.environ.get("VLCP_KILL"):
     after_calls(os.environ["VLCP_KILL"], lambda: os.kill(os.getpid(), signal.SIGKILL))
-if os.environ.get("VLCP_INTERRUPT"):
-    after_calls(os.environ["VLCP_INTERRUPT"], interrupt_snakemake)
 if os.environ.get("VLCP_KILL_SNAKEMAKE"):
     after_calls(os.environ["VLCP_KILL_SNAKEMAKE"], kill_snakemake)
