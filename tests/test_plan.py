@@ -33,3 +33,18 @@ def test_dataset_counts_are_the_images_on_disk(tmp_path):
     config = load_run_config([mine], REPO)
     assert config["dataset"]["classes"] == [] and config["dataset"]["label_table"] == "folder"
     assert dataset_counts(config) == (2, 6, 2)
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
+    import pytest
+
+    from vlcp.config import ConfigError, load_run_config
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: x\ndataset:\n  root: [a, b\n  source: folder\n")
+    with pytest.raises(ConfigError, match=rf"config file {bad}, line 4, column 9: not valid YAML: expected ',' or ']'"):
+        load_run_config([bad], REPO)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- run: x\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_run_config([listed], REPO)

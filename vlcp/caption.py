@@ -141,7 +141,7 @@ def caption_class(records, root, model_name, template, batch_size, generation, s
     images = [r["image"] for r in records]
     label = records[0]["label"]
     settings = {
-        "model": model_name,
+        "model": provenance.model_identity(model_name),
         "prompt": template,
         "label": label,
         "generation": generation,

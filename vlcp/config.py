@@ -179,10 +179,33 @@ def own_dataset(config, user):
     return config
 
 
+def read_config_file(path):
+    """The mapping in one YAML config file; a syntax error is reported with the file, line and column
+    (Snakemake's own message says only that the file is not valid YAML)."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"config file {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"config file {path}{where}: not valid YAML: {problem}. Fix it and run again.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of keys (run:, dataset:, ...), "
+                          f"not a {type(data).__name__}")
+    return data
+
+
 def load_run_config(files, repo):
     """The config a run of these files gets: config/config.yaml, each file over it key by key (lists
     replaced), the dataset rule of ``own_dataset``, then the schema's defaults and checks."""
-    import yaml
     from snakemake.utils import validate
 
     def merge(base, over):
@@ -191,10 +214,10 @@ def load_run_config(files, repo):
             base[key] = merge(base[key], value) if both else value
         return base
 
-    config = yaml.safe_load((Path(repo) / "config" / "config.yaml").read_text())
+    config = read_config_file(Path(repo) / "config" / "config.yaml")
     user = {}
     for path in files:
-        merge(user, yaml.safe_load(Path(path).read_text()) or {})
+        merge(user, read_config_file(path))
     own_dataset(merge(config, user), user)
     validate(config, str(Path(repo) / "config" / "schema.yaml"), set_default=True)
     return config

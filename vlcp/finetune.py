@@ -128,6 +128,28 @@ def save_checkpoint(accelerator, work, step, keep):
     accelerator.wait_for_everyone()
 
 
+# Settings that change neither the trained weights nor the resume points' meaning.
+NOT_RESULT_SETTINGS = ("out", "work", "checkpointing_steps", "checkpoints_total_limit", "num_workers")
+RUN_MARKER = "run.json"
+
+
+def keep_work_of_this_run(accelerator, args, log):
+    """Discard the checkpoints in ``args.work`` unless they were made by this same run (settings, base
+    model's files, input files); then mark the work folder as this run's. A job rerun after a changed
+    model or input at the same path must start over, not resume another run's weights."""
+    settings = {k: v for k, v in vars(args).items() if k not in NOT_RESULT_SETTINGS}
+    identity = provenance.work_identity(settings, [args.model], [*args.index, *args.captions, *(args.latents or [])])
+    marker = args.work / RUN_MARKER
+    if accelerator.is_main_process:
+        if args.work.exists() and (not marker.is_file() or json.loads(marker.read_text()) != identity):
+            if checkpoints(args.work):
+                log(f"not resuming: the checkpoints in {args.work} were made with other settings, model or inputs; starting over")
+            shutil.rmtree(args.work)  # our own leftovers
+        args.work.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(identity))
+    accelerator.wait_for_everyone()
+
+
 def tokenize(tokenizer, captions):
     """Token ids padded and truncated to the text encoder's length; also the count of truncated captions."""
     full = tokenizer(captions, truncation=False).input_ids
@@ -232,6 +254,7 @@ def train(args):
         accelerator.register_for_checkpointing(ema)
 
     step = 0
+    keep_work_of_this_run(accelerator, args, log)
     found = checkpoints(args.work)
     if found:
         step, path = found[-1]
@@ -298,6 +321,7 @@ def train(args):
         with atomic_dir(args.out) as tmp:
             load_stable_diffusion(args.model, variant=args.variant, unet=trained).save_pretrained(tmp, safe_serialization=True)
             provenance.record(tmp, "finetune", {**vars(args), "steps": step}, models=[args.model])
+        shutil.rmtree(args.work)  # the checkpoints of a finished job
         log(f"fine-tuned pipeline written to {args.out} after {step} steps")
     accelerator.end_training()
 

@@ -55,6 +55,18 @@ def model_identity(name):
     return {"hub_id": name}
 
 
+def work_identity(settings, models=(), inputs=()):
+    """What a job's resumable work folder was made from: its settings, each model's identity
+    (``model_identity``) and each input file's path, size and modification time. A work folder whose
+    identity differs is another run's and must not be resumed."""
+    stats = []
+    for path in inputs:
+        info = Path(path).stat()
+        stats.append([str(path), info.st_size, info.st_mtime_ns])
+    plain = {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v) for k, v in settings.items()}
+    return json.loads(json.dumps({"settings": plain, "models": [model_identity(m) for m in models], "inputs": stats}, default=str))
+
+
 def provenance_path(output):
     """``<folder>/provenance.json`` for a folder output, ``<file>.provenance.json`` beside a file output."""
     output = Path(output)

@@ -210,7 +210,8 @@ def synthesize_class(pipe, args):
         raise contract.ContractError(f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}")
 
     settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", "batch_size")}
-    settings.update(centres=hashlib.sha256(centres.numpy().tobytes()).hexdigest(), prompts=[p["prompt"] for p in prototypes])
+    settings.update(centres=hashlib.sha256(centres.numpy().tobytes()).hexdigest(), prompts=[p["prompt"] for p in prototypes],
+                    model_files=provenance.model_identity(args.model))
     settings = json.loads(json.dumps(settings, default=str))
     marker = args.work / "settings.json"
     if args.work.exists() and (not marker.exists() or json.loads(marker.read_text()) != settings):
