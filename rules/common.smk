@@ -2,6 +2,7 @@
 # for every stage. Rules take what they need from the names defined here.
 
 import shlex
+from pathlib import Path
 
 from vlcp import demo_data
 from vlcp.config import ConfigError, check_config, check_models, evaluation_settings
@@ -167,6 +168,15 @@ def model_path(role):
     name = config["models"][role]
     kind = {"diffusion": "stable-diffusion", "captioner": "llava", "text_generator": "gpt"}[role]
     return f"{TINY_MODEL_DIR}/tiny-{kind}" if name == "tiny" else name
+
+
+def tiny_weights(wildcards):
+    """The shipped weights the tiny model of this kind carries: the digit VAE and U-Net for the tiny
+    Stable Diffusion when models.tiny_pretrained is set, else none."""
+    if wildcards.kind != "stable-diffusion" or not config["models"]["tiny_pretrained"]:
+        return []
+    folder = Path(workflow.basedir) / "vlcp" / "data" / "tiny_sd_digits"
+    return [str(folder / f"{name}.safetensors") for name in ("vae", "unet")]
 
 
 def model_variant(role):

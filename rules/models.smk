@@ -1,8 +1,11 @@
-# Tiny random models of the real architectures, built for the demo and the tests
-# when a model in the config is 'tiny'.
+# Tiny models of the real architectures, built for the demo and the tests when a
+# model in the config is 'tiny' (random, but for the tiny Stable Diffusion's VAE and
+# U-Net, which carry the shipped digit weights when models.tiny_pretrained is set).
 
 
 rule tiny_model:
+    input:
+        tiny_weights,
     output:
         directory(f"{TINY_MODEL_DIR}/tiny-{{kind}}"),
     log:
@@ -12,6 +15,7 @@ rule tiny_model:
     params:
         seed=config["models"]["tiny_seed"],
         resolution=config["models"]["tiny_resolution"],
+        pretrained=lambda wildcards: "--pretrained" if tiny_weights(wildcards) else "",
     threads: rule_threads("default")
     resources:
         **rule_resources("default"),
@@ -19,4 +23,4 @@ rule tiny_model:
         "../envs/gpu.yaml"
     shell:
         "HF_HUB_OFFLINE=1 python -m vlcp tiny_models {wildcards.kind} {output:q}"
-        " --seed {params.seed} --resolution {params.resolution} > {log:q} 2>&1"
+        " --seed {params.seed} --resolution {params.resolution} {params.pretrained} > {log:q} 2>&1"

@@ -5,6 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import REPO, load_yaml
+
 from vlcp import tiny_models
 
 
@@ -75,3 +77,74 @@ def test_same_seed_same_weights(tmp_path):
     c, _ = tiny_models.build_tiny_llava(seed=4)
     pa, pb, pc = (next(m.parameters()) for m in (a, b, c))
     assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+
+
+def digit_classifier():
+    """An SVM on the demo's 8x8 train digits (scikit-learn's own scans) and a function that reads
+    (N, 3, 64, 64) images in [0, 1] as 8x8 digits and classifies them."""
+    from sklearn.svm import SVC
+
+    from vlcp import demo_data
+
+    split = demo_data.split_digits(40, 20, 0)["train"]
+    features = np.stack([a for arrays in split.values() for a in arrays]).reshape(-1, 64) / 255 * 16
+    svm = SVC(gamma=0.001).fit(features, np.repeat(np.arange(10), 40))
+
+    def classify(images):
+        gray = images.float().mean(1, keepdim=True)
+        return svm.predict(torch.nn.functional.adaptive_avg_pool2d(gray, 8).flatten(1).numpy() * 16)
+
+    return classify
+
+
+@pytest.mark.slow
+def test_the_shipped_digit_weights_are_what_tiny_pretrain_makes(repo, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "vlcp", "tiny_pretrain", str(tmp_path / "w")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    from safetensors import safe_open
+
+    for name in ("vae", "unet"):
+        shipped = repo / "vlcp" / "data" / "tiny_sd_digits" / f"{name}.safetensors"
+        # the tensors bit for bit and the settings; the header's key order is not fixed by safetensors
+        with safe_open(tmp_path / "w" / f"{name}.safetensors", "pt") as made, safe_open(shipped, "pt") as kept:
+            assert made.metadata() == kept.metadata()
+            assert sorted(made.keys()) == sorted(kept.keys())
+            changed = [k for k in kept.keys() if not torch.equal(made.get_tensor(k), kept.get_tensor(k))]
+            assert not changed, f"{shipped}: {len(changed)} tensor(s) differ, first {changed[0]}"
+
+
+def test_the_pretrained_tiny_stable_diffusion_makes_digits():
+    """What the demo's numbers rest on, checked without the workflow: the VAE reconstructs digits it was
+    not trained on, its latents have SD's unit scale, the text does not reach the U-Net, and img2img at
+    the demo's strength from a class's mean latent gives digits of that class."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    from vlcp import demo_data, tiny_pretrain
+    from vlcp.images import resize_square
+
+    pipe = StableDiffusionImg2ImgPipeline(**tiny_models.build_tiny_stable_diffusion(0, 64, pretrained=True).components)
+    pipe.set_progress_bar_config(disable=True)
+    val = demo_data.split_digits(40, 20, 0)["val"]
+    pixels = torch.stack([
+        torch.from_numpy(np.asarray(resize_square(Image.fromarray(a).resize((32, 32), Image.Resampling.BICUBIC).convert("RGB"), 64),
+                                    dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+        for arrays in val.values() for a in arrays
+    ])
+    with torch.no_grad():
+        means = pipe.vae.encode(pixels).latent_dist.mean
+        error = torch.nn.functional.mse_loss(pipe.vae.decode(means).sample, pixels).item()
+        train_latents = pipe.vae.encode(tiny_pretrain.digit_pixels()).latent_dist.mean * pipe.vae.config.scaling_factor
+    assert error < 0.01, f"reconstruction MSE {error:.4f} of the val digits (pixels in [-1, 1])"
+    assert pipe.vae.config.scaling_factor == tiny_models.SD_SCALING_FACTOR
+    assert torch.allclose(train_latents.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-3), "scaled latents have unit std"
+    assert all(p.abs().max() == 0 for n, p in pipe.unet.named_parameters() if "attn2.to_out" in n), "no text conditioning"
+
+    class_means = train_latents.view(10, 40, 4, 8, 8).mean(1)
+    strength = load_yaml(REPO / "config" / "demo.yaml")["synthesize"]["strength"]
+    images = pipe(prompt=["skin door"] * 10, image=class_means, strength=strength, guidance_scale=10, num_inference_steps=10,
+                  generator=torch.Generator().manual_seed(0), output_type="pt").images
+    predicted = digit_classifier()(images)
+    assert (predicted == np.arange(10)).sum() >= 8, f"img2img of each class's mean latent read as {predicted.tolist()}"

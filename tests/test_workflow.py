@@ -125,7 +125,11 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
             assert Image.open(images[0]).size == (32, 32)
     accuracy = contract.read_accuracy(run / "accuracy.csv")
     assert sorted(accuracy["method"].unique()) == ["random", "vlcp-prototype"] and len(accuracy) == 4
-    assert accuracy[(accuracy.method == "random") & (accuracy.ipc == "5")]["top1_best"].iloc[0] > 30, "real images beat chance"
+    best = {(r.method, r.ipc): float(r.top1_best) for r in accuracy.itertuples()}
+    assert best["random", "5"] > 30, "real images beat chance"
+    # The pretrained tiny diffusion model makes digits (vlcp.tiny_pretrain): a defect that destroys the signal
+    # (mis-scaled latents, a wrong img2img strength, centres in the wrong order) drops VLCP towards 10 %.
+    assert best["vlcp-prototype", "5"] >= 45 and best["vlcp-prototype", "5"] >= best["random", "5"] - 15, best
     assert "| convnet6 | vlcp-prototype |" in (run / "summary.md").read_text()
     assert (run / "accuracy.png").stat().st_size > 0
     assert (run / "report/grids/vlcp-prototype-ipc5-seed0.png").is_file()

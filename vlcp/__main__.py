@@ -6,7 +6,7 @@ import sys
 from vlcp.cli import run
 
 STAGES = (
-    "demo_data", "tiny_models", "index", "caption", "finetune", "encode", "cluster", "text_prototype",
+    "demo_data", "tiny_models", "tiny_pretrain", "index", "caption", "finetune", "encode", "cluster", "text_prototype",
     "synthesize", "select", "evaluate", "aggregate", "plan",
 )
 

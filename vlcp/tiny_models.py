@@ -1,9 +1,12 @@
-"""Tiny, randomly initialised models shaped like Stable Diffusion v1.5 and LLaVA-1.5.
+"""Tiny models shaped like Stable Diffusion v1.5 and LLaVA-1.5.
 
 They are built offline from a seed and saved with ``save_pretrained``, so every
 stage loads them through the same ``from_pretrained`` call that loads the real
-checkpoints. They make the whole workflow runnable on a CPU in minutes; their
-outputs mean nothing, but their shapes, file layout and APIs are the real ones.
+checkpoints. They make the whole workflow runnable on a CPU in minutes. Their
+weights are random, except, on request, the tiny Stable Diffusion's VAE and
+U-Net, which carry the weights pretrained on the demo's digits
+(``vlcp.tiny_pretrain``), so that its images are digits; the captioner's words
+mean nothing, but its shapes, file layout and APIs are the real ones.
 """
 
 import argparse
@@ -83,8 +86,9 @@ def clip_bpe_vocabulary(words):
     return {tok: i for i, tok in enumerate(tokens)}, merges
 
 
-def build_tiny_stable_diffusion(seed, resolution=64):
-    """A StableDiffusionPipeline with SD v1.5's structure at a few hundred thousand parameters."""
+def build_tiny_stable_diffusion(seed, resolution=64, pretrained=False):
+    """A StableDiffusionPipeline with SD v1.5's structure at about a million parameters; ``pretrained``
+    puts the shipped digit weights into its VAE and U-Net (``vlcp.tiny_pretrain``)."""
     from diffusers import (
         AutoencoderKL,
         PNDMScheduler,
@@ -144,7 +148,7 @@ def build_tiny_stable_diffusion(seed, resolution=64):
         steps_offset=1,
         set_alpha_to_one=False,
     )
-    return StableDiffusionPipeline(
+    pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -154,6 +158,11 @@ def build_tiny_stable_diffusion(seed, resolution=64):
         feature_extractor=None,
         requires_safety_checker=False,
     )
+    if pretrained:
+        from vlcp.tiny_pretrain import load_pretrained
+
+        load_pretrained(pipe)
+    return pipe
 
 
 def build_tiny_llava_tokenizer(words, image_token=True):
@@ -282,9 +291,9 @@ def save_tiny_gpt(out_dir, seed):
         tokenizer.save_pretrained(tmp)
 
 
-def save_tiny_stable_diffusion(out_dir, seed, resolution):
+def save_tiny_stable_diffusion(out_dir, seed, resolution, pretrained=False):
     with atomic_dir(out_dir) as tmp:
-        build_tiny_stable_diffusion(seed, resolution).save_pretrained(tmp, safe_serialization=True)
+        build_tiny_stable_diffusion(seed, resolution, pretrained).save_pretrained(tmp, safe_serialization=True)
 
 
 def save_tiny_llava(out_dir, seed):
@@ -300,9 +309,10 @@ def main(argv=None):
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resolution", type=int, default=64, help="image size of the tiny Stable Diffusion")
+    parser.add_argument("--pretrained", action="store_true", help="the tiny Stable Diffusion's VAE and U-Net pretrained on digits")
     args = parser.parse_args(argv)
     if args.kind == "stable-diffusion":
-        save_tiny_stable_diffusion(args.out_dir, args.seed, args.resolution)
+        save_tiny_stable_diffusion(args.out_dir, args.seed, args.resolution, args.pretrained)
     elif args.kind == "llava":
         save_tiny_llava(args.out_dir, args.seed)
     else:
