@@ -38,8 +38,8 @@ except WorkflowError as err:
 
 include: "rules/common.smk"
 
-include: "rules/demo.smk"
-include: "rules/models.smk"
+include: "rules/demo_data.smk"
+include: "rules/tiny_models.smk"
 include: "rules/index.smk"
 include: "rules/caption.smk"
 include: "rules/finetune.smk"

@@ -102,10 +102,9 @@ def plot(path, summary, metric="top1_best"):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = Path(path).with_name(f".tmp-{Path(path).name}")
-    fig.savefig(tmp, dpi=120, format="png")
+    with atomic_write(path, "wb", overwrite=True) as handle:
+        fig.savefig(handle, dpi=120, format="png")
     plt.close(fig)
-    tmp.rename(path)
 
 
 def image_grid(folder, classes, out, columns=10, cell=64):
@@ -122,9 +121,8 @@ def image_grid(folder, classes, out, columns=10, cell=64):
         for col, path in enumerate(found[cls]):
             with Image.open(path) as img:
                 grid.paste(img.convert("RGB").resize((cell, cell)), (label_width + col * cell, row * cell))
-    tmp = Path(out).with_name(f".tmp-{Path(out).name}")
-    grid.save(tmp, format="PNG")
-    tmp.rename(out)
+    with atomic_write(out, "wb", overwrite=True) as handle:
+        grid.save(handle, format="PNG")
 
 
 def set_manifest(folder, classes):

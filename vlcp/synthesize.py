@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from vlcp import contract, provenance
-from vlcp.atomic import atomic_dir
+from vlcp.atomic import atomic_dir, atomic_write
 from vlcp.cli import add_part_option, each_class, run
 from vlcp.models import device, dtype_for, load_stable_diffusion
 
@@ -227,9 +227,8 @@ def synthesize_class(pipe, args):
         print(f"resuming: {len(done)} of {len(prototypes)} images already made", file=sys.stderr)
 
     def keep(k, img):
-        tmp = args.work / f".tmp-{k}.png"
-        resize_for_evaluation(img, args.size).save(tmp)
-        tmp.rename(args.work / f"{k}.png")
+        with atomic_write(args.work / f"{k}.png", "wb", overwrite=True) as handle:
+            resize_for_evaluation(img, args.size).save(handle, format="PNG")
 
     seeds = [image_seed(args.cls, k, args.seed) for k in range(len(prototypes))]
     synthesize(
