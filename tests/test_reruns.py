@@ -83,7 +83,7 @@ def test_provenance_beside_every_result(folder_run):
                  "eval/random/ipc5/seed0/convnet6/eval0.csv", "index/train/three.jsonl"):
         assert (run / f"{path}.provenance.json").is_file(), path
     synth = json.loads((run / "distilled/vlcp-prototype/ipc5/seed0/three/provenance.json").read_text())
-    assert synth["settings"]["seed"] == 0 and synth["settings"]["strength"] == 0.7
+    assert synth["settings"]["seed"] == 0 and synth["settings"]["strength"] == load_yaml(DEMO_CONFIG)["synthesize"]["strength"] == 0.6
 
 
 def jobs_by_rule(jobs):
