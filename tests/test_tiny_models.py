@@ -122,17 +122,11 @@ def test_the_pretrained_tiny_stable_diffusion_makes_digits():
     the demo's strength from a class's mean latent gives digits of that class."""
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from vlcp import demo_data, tiny_pretrain
-    from vlcp.images import resize_square
+    from vlcp import tiny_pretrain
 
     pipe = StableDiffusionImg2ImgPipeline(**tiny_models.build_tiny_stable_diffusion(0, 64, pretrained=True).components)
     pipe.set_progress_bar_config(disable=True)
-    val = demo_data.split_digits(40, 20, 0)["val"]
-    pixels = torch.stack([
-        torch.from_numpy(np.asarray(resize_square(Image.fromarray(a).resize((32, 32), Image.Resampling.BICUBIC).convert("RGB"), 64),
-                                    dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
-        for arrays in val.values() for a in arrays
-    ])
+    pixels = tiny_pretrain.digit_pixels("val")
     with torch.no_grad():
         means = pipe.vae.encode(pixels).latent_dist.mean
         error = torch.nn.functional.mse_loss(pipe.vae.decode(means).sample, pixels).item()

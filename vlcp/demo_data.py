@@ -40,6 +40,11 @@ def split_digits(train_per_class, val_per_class, seed):
     return split
 
 
+def digit_image(array, image_size):
+    """One 8x8 scan as the demo's grayscale PNG holds it: upscaled bicubic to ``image_size``."""
+    return Image.fromarray(array).resize((image_size, image_size), Image.Resampling.BICUBIC)
+
+
 def write_demo(root, train_per_class, val_per_class, image_size, seed):
     """Write ``root/{train,val}/<class>/<n>.png`` and ``root/labels.tsv``, all at once."""
     with atomic_dir(root) as tmp:
@@ -48,8 +53,7 @@ def write_demo(root, train_per_class, val_per_class, image_size, seed):
                 folder = tmp / split / name
                 folder.mkdir(parents=True)
                 for i, array in enumerate(images):
-                    img = Image.fromarray(array).resize((image_size, image_size), Image.Resampling.BICUBIC)
-                    img.save(folder / f"{i:04d}.png")
+                    digit_image(array, image_size).save(folder / f"{i:04d}.png")
         with open(tmp / "labels.tsv", "w", newline="") as handle:
             writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
             writer.writerow(["class", "label"])

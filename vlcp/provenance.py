@@ -6,6 +6,7 @@ it loaded: a hub id as given, or a local folder with a fingerprint of its files.
 """
 
 import datetime
+import functools
 import hashlib
 import json
 import platform
@@ -51,8 +52,15 @@ def model_identity(name):
     """A hub id as given, or a local folder's absolute path and fingerprint."""
     path = Path(name)
     if path.is_dir():
-        return {"path": str(path.resolve()), "fingerprint": folder_fingerprint(path)}
+        return {"path": str(path.resolve()), "fingerprint": loaded_model_fingerprint(str(path.resolve()))}
     return {"hub_id": name}
+
+
+@functools.lru_cache(maxsize=None)
+def loaded_model_fingerprint(folder):
+    """``folder_fingerprint`` of a model folder, read once per process: a job's models do not change while
+    it runs, and its stages name them in every output's record and work marker, class by class."""
+    return folder_fingerprint(folder)
 
 
 def work_identity(settings, models=(), inputs=()):
@@ -63,8 +71,13 @@ def work_identity(settings, models=(), inputs=()):
     for path in inputs:
         info = Path(path).stat()
         stats.append([str(path), info.st_size, info.st_mtime_ns])
-    plain = {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v) for k, v in settings.items()}
-    return json.loads(json.dumps({"settings": plain, "models": [model_identity(m) for m in models], "inputs": stats}, default=str))
+    return json.loads(json.dumps({"settings": plain(settings), "models": [model_identity(m) for m in models], "inputs": stats},
+                                 default=str))
+
+
+def plain(settings):
+    """Settings with paths (alone or in lists) as strings, as JSON holds them."""
+    return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v) for k, v in settings.items()}
 
 
 def provenance_path(output):
@@ -75,11 +88,10 @@ def provenance_path(output):
 
 def record(output, stage, settings, models=()):
     """Write the provenance file of ``output`` (call after the output exists, or inside its temporary folder)."""
-    plain = {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v) for k, v in settings.items()}
     content = {
         "stage": stage,
         "output": str(output),
-        "settings": plain,
+        "settings": plain(settings),
         "models": [model_identity(m) for m in models],
         "packages": package_versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -21,10 +21,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm import tqdm
 
 from vlcp.atomic import atomic_dir
@@ -40,20 +38,16 @@ DEFAULTS = {"vae_steps": 500, "vae_batch": 16, "vae_lr": 1e-3, "unet_steps": 200
 WEIGHTS = ("vae", "unet")
 
 
-def digit_pixels():
-    """The demo's train digits as the stages see them: written as 32-px grayscale PNGs (bicubic from 8x8),
-    read as RGB and squeezed to 64 px by the encode stage's resize. (N, 3, 64, 64) in [-1, 1]."""
+def digit_pixels(split="train"):
+    """The demo's digits of ``split`` as the stages see them: written as 32-px grayscale PNGs, read as RGB
+    and squeezed to 64 px by the encode stage's resize. (N, 3, 64, 64) in [-1, 1], class by class."""
     from vlcp import demo_data
+    from vlcp.encode import to_tensor
     from vlcp.images import resize_square, to_rgb
 
-    split = demo_data.split_digits(DEMO_SPLIT["train_per_class"], DEMO_SPLIT["val_per_class"], DEMO_SPLIT["seed"])
-    images = []
-    for arrays in split["train"].values():
-        for array in arrays:
-            img = Image.fromarray(array).resize((DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE), Image.Resampling.BICUBIC)
-            img = resize_square(to_rgb(img), RESOLUTION)
-            images.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1))
-    return torch.stack(images)
+    digits = demo_data.split_digits(DEMO_SPLIT["train_per_class"], DEMO_SPLIT["val_per_class"], DEMO_SPLIT["seed"])[split]
+    return to_tensor([resize_square(to_rgb(demo_data.digit_image(a, DEMO_IMAGE_SIZE)), RESOLUTION)
+                      for arrays in digits.values() for a in arrays])
 
 
 def warmup_cosine(steps, warmup):
