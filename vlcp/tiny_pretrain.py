@@ -46,8 +46,8 @@ def digit_pixels(split="train"):
     from vlcp.images import resize_square, to_rgb
 
     digits = demo_data.split_digits(DEMO_SPLIT["train_per_class"], DEMO_SPLIT["val_per_class"], DEMO_SPLIT["seed"])[split]
-    return to_tensor([resize_square(to_rgb(demo_data.digit_image(a, DEMO_IMAGE_SIZE)), RESOLUTION)
-                      for arrays in digits.values() for a in arrays])
+    images = [resize_square(to_rgb(demo_data.digit_image(a, DEMO_IMAGE_SIZE)), RESOLUTION) for arrays in digits.values() for a in arrays]
+    return to_tensor(images).contiguous()  # to_tensor's is a channels-last view, which convolutions round differently
 
 
 def warmup_cosine(steps, warmup):
