@@ -13,9 +13,7 @@ rule caption:
         root=DATA_ROOT,
         model=model_path("captioner"),
         variant=model_variant("captioner"),
-        settings=caption_params(),
-        sample="--do-sample" if CAPTION["do_sample"] else "",
-        pad=cli_flag("pad", CAPTION["pad_to_square"]),
+        settings=caption_options(),
         index=class_paths("index/train", ".jsonl"),
         out=class_paths("captions", ".jsonl"),
         progress=class_paths("work/captions", ".partial.jsonl"),
@@ -27,9 +25,4 @@ rule caption:
         "../envs/gpu.yaml"
     shell:
         "python -m vlcp caption --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
-        " --prompt {params.settings[prompt]:q} --conversation {params.settings[conversation]}"
-        " {params.pad} --batch-size {params.settings[batch_size]}"
-        " --max-new-tokens {params.settings[max_new_tokens]} {params.sample}"
-        " --temperature {config[caption][temperature]} --seed {config[caption][seed]}"
-        " --dtype {params.settings[dtype]} --progress {params.progress:q} --out {params.out:q} {params.part}"
-        " > {log:q} 2>&1"
+        " {params.settings} --progress {params.progress:q} --out {params.out:q} {params.part} > {log:q} 2>&1"

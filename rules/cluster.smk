@@ -9,9 +9,7 @@ rule cluster:
     log:
         class_log("cluster/ipc{ipc}/seed{seed}"),
     params:
-        contamination=CLUSTER["contamination"],
-        n_neighbors=CLUSTER["lof_n_neighbors"],
-        n_init=CLUSTER["n_init"],
+        settings=stage_options("cluster"),
         latents=class_paths("latents", ".safetensors"),
         clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
         centres=class_paths("clusters/ipc{ipc}/seed{seed}", ".safetensors"),
@@ -23,5 +21,5 @@ rule cluster:
         "../envs/cpu.yaml"
     shell:
         "python -m vlcp cluster --latents {params.latents:q} --ipc {wildcards.ipc} --seed {wildcards.seed}"
-        " --contamination {params.contamination} --n-neighbors {params.n_neighbors} --n-init {params.n_init}"
+        " {params.settings}"
         " --out {params.clusters:q} --centres {params.centres:q} {params.part} > {log:q} 2>&1"

@@ -7,6 +7,7 @@ from pathlib import Path
 from vlcp import demo_data
 from vlcp.config import ConfigError, check_config, check_models, evaluation_settings
 from vlcp.index import DatasetError, SPLITS, find_classes
+from vlcp.settings import ResultNeutral, execution_settings, options, stage_settings
 
 try:
     check_config(config)
@@ -210,11 +211,13 @@ FINETUNE = config["finetune"]
 ENCODE = config["encode"]
 
 
-def caption_params():
-    """The caption settings an output depends on; sampling settings only when sampling."""
-    sampling = {"temperature": CAPTION["temperature"], "seed": CAPTION["seed"]} if CAPTION["do_sample"] else {}
-    keys = ("prompt", "conversation", "pad_to_square", "batch_size", "max_new_tokens", "do_sample", "dtype")
-    return {**{k: CAPTION[k] for k in keys}, **sampling}
+def caption_options():
+    """The caption settings an output depends on; the sampling settings only when sampling."""
+    settings = stage_settings(config, "caption")
+    if not settings["do_sample"]:
+        settings = {k: v for k, v in settings.items() if k not in ("temperature", "seed")}
+    text = options(settings)
+    return lambda wildcards: text
 
 
 def encode_train_option():
@@ -232,12 +235,6 @@ def finetune_name(seed):
 
 def finetune_seed(wildcards):
     return int(wildcards.ft[len("seed") :]) if wildcards.ft.startswith("seed") else config["seeds"][0]
-
-
-def finetune_params():
-    """Every fine-tune setting that changes the trained weights."""
-    skip = ("checkpointing_steps", "checkpoints_total_limit", "dataloader_num_workers", "per_seed")
-    return {k: v for k, v in FINETUNE.items() if k not in skip}
 
 
 def finetune_inputs(wildcards):
@@ -259,9 +256,17 @@ def finetune_files():
     }
 
 
-def cli_flag(name, value):
-    """A boolean setting as the matching --name / --no-name flag."""
-    return f"--{name}" if value else f"--no-{name}"
+def stage_options(name):
+    """Stage ``name``'s settings (its config section) as its command-line options: a params value, so that
+    changing one reruns the stage and what depends on it. A function, so that Snakemake leaves the
+    braces of templates such as caption.prompt's {label} alone."""
+    text = options(stage_settings(config, name))
+    return lambda wildcards: text
+
+
+def execution_options(name):
+    """Stage ``name``'s settings of config section ``execution`` as options that no rerun depends on."""
+    return ResultNeutral(execution_settings(config, name))
 
 
 # --- stages 5-7: image prototypes, text prototypes, synthesis ---------------
@@ -286,16 +291,18 @@ def text_generator_input(wildcards):
     return model_input("text_generator") if prototype_strategy(wildcards) == "gpt" else []
 
 
-def text_generator_options(wildcards):
-    """The generator's settings on the command line, only for the gpt strategy (so that changing them
-    reruns nothing else)."""
+def text_generator_option(wildcards):
+    """The text generator of the gpt strategy on the command line."""
+    return f"--text-generator {shlex.quote(model_path('text_generator'))}" if prototype_strategy(wildcards) == "gpt" else ""
+
+
+def text_prototype_options(wildcards):
+    """The text-prototype settings; the generator's only for the gpt strategy, so that changing them
+    reruns nothing else."""
+    settings = stage_settings(config, "text_prototype")
     if prototype_strategy(wildcards) != "gpt":
-        return ""
-    return (
-        f"--text-generator {shlex.quote(model_path('text_generator'))}"
-        f" --generator-prompt {shlex.quote(TEXT_PROTOTYPE['generator_prompt'])}"
-        f" --generator-max-new-tokens {TEXT_PROTOTYPE['generator_max_new_tokens']}"
-    )
+        settings = {k: v for k, v in settings.items() if not k.startswith("generator_")}
+    return options(settings)
 
 
 def prototype_folder(wildcards):
@@ -375,12 +382,10 @@ def evaluate_source(wildcards, input):
     return "--train-dir " + shlex.quote(distilled_set(wildcards.method, wildcards.ipc, wildcards.seed))
 
 
-def evaluate_settings(wildcards):
+def evaluate_options(wildcards):
     """The training settings of one evaluation job, open values filled in as Minimax does for this IPC
-    and class count; keys that do not change the accuracy (which jobs to run, the test batch) left out."""
-    settings = evaluation_settings(EVALUATE, wildcards.ipc, len(CLASSES), DATASET["eval_size"])
-    skip = ("models", "seeds", "epochs_scale", "full_epochs", "test_batch_size")
-    return {k: v for k, v in settings.items() if k not in skip}
+    and class count."""
+    return options(evaluation_settings(EVALUATE, wildcards.ipc, len(CLASSES), DATASET["eval_size"]))
 
 
 def report_grids():

@@ -15,10 +15,9 @@ rule encode:
         root=DATA_ROOT,
         model=model_path("diffusion"),
         variant=model_variant("diffusion"),
-        resolution=ENCODE["resolution"],
-        resize=ENCODE["resize"],
+        settings=stage_options("encode"),
         train=encode_train_option(),
-        dtype=ENCODE["dtype"],
+        execution=execution_options("encode"),
         index=class_paths("index/train", ".jsonl"),
         out=class_paths("latents", ".safetensors"),
         part=part_option,
@@ -29,5 +28,4 @@ rule encode:
         "../envs/gpu.yaml"
     shell:
         "python -m vlcp encode --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
-        " --resolution {params.resolution} --resize {params.resize} {params.train} --dtype {params.dtype}"
-        " --batch-size {config[encode][batch_size]} --out {params.out:q} {params.part} > {log:q} 2>&1"
+        " {params.settings} {params.train} {params.execution} --out {params.out:q} {params.part} > {log:q} 2>&1"

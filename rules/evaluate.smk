@@ -15,7 +15,8 @@ rule evaluate:
     params:
         source=evaluate_source,
         root=DATA_ROOT,
-        settings=evaluate_settings,
+        settings=evaluate_options,
+        execution=execution_options("evaluate"),
     threads: rule_threads("evaluate")
     resources:
         **rule_resources("evaluate"),
@@ -25,12 +26,4 @@ rule evaluate:
         "python -m vlcp evaluate {params.source} --val-index {input.val:q} --root {params.root:q}"
         " --model {wildcards.model} --seed {wildcards.eval_seed}"
         " --method {wildcards.method} --ipc {wildcards.ipc} --distill-seed {wildcards.seed}"
-        " --epochs {params.settings[epochs]} --batch-size {params.settings[batch_size]}"
-        " --learning-rate {params.settings[learning_rate]} --momentum {params.settings[momentum]}"
-        " --weight-decay {params.settings[weight_decay]} --milestones {params.settings[milestones]}"
-        " --gamma {params.settings[gamma]} --rrc-scale-min {params.settings[rrc_scale_min]}"
-        " --color-jitter {params.settings[color_jitter]} --lighting {params.settings[lighting]}"
-        " --cutmix-beta {params.settings[cutmix_beta]} --input-size {params.settings[input_size]}"
-        " --norm {params.settings[norm]} --precision {params.settings[precision]}"
-        " --test-every {params.settings[test_every]}"
-        " --test-batch-size {config[evaluate][test_batch_size]} --out {output:q} > {log:q} 2>&1"
+        " {params.settings} {params.execution} --out {output:q} > {log:q} 2>&1"

@@ -12,7 +12,8 @@ rule synthesize:
     log:
         class_log("synthesize/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
     params:
-        settings={k: v for k, v in SYNTHESIZE.items() if k != "batch_size"},
+        settings=stage_options("synthesize"),
+        execution=execution_options("synthesize"),
         size=DATASET["eval_size"],
         classes=job_classes,
         clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
@@ -28,8 +29,5 @@ rule synthesize:
     shell:
         "python -m vlcp synthesize --model {input.model:q} --clusters {params.clusters:q}"
         " --prototypes {params.prototypes:q} --class {params.classes:q} --seed {wildcards.seed}"
-        " --strength {params.settings[strength]} --guidance-scale {params.settings[guidance_scale]}"
-        " --steps {params.settings[num_inference_steps]} --negative-prompt {params.settings[negative_prompt]:q}"
-        " --scheduler {params.settings[scheduler]:q} --prompt-encoding {params.settings[prompt_encoding]}"
-        " --dtype {params.settings[dtype]} --batch-size {config[synthesize][batch_size]}"
-        " --size {params.size} --work {params.work:q} --out {params.out:q} {params.part} > {log:q} 2>&1"
+        " {params.settings} {params.execution} --size {params.size} --work {params.work:q} --out {params.out:q}"
+        " {params.part} > {log:q} 2>&1"

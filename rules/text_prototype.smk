@@ -15,9 +15,8 @@ rule text_prototype:
         prototypes="prototypes|prototypes-label|prototypes-label\\+keywords|prototypes-gpt",
     params:
         strategy=prototype_strategy,
-        beta=TEXT_PROTOTYPE["beta"],
-        top_k=TEXT_PROTOTYPE["top_k"],
-        generator=text_generator_options,
+        settings=text_prototype_options,
+        generator=text_generator_option,
         captions=class_paths("captions", ".jsonl"),
         clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
         index=class_paths("index/train", ".jsonl"),
@@ -30,6 +29,6 @@ rule text_prototype:
         "../envs/cpu.yaml"
     shell:
         "python -m vlcp text_prototype --captions {params.captions:q} --clusters {params.clusters:q}"
-        " --index {params.index:q} --beta {params.beta} --top-k {params.top_k} --strategy {params.strategy:q}"
+        " --index {params.index:q} {params.settings} --strategy {params.strategy:q}"
         " {params.generator}"
         " --out {params.out:q} {params.part} > {log:q} 2>&1"

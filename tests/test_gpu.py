@@ -177,7 +177,7 @@ def test_synthesize_one_batch(world, latents, finetuned, tmp_path):
     ])
     out = tmp_path / "out"
     args = ["--model", str(root / "resumed"), "--clusters", str(clusters), "--prototypes", str(tmp_path / "prototypes.json"),
-            "--class", "three", "--seed", "0", "--steps", "50", "--batch-size", "4", "--size", "256",
+            "--class", "three", "--seed", "0", "--num-inference-steps", "50", "--batch-size", "4", "--size", "256",
             "--work", str(tmp_path / "work"), "--out", str(out)]
     _, seconds, peak = timed_peak(lambda: synthesize.main(args))
     images = sorted(out.glob("*.png"))

@@ -117,8 +117,9 @@ MATRIX = [
      {"evaluate": 4, "aggregate": 1, "all": 1}),
     ("evaluate.epochs", {"evaluate": {"epochs": [{"max_ipc": 10, "epochs": 120}]}},
      {"evaluate": 4, "aggregate": 1, "all": 1}),
-    ("finetune.checkpointing_steps (no effect on results)", {"finetune": {"checkpointing_steps": 5}}, {}),
-    ("encode.batch_size (no effect on results)", {"encode": {"batch_size": 7}}, {}),
+    ("execution.finetune.checkpointing_steps (no effect on results)", {"execution": {"finetune": {"checkpointing_steps": 5}}}, {}),
+    ("execution.encode.batch_size (no effect on results)", {"execution": {"encode": {"batch_size": 7}}}, {}),
+    ("execution.synthesize.batch_size (no effect on results)", {"execution": {"synthesize": {"batch_size": 3}}}, {}),
 ]
 
 

@@ -108,7 +108,10 @@ def test_label_and_label_keywords_strategies():
 def test_generated_sentences_strategy_with_a_tiny_language_model(tmp_path):
     from vlcp import contract, tiny_models
     from vlcp.models import load_text_generator
-    from vlcp.text_prototype import GENERATOR_PROMPT, first_sentence, generate_sentences, generator_prompt, main
+    from vlcp.settings import section
+    from vlcp.text_prototype import first_sentence, generate_sentences, generator_prompt, main
+
+    GENERATOR_PROMPT = section("text_prototype")["generator_prompt"]["default"]
 
     assert first_sentence("  A white  dog runs. It is fast.") == "A white dog runs."
     assert first_sentence("no end here") == "no end here" and first_sentence("   ") == ""

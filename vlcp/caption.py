@@ -25,6 +25,7 @@ from vlcp.cli import add_part_option, each_class, run
 from vlcp.images import load_rgb
 from vlcp.models import device, dtype_for, load_captioner
 from vlcp.parallel import thread_map
+from vlcp.settings import add_settings
 
 ROLE_PREFIX = re.compile(r"^\s*(assistant|gpt)\s*:\s*", re.IGNORECASE)
 
@@ -190,20 +191,11 @@ def main(argv=None):
     parser.add_argument("--index", nargs="+", required=True, type=Path, help="per class: train index (JSON lines)")
     parser.add_argument("--root", required=True, type=Path, help="dataset root the index paths are relative to")
     parser.add_argument("--model", required=True, help="hub id or folder of the captioner")
-    parser.add_argument("--prompt", required=True, help="template with {label}")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
-    parser.add_argument("--do-sample", action="store_true")
-    parser.add_argument("--temperature", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--conversation", choices=CONVERSATIONS, default="llava_v1")
-    parser.add_argument("--pad", action=argparse.BooleanOptionalAction, default=True,
-                        help="pad images to a square of the processor's mean colour (LLaVA-1.5's preprocessing)")
     parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
     parser.add_argument("--progress", nargs="+", required=True, type=Path,
                         help="per class: side file of finished batches (for resuming)")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: captions (JSON lines)")
+    add_settings(parser, "caption")
     add_part_option(parser)
     args = parser.parse_args(argv)
     generation = generation_kwargs(args.max_new_tokens, args.do_sample, args.temperature)
@@ -222,7 +214,7 @@ def main(argv=None):
             one.out,
             load,
             one.conversation,
-            one.pad,
+            one.pad_to_square,
         )
         provenance.record(one.out, "caption", vars(one), models=[one.model])
 

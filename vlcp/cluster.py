@@ -16,6 +16,7 @@ import torch
 from vlcp import contract, provenance
 from vlcp.cli import add_part_option, each_class, run
 from vlcp.parallel import cpu_threads
+from vlcp.settings import add_settings
 
 
 def inlier_mask(features, contamination, n_neighbors):
@@ -101,9 +102,7 @@ def main(argv=None):
     parser.add_argument("--latents", nargs="+", required=True, type=Path, help="per class: latents (safetensors)")
     parser.add_argument("--ipc", required=True, type=int)
     parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--contamination", type=float, default=0.1)
-    parser.add_argument("--n-neighbors", type=int, default=10)
-    parser.add_argument("--n-init", type=int, default=10)
+    add_settings(parser, "cluster")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: clusters JSON")
     parser.add_argument("--centres", nargs="+", required=True, type=Path, help="per class: centres safetensors")
     add_part_option(parser)
@@ -115,7 +114,7 @@ def main(argv=None):
 def cluster_class(args):
     tensors, images = contract.read_latents(args.latents)
     inliers, labels, centres, note = image_prototypes(
-        tensors["latents"], args.ipc, args.seed, args.contamination, args.n_neighbors, args.n_init
+        tensors["latents"], args.ipc, args.seed, args.contamination, args.lof_n_neighbors, args.n_init
     )
     clusters = {
         "members": cluster_members(images, labels, args.ipc),

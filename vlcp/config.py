@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 
 from vlcp.errors import VlcpError
+from vlcp.settings import stage_keys
 
 SCHEMA_WORDS = {
     "minimum": "at least {}",
@@ -29,7 +30,7 @@ class ConfigError(VlcpError, ValueError):
 
 
 def key_path(path):
-    """``['cluster', 'contamination']`` -> ``'cluster.contamination'``; list items as ``[i]``."""
+    """``['cluster', 'n_init']`` -> ``'cluster.n_init'``; list items as ``[i]``."""
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -55,6 +56,15 @@ def allowed(schema):
     return text
 
 
+# Keys that moved from a stage's section to execution.<stage> (they change no result).
+MOVED_TO_EXECUTION = {
+    "encode": ("batch_size",),
+    "synthesize": ("batch_size",),
+    "evaluate": ("test_batch_size",),
+    "finetune": ("checkpointing_steps", "checkpoints_total_limit", "dataloader_num_workers"),
+}
+
+
 def describe_validation_error(error):
     """One readable message for a ``jsonschema.ValidationError`` on the config."""
     path = list(error.absolute_path)
@@ -62,8 +72,11 @@ def describe_validation_error(error):
         known = error.schema.get("properties", {})
         unknown = sorted(set(error.instance) - set(known))
         where = f"under {key_path(path)}" if path else "at the top level"
+        moved = [f"{key_path([*path, k])} is now execution.{path[0]}.{k}" for k in unknown
+                 if len(path) == 1 and k in MOVED_TO_EXECUTION.get(path[0], ())]
+        hint = f" ({'; '.join(moved)}: settings that change no result have their own section.)" if moved else ""
         return (
-            f"Invalid config: unknown key(s) {', '.join(map(repr, unknown))} {where}. "
+            f"Invalid config: unknown key(s) {', '.join(map(repr, unknown))} {where}.{hint} "
             f"Allowed keys there: {', '.join(known)}. See config/schema.yaml."
         )
     if error.validator == "required":
@@ -134,7 +147,7 @@ def evaluation_settings(evaluate, ipc, num_classes, eval_size):
     resolved = {"epochs": epochs, "test_every": evaluate["test_every"] or test_every,
                 "input_size": input_size(evaluate, eval_size)}
     resolved.update({k: rule[k] if evaluate[k] is None else evaluate[k] for k in rule})
-    return {**evaluate, **resolved}
+    return {**{k: evaluate[k] for k in stage_keys("evaluate")}, **resolved}
 
 
 # The file at the top of each kind of checkpoint folder.

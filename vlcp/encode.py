@@ -24,6 +24,7 @@ from vlcp.cli import add_part_option, each_class, run
 from vlcp.images import load_rgb, resize_center_crop, resize_square
 from vlcp.models import device, dtype_for, load_vae
 from vlcp.parallel import thread_map
+from vlcp.settings import add_settings
 
 
 def to_tensor(images):
@@ -51,14 +52,11 @@ def main(argv=None):
     parser.add_argument("--index", nargs="+", required=True, type=Path, help="per class: train index (JSON lines)")
     parser.add_argument("--root", required=True, type=Path, help="dataset root the index paths are relative to")
     parser.add_argument("--model", required=True, help="Stable Diffusion hub id or folder (only vae/ is read)")
-    parser.add_argument("--resolution", type=int, required=True, help="side of the images of 'latents'")
-    parser.add_argument("--resize", choices=RESIZES, default="squash", help="whole image squeezed (the authors') or centre crop")
     parser.add_argument("--train-resolution", type=int, help="also store centre-crop latents at this side for fine-tuning")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--dtype", default="float32")
     parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
     parser.add_argument("--flip", action="store_true", help="also store fine-tuning latents of the mirrored images")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: latents (safetensors)")
+    add_settings(parser, "encode")
     add_part_option(parser)
     args = parser.parse_args(argv)
     if args.flip and args.train_resolution is None:

@@ -27,6 +27,7 @@ from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device
 from vlcp.networks import build_model
 from vlcp.parallel import thread_map
+from vlcp.settings import add_settings, section, stage_keys
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -191,12 +192,6 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
     return {"top1_best": round(best, 4), "top1_last": round(last, 4), "best_epoch": best_epoch}
 
 
-SETTINGS = (
-    "epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "milestones", "gamma", "rrc_scale_min",
-    "color_jitter", "lighting", "cutmix_beta", "input_size", "norm", "precision", "test_every", "test_batch_size",
-)
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -209,22 +204,12 @@ def parse_args(argv=None):
     parser.add_argument("--method", required=True)
     parser.add_argument("--ipc", required=True)
     parser.add_argument("--distill-seed", type=int, required=True)
-    parser.add_argument("--epochs", type=int, required=True)
-    parser.add_argument("--batch-size", type=int, required=True)
-    parser.add_argument("--learning-rate", type=float, required=True)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, required=True)
-    parser.add_argument("--milestones", nargs="+", type=float, default=[2 / 3, 5 / 6])
-    parser.add_argument("--gamma", type=float, default=0.2)
-    parser.add_argument("--rrc-scale-min", type=float, default=0.5)
-    parser.add_argument("--color-jitter", type=float, default=0.4)
-    parser.add_argument("--lighting", type=float, default=0.1)
-    parser.add_argument("--cutmix-beta", type=float, default=1.0)
-    parser.add_argument("--input-size", type=int, default=224)
-    parser.add_argument("--norm", default="instance")
-    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
-    parser.add_argument("--test-every", type=int, required=True)
-    parser.add_argument("--test-batch-size", type=int, default=500)
+    # The workflow resolves the open values of the config (null, the epochs table) for this IPC and class
+    # count (vlcp.config.evaluation_settings); here they are plain required numbers.
+    resolved = {"type": int, "required": True}
+    add_settings(parser, "evaluate", epochs={**resolved, "help": "training epochs"}, test_every=resolved,
+                 batch_size=resolved, input_size=resolved, learning_rate={**resolved, "type": float},
+                 weight_decay={**resolved, "type": float})
     parser.add_argument("--out", required=True, type=Path, help="CSV of one accuracy row")
     return parser.parse_args(argv)
 
@@ -253,7 +238,7 @@ def main(argv=None):
     test_paths = [args.root / r["image"] for r in val]
     test_images = image_tensor(test_paths, args.input_size).to(on)
     test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
-    settings = {k: getattr(args, k) for k in SETTINGS}
+    settings = {k: getattr(args, k) for k in ("epochs", *stage_keys("evaluate"), *section("evaluate", execution=True))}
     result = train_and_test(
         train_images, torch.tensor(train_labels, device=on), test_images, test_labels, args.model, len(classes),
         settings, args.seed,

@@ -31,6 +31,7 @@ from vlcp.encode import to_tensor
 from vlcp.errors import VlcpError
 from vlcp.images import load_rgb, resize_center_crop, resize_shorter_side
 from vlcp.models import load_stable_diffusion
+from vlcp.settings import add_settings, section
 
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -129,7 +130,7 @@ def save_checkpoint(accelerator, work, step, keep):
 
 
 # Settings that change neither the trained weights nor the resume points' meaning.
-NOT_RESULT_SETTINGS = ("out", "work", "checkpointing_steps", "checkpoints_total_limit", "num_workers")
+NOT_RESULT_SETTINGS = ("out", "work", *section("finetune", execution=True))
 RUN_MARKER = "run.json"
 
 
@@ -272,7 +273,7 @@ def train(args):
         # or a resumed run's noise would drift from an uninterrupted run's.
         loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=batches[skip if epoch == first_epoch else 0 :],
-            num_workers=0 if args.latents else args.num_workers,
+            num_workers=0 if args.latents else args.dataloader_num_workers,
             generator=torch.Generator().manual_seed(args.seed * 1_000_003 + epoch),
         )
         for model_input, ids in loader:
@@ -337,29 +338,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True, type=Path, help="output pipeline folder")
     parser.add_argument("--work", required=True, type=Path, help="folder of resumable checkpoints")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resolution", type=int, default=512)
-    parser.add_argument("--center-crop", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--random-flip", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--train-batch-size", type=int, default=32)
-    parser.add_argument("--gradient-accumulation-steps", type=int, default=4)
-    parser.add_argument("--learning-rate", type=float, default=1e-5)
-    parser.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=False,
-                        help="multiply the learning rate by the effective batch (diffusers' scale_lr)")
-    parser.add_argument("--lr-scheduler", default="constant")
-    parser.add_argument("--lr-warmup-steps", type=int, default=0)
-    parser.add_argument("--adam-beta1", type=float, default=0.9)
-    parser.add_argument("--adam-beta2", type=float, default=0.999)
-    parser.add_argument("--adam-weight-decay", type=float, default=1e-2)
-    parser.add_argument("--adam-epsilon", type=float, default=1e-8)
-    parser.add_argument("--max-grad-norm", type=float, default=1.0)
-    parser.add_argument("--use-ema", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="fp16")
-    parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--num-train-epochs", type=int, default=8)
-    parser.add_argument("--max-train-steps", type=int, default=None)
-    parser.add_argument("--checkpointing-steps", type=int, default=500)
-    parser.add_argument("--checkpoints-total-limit", type=int, default=2)
-    parser.add_argument("--num-workers", type=int, default=4, help="image loading processes (when training from images)")
+    add_settings(parser, "finetune")
     return parser.parse_args(argv)
 
 

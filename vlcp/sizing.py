@@ -217,7 +217,7 @@ def size_preset(config, dataset):
         train_pixels = (copies - (1 if same else 0)) * (ft["resolution"] / 512) ** 2
     largest = max(cluster_pixels, (ft["resolution"] / 512) ** 2)
     enc_bytes = 4 if enc["dtype"] in ("float32", "auto") else 2
-    gpu = sd["vae_params"] * enc_bytes + enc["batch_size"] * sd["encode_peak"] * largest * enc_bytes / 4
+    gpu = sd["vae_params"] * enc_bytes + config["execution"]["encode"]["batch_size"] * sd["encode_peak"] * largest * enc_bytes / 4
     seconds = per_class * (cluster_pixels + train_pixels) * sd["encode_flops"] / a["fp32_flops"]
     host = per_class * (3 * 512 * 512 * largest * 2 + 4 * 64 * 64 * (cluster_pixels + train_pixels) * 4)
     rules["encode"] = request(gpu / GIB + context, host / GIB + a["host_base_gib"], seconds / 60, least=10)
@@ -238,8 +238,10 @@ def size_preset(config, dataset):
 
     syn = config["synthesize"]
     ipc = max(config["ipc"])
-    batch = min(syn["batch_size"], ipc)
-    cfg = 2 if syn["guidance_scale"] > 1 else 1
+    batch = min(config["execution"]["synthesize"]["batch_size"], ipc)
+    from vlcp.synthesize import denoiser_passes
+
+    cfg = denoiser_passes(syn)
     steps = int(syn["num_inference_steps"] * syn["strength"])
     gpu = (unet + sd["vae_params"] + sd["text_params"]) * 2 + batch * max(cfg * sd["unet_peak"], sd["decode_peak"])
     per_image = steps * cfg * sd["unet_flops"] + sd["decode_flops"]
@@ -271,7 +273,7 @@ def evaluation_estimate(config, dataset, model, ipc):
     train_images = train if ipc == "all" else int(ipc) * classes
     tests = epochs // ev["test_every"] + 1
     seconds = (epochs * train_images * 3 * c["flops"] + tests * val * c["flops"]) / a["small_flops"]
-    test_batch = min(ev["test_batch_size"], val)
+    test_batch = min(config["execution"]["evaluate"]["test_batch_size"], val)
     gpu = c["params"] * 16 + ev["batch_size"] * c["saved"] + test_batch * c["peak"]
     host = (train_images + val) * 3 * ev["input_size"] ** 2 / GIB + a["host_base_gib"]
     return {**request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60), "case": f"{model}, IPC {ipc}, {epochs} epochs"}

@@ -25,6 +25,7 @@ from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir, atomic_write
 from vlcp.cli import add_part_option, each_class, run
 from vlcp.models import device, dtype_for, load_stable_diffusion
+from vlcp.settings import add_settings, section
 
 SCHEDULERS = {
     "pndm": ("PNDMScheduler", {}),
@@ -34,6 +35,12 @@ SCHEDULERS = {
     "dpmsolver++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
     "lms": ("LMSDiscreteScheduler", {}),
 }
+
+
+def denoiser_passes(settings):
+    """U-Net evaluations per image and step for ``settings`` (the config's synthesize section): two under
+    classifier-free guidance, which diffusers applies when guidance_scale > 1."""
+    return 2 if settings["guidance_scale"] > 1 else 1
 
 
 def image_seed(cls, cluster, seed):
@@ -181,14 +188,7 @@ def main(argv=None):
     parser.add_argument("--prototypes", nargs="+", required=True, type=Path, help="per class: prototypes JSON")
     parser.add_argument("--class", dest="cls", nargs="+", required=True, help="per class: class folder name")
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--strength", type=float, default=0.7)
-    parser.add_argument("--guidance-scale", type=float, default=10.0)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--negative-prompt", default="cartoon, anime, painting")
-    parser.add_argument("--scheduler", default="checkpoint", choices=["checkpoint", *SCHEDULERS])
-    parser.add_argument("--prompt-encoding", choices=PROMPT_ENCODINGS, default="authors")
-    parser.add_argument("--batch-size", type=int, default=10)
-    parser.add_argument("--dtype", default="auto")
+    add_settings(parser, "synthesize")
     parser.add_argument("--size", type=int, required=True, help="side of the saved images (evaluation size)")
     parser.add_argument("--work", nargs="+", required=True, type=Path, help="per class: folder of finished images, for resuming")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: output folder of <k>.png")
@@ -209,7 +209,7 @@ def synthesize_class(pipe, args):
     if len(prototypes) != len(centres):
         raise contract.ContractError(f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}")
 
-    settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", "batch_size")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", *section("synthesize", execution=True))}
     settings.update(centres=hashlib.sha256(centres.numpy().tobytes()).hexdigest(), prompts=[p["prompt"] for p in prototypes],
                     model_files=provenance.model_identity(args.model))
     settings = json.loads(json.dumps(settings, default=str))
@@ -233,7 +233,7 @@ def synthesize_class(pipe, args):
     seeds = [image_seed(args.cls, k, args.seed) for k in range(len(prototypes))]
     synthesize(
         pipe, centres, [p["prompt"] for p in prototypes], seeds, args.negative_prompt, args.strength,
-        args.guidance_scale, args.steps, args.batch_size, args.prompt_encoding, done, keep,
+        args.guidance_scale, args.num_inference_steps, args.batch_size, args.prompt_encoding, done, keep,
     )
     with atomic_dir(args.out) as tmp:
         for k in range(len(prototypes)):

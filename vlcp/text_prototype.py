@@ -26,11 +26,11 @@ from pathlib import Path
 
 from vlcp import contract, provenance
 from vlcp.cli import add_part_option, each_class, run
+from vlcp.settings import add_settings
 
 STRATEGIES = ("prototype", "label", "label+keywords", "gpt")
 WORD = re.compile(r"[^\W\d_]+")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s")
-GENERATOR_PROMPT = "Keywords: {keywords}.\nA photo of a {label}, described in one sentence:"
 
 
 @functools.cache
@@ -143,13 +143,10 @@ def main(argv=None):
     parser.add_argument("--captions", nargs="+", required=True, type=Path, help="per class: captions (JSON lines)")
     parser.add_argument("--clusters", nargs="+", required=True, type=Path, help="per class: clusters JSON")
     parser.add_argument("--index", nargs="+", required=True, type=Path, help="per class: train index (for the label text)")
-    parser.add_argument("--beta", type=float, default=0.7)
-    parser.add_argument("--top-k", type=int, default=30)
     parser.add_argument("--strategy", choices=STRATEGIES, default="prototype")
     parser.add_argument("--text-generator", help="causal language model (hub id or folder) of the 'gpt' strategy")
-    parser.add_argument("--generator-prompt", default=GENERATOR_PROMPT, help="its prompt, with {label} and {keywords}")
-    parser.add_argument("--generator-max-new-tokens", type=int, default=40)
     parser.add_argument("--generator-batch-size", type=int, default=16)
+    add_settings(parser, "text_prototype")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: prototypes JSON")
     add_part_option(parser)
     args = parser.parse_args(argv)

@@ -1,0 +1,100 @@
+"""A stage setting is defined once, in config/schema.yaml: each stage's command line takes it with the
+schema's default, and what the workflow renders from a config parses back to the config's values."""
+
+import argparse
+import importlib
+import shlex
+
+import pytest
+from snakemake.utils import validate
+
+from conftest import REPO, deep_update, load_yaml
+from vlcp.config import evaluation_settings
+from vlcp.settings import ResultNeutral, execution_settings, options, section, stage_keys, stage_settings
+
+# The arguments each stage needs besides its settings (files, wildcards).
+REQUIRED = {
+    "caption": "--index a --root r --model m --progress p --out o",
+    "finetune": "--model m --index a --captions c --out o --work w",
+    "encode": "--index a --root r --model m --out o",
+    "cluster": "--latents l --ipc 1 --seed 0 --out o --centres c",
+    "text_prototype": "--captions c --clusters k --index i --out o",
+    "synthesize": "--model m --clusters k --prototypes p --class c --seed 0 --size 32 --work w --out o",
+    "evaluate": "--train-dir d --val-index v --root r --model convnet6 --seed 0 --method m --ipc 1 --distill-seed 0"
+                " --out o",
+}
+# What the workflow resolves for evaluation before the job starts (vlcp.config.evaluation_settings).
+RESOLVED = "--epochs 7 --test-every 1 --batch-size 4 --input-size 32 --learning-rate 0.1 --weight-decay 0"
+
+
+class Parsed(Exception):
+    pass
+
+
+def parse(stage, argv, monkeypatch):
+    """The namespace stage ``stage``'s own parser makes of ``argv`` (the stage itself does not run)."""
+    original = argparse.ArgumentParser.parse_args
+
+    def stop(self, args=None, namespace=None):
+        raise Parsed(original(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", stop)
+    module = importlib.import_module(f"vlcp.{stage}")
+    with pytest.raises(Parsed) as parsed:
+        module.main(shlex.split(argv))
+    return vars(parsed.value.args[0])
+
+
+def demo_config():
+    config = deep_update(load_yaml(REPO / "config" / "config.yaml"), load_yaml(REPO / "config" / "demo.yaml"))
+    validate(config, str(REPO / "config" / "schema.yaml"))
+    return config
+
+
+@pytest.mark.parametrize("stage", sorted(REQUIRED))
+def test_a_stage_takes_every_setting_of_its_section_with_the_schemas_default(stage, monkeypatch):
+    extra = f" {RESOLVED}" if stage == "evaluate" else ""
+    parsed = parse(stage, REQUIRED[stage] + extra, monkeypatch)
+    resolved = {flag[2:].replace("-", "_") for flag in shlex.split(RESOLVED)[::2]} if stage == "evaluate" else set()
+    for key, spec in {**section(stage), **section(stage, execution=True)}.items():
+        if key not in stage_keys(stage) and key not in section(stage, execution=True) and key not in resolved:
+            assert key not in parsed, f"{stage}: the workflow-only key {key} is not an option"
+            continue
+        assert key in parsed, f"{stage}: config key {key} is not an option of the stage"
+        if key not in resolved:
+            assert parsed[key] == spec.get("default"), f"{stage}.{key}: {parsed[key]!r} != schema {spec.get('default')!r}"
+
+
+@pytest.mark.parametrize("stage", sorted(REQUIRED))
+def test_what_the_workflow_renders_parses_back_to_the_config(stage, monkeypatch):
+    config = demo_config()
+    settings = stage_settings(config, stage)
+    if stage == "evaluate":
+        settings = evaluation_settings(config["evaluate"], "5", 10, config["dataset"]["eval_size"])
+    execution = execution_settings(config, stage)
+    parsed = parse(stage, f"{REQUIRED[stage]} {options(settings)} {ResultNeutral(execution)}", monkeypatch)
+    for key, value in {**settings, **execution}.items():
+        assert parsed[key] == value, f"{stage}.{key}: parsed {parsed[key]!r}, config {value!r}"
+
+
+def test_options_quote_for_the_shell_and_leave_out_none():
+    text = options({"prompt": "a {label}'s photo", "on": True, "off": False, "steps": None, "pair": [0.5, 2]})
+    assert shlex.split(text) == ["--prompt", "a {label}'s photo", "--on", "--no-off", "--pair", "0.5", "2"]
+
+
+def test_result_neutral_options_are_not_params_snakemake_compares():
+    # Snakemake decides that params changed by comparing the serialized params of built-in types; a
+    # value it cannot represent is left out of the comparison.
+    from snakemake.persistence import UNREPRESENTABLE, PersistenceBase as Persistence
+
+    assert Persistence._serialize_param_builtin(None, ResultNeutral({"batch_size": 3})) is UNREPRESENTABLE
+    assert Persistence._serialize_param_builtin(None, options({"batch_size": 3})) == repr("--batch-size 3")
+    assert f"{ResultNeutral({'batch_size': 3})}" == "--batch-size 3"
+
+
+def test_each_setting_is_spelled_in_one_file_besides_the_schema():
+    sources = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk")), *sorted((REPO / "vlcp").glob("*.py"))]
+    texts = {path: path.read_text() for path in sources}
+    for name in ("rrc_scale_min", "cutmix_beta", "guidance_scale", "contamination", "lof_n_neighbors", "top_k"):
+        holders = [path.relative_to(REPO).as_posix() for path, text in texts.items() if name in text]
+        assert len(holders) == 1, f"{name} is spelled in {holders}"
