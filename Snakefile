@@ -3,6 +3,7 @@
 # and rules/common.smk is the only place that reads the config.
 
 import os
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -10,9 +11,12 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# Jobs run `python -m vlcp.<stage>` from any working directory or cluster node.
+# The workflow imports vlcp, and its jobs run `python -m vlcp <stage>` from any working directory or
+# cluster node: both find the package beside this file. The prefix keeps Snakemake's default (set -euo
+# pipefail); Snakemake formats it like a shell command, hence the doubled braces.
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+PACKAGE_PATH = shlex.quote(workflow.basedir).replace("{", "{{").replace("}", "}}")
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={PACKAGE_PATH}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 
 configfile: os.path.join(workflow.basedir, "config/config.yaml")

@@ -11,7 +11,7 @@ rule caption:
         class_log("caption"),
     params:
         root=DATA_ROOT,
-        model=model_path("captioner"),
+        model=model_param("captioner"),
         variant=model_variant("captioner"),
         settings=caption_options(),
         index=class_paths("index/train", ".jsonl"),

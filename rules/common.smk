@@ -2,7 +2,7 @@
 # for every stage. Rules take what they need from the names defined here.
 
 import shlex
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from vlcp import demo_data
 from vlcp.config import ConfigError, check_config, check_models, evaluation_settings
@@ -50,7 +50,7 @@ CLASSES = configured_classes()
 
 # --- class groups: the classes one job of a per-class stage handles ---------
 #
-# With `classes_per_job: 1` a per-class rule has a {cls} wildcard: a job per class, whose
+# With `classes_per_job: 1` each per-class rule has a {cls} wildcard; a job per class, whose
 # declared outputs are the class's files. With more, the classes fall into runs (parts) of that
 # many, in label order; a rule has a {part} wildcard instead, and declares one file per job, the
 # part's record parts/<folder>/<part>.tsv, written last, after every class's files. Either way the
@@ -75,7 +75,7 @@ def job_classes(wildcards):
 
 
 def class_file(folder, suffix=""):
-    """What a per-class rule declares for the files <folder>/<class><suffix>: the job's class's
+    """What each per-class rule declares for the files <folder>/<class><suffix>, that is the job's class's
     file, or the record of the job's part. ``folder`` is relative to the run's results."""
     return f"{RESULTS}/parts/{folder}/{{part}}.tsv" if GROUPED else f"{RESULTS}/{folder}/{{cls}}{suffix}"
 
@@ -103,7 +103,7 @@ def class_paths(folder, suffix=""):
 
 
 def all_class_inputs(folder, suffix=""):
-    """What a rule over all classes waits for: every class's file, or every part's record."""
+    """What each rule over all classes waits for, that is every class's file, or every part's record."""
     if GROUPED:
         return [f"{RESULTS}/parts/{folder}/{part}.tsv" for part in PARTS]
     return all_class_paths(folder, suffix)
@@ -145,7 +145,7 @@ def class_folders(wildcards):
 def label_table_input(wildcards):
     """The label TSV when dataset.label_table is a file (its edits rerun the index)."""
     table = DATASET["label_table"]
-    if table in ("imagenet", "folder") or (DEMO and table.startswith(DATA_ROOT.rstrip("/") + "/")):
+    if table in ("imagenet", "folder") or (DEMO and PurePath(table).is_relative_to(DATA_ROOT)):
         return []
     return [table]
 
@@ -169,6 +169,13 @@ def model_path(role):
     name = config["models"][role]
     kind = {"diffusion": "stable-diffusion", "captioner": "llava", "text_generator": "gpt"}[role]
     return f"{TINY_MODEL_DIR}/tiny-{kind}" if name == "tiny" else name
+
+
+def model_param(role):
+    """The model a job loads, for its command line: a params value (a new model reruns the job), given
+    as a function of the wildcards alone, since a function of the input would not be compared."""
+    path = model_path(role)
+    return lambda wildcards: path
 
 
 def tiny_weights(wildcards):
@@ -361,7 +368,8 @@ def selection_latents(wildcards):
 def selection_latent_option(wildcards):
     if wildcards.baseline == "random":
         return ""
-    return "--latents " + " ".join(map(shlex.quote, class_paths("latents", ".safetensors")(wildcards)))
+    paths = " ".join(map(shlex.quote, class_paths("latents", ".safetensors")(wildcards)))
+    return f"--latents {paths}"
 
 
 def set_manifest(method, ipc, seed):
@@ -378,8 +386,8 @@ def evaluate_train_input(wildcards):
 def evaluate_source(wildcards, input):
     """The training-set arguments of vlcp.evaluate: a distilled ImageFolder, or the train index for 'full'."""
     if wildcards.method == "full":
-        return "--train-index " + shlex.quote(input.train)
-    return "--train-dir " + shlex.quote(distilled_set(wildcards.method, wildcards.ipc, wildcards.seed))
+        return f"--train-index {shlex.quote(input.train)}"
+    return f"--train-dir {shlex.quote(distilled_set(wildcards.method, wildcards.ipc, wildcards.seed))}"
 
 
 def evaluate_options(wildcards):
@@ -407,7 +415,7 @@ def rule_threads(name):
 
 def rule_resources(name, per_class=False):
     """Resources of a rule from config `resources`; memory and run time grow with each retry.
-    The run time of a per-class rule is per class: a job of a part asks for its classes' sum."""
+    The run time of each per-class rule is per class; a job of a part asks for its classes' sum."""
     spec = config["resources"][name]
     classes = config["classes_per_job"] if per_class else 1
     return {

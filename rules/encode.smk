@@ -13,7 +13,7 @@ rule encode:
         class_log("encode"),
     params:
         root=DATA_ROOT,
-        model=model_path("diffusion"),
+        model=model_param("diffusion"),
         variant=model_variant("diffusion"),
         settings=stage_options("encode"),
         train=encode_train_option(),

@@ -184,7 +184,7 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
                 test_batch = test_batch_size(model, test_images, s["test_batch_size"], s["precision"])
                 if test_batch < s["test_batch_size"]:
                     print(f"testing in batches of {test_batch}, the most that fit in free GPU memory "
-                          f"(evaluate.test_batch_size is {s['test_batch_size']})", file=sys.stderr)
+                          f"(execution.evaluate.test_batch_size is {s['test_batch_size']})", file=sys.stderr)
             last, test_batch = accuracy(model, test_images, test_labels, test_batch, s["precision"])
             if last > best:
                 best, best_epoch = last, epoch + 1
