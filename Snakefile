@@ -1,6 +1,6 @@
 # vlcp: dataset distillation via vision-language category prototypes.
 # This file is the table of contents; each stage's rules are in rules/<stage>.smk,
-# and rules/common.smk is the only place that reads the config.
+# and rules/common.smk (with rules/parts.smk, for classes_per_job) is where the config is read.
 
 import os
 import shlex
@@ -41,7 +41,7 @@ except WorkflowError as err:
 
 
 include: "rules/common.smk"
-
+include: "rules/parts.smk"
 include: "rules/demo_data.smk"
 include: "rules/tiny_models.smk"
 include: "rules/index.smk"
@@ -57,6 +57,6 @@ include: "rules/aggregate.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -12,11 +12,11 @@ rule aggregate:
         plot=report(f"{RESULTS}/accuracy.png", caption="../report/plot.rst", category="Accuracy"),
     log:
         f"{LOGS}/aggregate.log",
+    conda:
+        "../envs/cpu.yaml"
     threads: rule_threads("default")
     resources:
         **rule_resources("default"),
-    conda:
-        "../envs/cpu.yaml"
     shell:
         "python -m vlcp aggregate table --rows {input:q} --accuracy {output.accuracy:q}"
         " --summary {output.summary:q} --markdown {output.markdown:q} --plot {output.plot:q} > {log:q} 2>&1"
@@ -29,14 +29,14 @@ rule manifest:
         set_manifest("{method}", "{ipc}", "{seed}"),
     log:
         f"{LOGS}/manifest/{{method}}-ipc{{ipc}}-seed{{seed}}.log",
-    params:
-        folder=lambda wildcards: distilled_set(wildcards.method, wildcards.ipc, wildcards.seed),
-        classes=CLASSES,
+    conda:
+        "../envs/cpu.yaml"
     threads: rule_threads("default")
     resources:
         **rule_resources("default"),
-    conda:
-        "../envs/cpu.yaml"
+    params:
+        folder=lambda wildcards: distilled_set(wildcards.method, wildcards.ipc, wildcards.seed),
+        classes=CLASSES,
     shell:
         "python -m vlcp aggregate manifest --folder {params.folder:q} --classes {params.classes:q}"
         " --out {output:q} > {log:q} 2>&1"
@@ -55,14 +55,10 @@ rule grid:
         ),
     log:
         f"{LOGS}/grid/{{method}}-ipc{{ipc}}-seed{{seed}}.log",
-    params:
-        folder=lambda wildcards: distilled_set(wildcards.method, wildcards.ipc, wildcards.seed),
-        classes=CLASSES,
+    conda:
+        "../envs/cpu.yaml"
     threads: rule_threads("default")
     resources:
         **rule_resources("default"),
-    conda:
-        "../envs/cpu.yaml"
     shell:
-        "python -m vlcp aggregate grid --folder {params.folder:q} --classes {params.classes:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        "python -m vlcp aggregate grid --manifest {input:q} --out {output:q} > {log:q} 2>&1"

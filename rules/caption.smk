@@ -9,6 +9,11 @@ rule caption:
         **class_outputs("captions", captions=".jsonl"),
     log:
         class_log("caption"),
+    conda:
+        "../envs/gpu.yaml"
+    threads: rule_threads("caption")
+    resources:
+        **rule_resources("caption", per_class=True),
     params:
         root=DATA_ROOT,
         model=model_param("captioner"),
@@ -18,11 +23,6 @@ rule caption:
         out=class_paths("captions", ".jsonl"),
         progress=class_paths("work/captions", ".partial.jsonl"),
         part=part_option,
-    threads: rule_threads("caption")
-    resources:
-        **rule_resources("caption", per_class=True),
-    conda:
-        "../envs/gpu.yaml"
     shell:
         "python -m vlcp caption --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
         " {params.settings} --progress {params.progress:q} --out {params.out:q} {params.part} > {log:q} 2>&1"

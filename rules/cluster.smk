@@ -8,17 +8,17 @@ rule cluster:
         **class_outputs("clusters/ipc{ipc}/seed{seed}", clusters=".json", centres=".safetensors"),
     log:
         class_log("cluster/ipc{ipc}/seed{seed}"),
+    conda:
+        "../envs/cpu.yaml"
+    threads: rule_threads("cluster")
+    resources:
+        **rule_resources("cluster", per_class=True),
     params:
         settings=stage_options("cluster"),
         latents=class_paths("latents", ".safetensors"),
         clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
         centres=class_paths("clusters/ipc{ipc}/seed{seed}", ".safetensors"),
         part=part_option,
-    threads: rule_threads("cluster")
-    resources:
-        **rule_resources("cluster", per_class=True),
-    conda:
-        "../envs/cpu.yaml"
     shell:
         "python -m vlcp cluster --latents {params.latents:q} --ipc {wildcards.ipc} --seed {wildcards.seed}"
         " {params.settings}"

@@ -48,77 +48,6 @@ def configured_classes():
 CLASSES = configured_classes()
 
 
-# --- class groups: the classes one job of a per-class stage handles ---------
-#
-# With `classes_per_job: 1` each per-class rule has a {cls} wildcard; a job per class, whose
-# declared outputs are the class's files. With more, the classes fall into runs (parts) of that
-# many, in label order; a rule has a {part} wildcard instead, and declares one file per job, the
-# part's record parts/<folder>/<part>.tsv, written last, after every class's files. Either way the
-# files of each class are the same, at the same paths, and a job's command line lists them.
-
-GROUPED = config["classes_per_job"] > 1
-
-
-def class_parts():
-    per_job = config["classes_per_job"]
-    runs = [CLASSES[i : i + per_job] for i in range(0, len(CLASSES), per_job)]
-    width = len(str(len(runs)))
-    return {f"part{n:0{width}d}": run for n, run in enumerate(runs, 1)}
-
-
-PARTS = class_parts() if GROUPED else {}
-
-
-def job_classes(wildcards):
-    """The class folder names of a per-class job."""
-    return PARTS[wildcards.part] if GROUPED else [wildcards.cls]
-
-
-def class_file(folder, suffix=""):
-    """What each per-class rule declares for the files <folder>/<class><suffix>, that is the job's class's
-    file, or the record of the job's part. ``folder`` is relative to the run's results."""
-    return f"{RESULTS}/parts/{folder}/{{part}}.tsv" if GROUPED else f"{RESULTS}/{folder}/{{cls}}{suffix}"
-
-
-def class_outputs(folder, wrap=None, **suffixes):
-    """The named outputs of a per-class rule (``wrap`` = directory for folder outputs); one part record when grouped."""
-    if GROUPED:
-        return {"part": class_file(folder)}
-    return {name: (wrap or str)(class_file(folder, suffix)) for name, suffix in suffixes.items()}
-
-
-def class_log(folder):
-    return f"{LOGS}/{folder}/{{part}}.log" if GROUPED else f"{LOGS}/{folder}/{{cls}}.log"
-
-
-def class_paths(folder, suffix=""):
-    """For a command line: the job's per-class paths of <folder>/<class><suffix>, wildcards filled in."""
-    pattern = f"{RESULTS}/{folder}/{{cls}}{suffix}"
-
-    def paths(wildcards):
-        values = dict(wildcards.items())
-        return [pattern.format(**{**values, "cls": cls}) for cls in job_classes(wildcards)]
-
-    return paths
-
-
-def all_class_inputs(folder, suffix=""):
-    """What each rule over all classes waits for, that is every class's file, or every part's record."""
-    if GROUPED:
-        return [f"{RESULTS}/parts/{folder}/{part}.tsv" for part in PARTS]
-    return all_class_paths(folder, suffix)
-
-
-def all_class_paths(folder, suffix=""):
-    """For a command line: every class's path of <folder>/<class><suffix>, in label order."""
-    return [f"{RESULTS}/{folder}/{cls}{suffix}" for cls in CLASSES]
-
-
-def part_option(wildcards, output):
-    """--part-marker for a grouped job: its record, written after every class's files."""
-    return f"--part-marker {shlex.quote(output.part)}" if GROUPED else ""
-
-
 wildcard_constraints:
     split="|".join(SPLITS),
     cls="[^/]+",
@@ -300,7 +229,11 @@ def text_generator_input(wildcards):
 
 def text_generator_option(wildcards):
     """The text generator of the gpt strategy on the command line."""
-    return f"--text-generator {shlex.quote(model_path('text_generator'))}" if prototype_strategy(wildcards) == "gpt" else ""
+    return (
+        f"--text-generator {shlex.quote(model_path('text_generator'))}"
+        if prototype_strategy(wildcards) == "gpt"
+        else ""
+    )
 
 
 def text_prototype_options(wildcards):
@@ -362,7 +295,11 @@ def accuracy_files():
 
 def selection_latents(wildcards):
     """The latents a baseline selection reads (file or part record): none for random."""
-    return [] if wildcards.baseline == "random" else class_file("latents", ".safetensors").format(**dict(wildcards.items()))
+    return (
+        []
+        if wildcards.baseline == "random"
+        else class_file("latents", ".safetensors").format(**dict(wildcards.items()))
+    )
 
 
 def selection_latent_option(wildcards):
@@ -384,10 +321,9 @@ def evaluate_train_input(wildcards):
 
 
 def evaluate_source(wildcards, input):
-    """The training-set arguments of vlcp.evaluate: a distilled ImageFolder, or the train index for 'full'."""
-    if wildcards.method == "full":
-        return f"--train-index {shlex.quote(input.train)}"
-    return f"--train-dir {shlex.quote(distilled_set(wildcards.method, wildcards.ipc, wildcards.seed))}"
+    """The training set of vlcp.evaluate: a distilled set's manifest, or the train index for 'full'."""
+    option = "--train-index" if wildcards.method == "full" else "--train-manifest"
+    return f"{option} {shlex.quote(input.train)}"
 
 
 def evaluate_options(wildcards):

@@ -7,13 +7,13 @@ if DEMO:
             directory(DATA_ROOT),
         log:
             f"{LOGS}/demo_data.log",
-        params:
-            demo=config["demo"],
+        conda:
+            "../envs/cpu.yaml"
         threads: rule_threads("default")
         resources:
             **rule_resources("default"),
-        conda:
-            "../envs/cpu.yaml"
+        params:
+            demo=config["demo"],
         shell:
             "python -m vlcp demo_data {output:q}"
             " --train-per-class {params.demo[train_per_class]}"

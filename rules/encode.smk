@@ -11,6 +11,11 @@ rule encode:
         **class_outputs("latents", latents=".safetensors"),
     log:
         class_log("encode"),
+    conda:
+        "../envs/gpu.yaml"
+    threads: rule_threads("encode")
+    resources:
+        **rule_resources("encode", per_class=True),
     params:
         root=DATA_ROOT,
         model=model_param("diffusion"),
@@ -21,11 +26,6 @@ rule encode:
         index=class_paths("index/train", ".jsonl"),
         out=class_paths("latents", ".safetensors"),
         part=part_option,
-    threads: rule_threads("encode")
-    resources:
-        **rule_resources("encode", per_class=True),
-    conda:
-        "../envs/gpu.yaml"
     shell:
         "python -m vlcp encode --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
         " {params.settings} {params.train} {params.execution} --out {params.out:q} {params.part} > {log:q} 2>&1"

@@ -12,16 +12,16 @@ rule evaluate:
         f"{LOGS}/eval/{{method}}/ipc{{ipc}}/seed{{seed}}/{{model}}/eval{{eval_seed}}.log",
     wildcard_constraints:
         ipc="[0-9]+|all",
+    conda:
+        "../envs/gpu.yaml"
+    threads: rule_threads("evaluate")
+    resources:
+        **rule_resources("evaluate"),
     params:
         source=evaluate_source,
         root=DATA_ROOT,
         settings=evaluate_options,
         execution=execution_options("evaluate"),
-    threads: rule_threads("evaluate")
-    resources:
-        **rule_resources("evaluate"),
-    conda:
-        "../envs/gpu.yaml"
     shell:
         "python -m vlcp evaluate {params.source} --val-index {input.val:q} --root {params.root:q}"
         " --model {wildcards.model} --seed {wildcards.eval_seed}"

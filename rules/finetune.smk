@@ -10,6 +10,11 @@ rule finetune:
         directory(f"{RESULTS}/finetune/{{ft}}"),
     log:
         f"{LOGS}/finetune/{{ft}}.log",
+    conda:
+        "../envs/gpu.yaml"
+    threads: rule_threads("finetune")
+    resources:
+        **rule_resources("finetune"),
     params:
         model=model_path("diffusion"),
         variant=model_variant("diffusion"),
@@ -19,11 +24,6 @@ rule finetune:
         execution=execution_options("finetune"),
         work=lambda wildcards: f"{RESULTS}/work/finetune/{wildcards.ft}",
         files=finetune_files(),
-    threads: rule_threads("finetune")
-    resources:
-        **rule_resources("finetune"),
-    conda:
-        "../envs/gpu.yaml"
     shell:
         "if [ {resources.gpu} -gt 1 ]; then"
         " launch='accelerate launch --multi_gpu --num_processes {resources.gpu} --num_machines 1 -m';"

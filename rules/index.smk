@@ -10,6 +10,11 @@ rule index:
         **class_outputs("index/{split}", index=".jsonl", rejected=".rejected.tsv"),
     log:
         class_log("index/{split}"),
+    conda:
+        "../envs/cpu.yaml"
+    threads: rule_threads("default")
+    resources:
+        **rule_resources("default", per_class=True),
     params:
         root=DATA_ROOT,
         label_table=DATASET["label_table"],
@@ -20,11 +25,6 @@ rule index:
         part=part_option,
         extensions=DATASET["image_extensions"],
         max_image_pixels=DATASET["max_image_pixels"],
-    threads: rule_threads("default")
-    resources:
-        **rule_resources("default", per_class=True),
-    conda:
-        "../envs/cpu.yaml"
     shell:
         "python -m vlcp index scan --root {params.root:q} --split {wildcards.split} --class {params.classes:q}"
         " --label-table {params.label_table:q} --label {params.labels}"
@@ -39,13 +39,13 @@ rule split_index:
         f"{RESULTS}/index/{{split}}.jsonl",
     log:
         f"{LOGS}/index/{{split}}.log",
-    params:
-        index=lambda wildcards: index_files(wildcards.split),
+    conda:
+        "../envs/cpu.yaml"
     threads: rule_threads("default")
     resources:
         **rule_resources("default"),
-    conda:
-        "../envs/cpu.yaml"
+    params:
+        index=lambda wildcards: index_files(wildcards.split),
     shell:
         "python -m vlcp index merge --index {params.index:q} --out {output:q} > {log:q} 2>&1"
 
@@ -58,14 +58,14 @@ rule index_summary:
         rejected=f"{RESULTS}/index/rejected.tsv",
     log:
         f"{LOGS}/index/summary.log",
-    params:
-        index=[f for split in SPLITS for f in index_files(split)],
-        rejected=[f for split in SPLITS for f in index_files(split, "rejected.tsv")],
+    conda:
+        "../envs/cpu.yaml"
     threads: rule_threads("default")
     resources:
         **rule_resources("default"),
-    conda:
-        "../envs/cpu.yaml"
+    params:
+        index=[f for split in SPLITS for f in index_files(split)],
+        rejected=[f for split in SPLITS for f in index_files(split, "rejected.tsv")],
     shell:
         "python -m vlcp index summarize --index {params.index:q} --rejected {params.rejected:q}"
         " --classes-out {output.classes:q} --rejected-out {output.rejected:q} > {log:q} 2>&1"

@@ -10,6 +10,11 @@ rule select:
         **class_outputs("distilled/{baseline}/ipc{ipc}/seed{seed}", wrap=directory, images=""),
     log:
         class_log("select/{baseline}/ipc{ipc}/seed{seed}"),
+    conda:
+        "../envs/cpu.yaml"
+    threads: rule_threads("default")
+    resources:
+        **rule_resources("default", per_class=True),
     params:
         root=DATA_ROOT,
         size=DATASET["eval_size"],
@@ -17,11 +22,6 @@ rule select:
         latents=selection_latent_option,
         out=class_paths("distilled/{baseline}/ipc{ipc}/seed{seed}"),
         part=part_option,
-    threads: rule_threads("default")
-    resources:
-        **rule_resources("default", per_class=True),
-    conda:
-        "../envs/cpu.yaml"
     shell:
         "python -m vlcp select --method {wildcards.baseline} --index {params.index:q} {params.latents}"
         " --root {params.root:q} --ipc {wildcards.ipc} --seed {wildcards.seed} --size {params.size}"

@@ -6,28 +6,30 @@ rule synthesize:
     input:
         model=finetune_for_seed,
         clusters=class_file("clusters/ipc{ipc}/seed{seed}", ".json"),
+        centres=class_file("clusters/ipc{ipc}/seed{seed}", ".safetensors"),
         prototypes=prototype_input,
     output:
         **class_outputs("distilled/vlcp-{strategy}/ipc{ipc}/seed{seed}", wrap=directory, images=""),
     log:
         class_log("synthesize/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
+    conda:
+        "../envs/gpu.yaml"
+    threads: rule_threads("synthesize")
+    resources:
+        **rule_resources("synthesize", per_class=True),
     params:
         settings=stage_options("synthesize"),
         execution=execution_options("synthesize"),
         size=DATASET["eval_size"],
         classes=job_classes,
         clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
+        centres=class_paths("clusters/ipc{ipc}/seed{seed}", ".safetensors"),
         prototypes=prototype_paths,
         work=class_paths("work/synthesize/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
         out=class_paths("distilled/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
         part=part_option,
-    threads: rule_threads("synthesize")
-    resources:
-        **rule_resources("synthesize", per_class=True),
-    conda:
-        "../envs/gpu.yaml"
     shell:
-        "python -m vlcp synthesize --model {input.model:q} --clusters {params.clusters:q}"
+        "python -m vlcp synthesize --model {input.model:q} --clusters {params.clusters:q} --centres {params.centres:q}"
         " --prototypes {params.prototypes:q} --class {params.classes:q} --seed {wildcards.seed}"
         " {params.settings} {params.execution} --size {params.size} --work {params.work:q} --out {params.out:q}"
         " {params.part} > {log:q} 2>&1"

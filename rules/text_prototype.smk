@@ -13,6 +13,11 @@ rule text_prototype:
         class_log("{prototypes}/ipc{ipc}/seed{seed}"),
     wildcard_constraints:
         prototypes="prototypes|prototypes-label|prototypes-label\\+keywords|prototypes-gpt",
+    conda:
+        "../envs/cpu.yaml"
+    threads: rule_threads("default")
+    resources:
+        **rule_resources("default", per_class=True),
     params:
         strategy=prototype_strategy,
         settings=text_prototype_options,
@@ -22,11 +27,6 @@ rule text_prototype:
         index=class_paths("index/train", ".jsonl"),
         out=class_paths("{prototypes}/ipc{ipc}/seed{seed}", ".json"),
         part=part_option,
-    threads: rule_threads("default")
-    resources:
-        **rule_resources("default", per_class=True),
-    conda:
-        "../envs/cpu.yaml"
     shell:
         "python -m vlcp text_prototype --captions {params.captions:q} --clusters {params.clusters:q}"
         " --index {params.index:q} {params.settings} --strategy {params.strategy:q}"

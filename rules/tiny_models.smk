@@ -12,15 +12,15 @@ rule tiny_model:
         f"{LOGS}/tiny_model/{{kind}}.log",
     wildcard_constraints:
         kind="stable-diffusion|llava|gpt",
+    conda:
+        "../envs/gpu.yaml"
+    threads: rule_threads("default")
+    resources:
+        **rule_resources("default"),
     params:
         seed=config["models"]["tiny_seed"],
         resolution=config["models"]["tiny_resolution"],
         pretrained=lambda wildcards: "--pretrained" if tiny_weights(wildcards) else "",
-    threads: rule_threads("default")
-    resources:
-        **rule_resources("default"),
-    conda:
-        "../envs/gpu.yaml"
     shell:
         "HF_HUB_OFFLINE=1 python -m vlcp tiny_models {wildcards.kind} {output:q}"
         " --seed {params.seed} --resolution {params.resolution} {params.pretrained} > {log:q} 2>&1"

@@ -176,7 +176,8 @@ def test_synthesize_one_batch(world, latents, finetuned, tmp_path):
         for k in range(4)
     ])
     out = tmp_path / "out"
-    args = ["--model", str(root / "resumed"), "--clusters", str(clusters), "--prototypes", str(tmp_path / "prototypes.json"),
+    args = ["--model", str(root / "resumed"), "--clusters", str(clusters), "--centres", str(centres),
+            "--prototypes", str(tmp_path / "prototypes.json"),
             "--class", "three", "--seed", "0", "--num-inference-steps", "50", "--batch-size", "4", "--size", "256",
             "--work", str(tmp_path / "work"), "--out", str(out)]
     _, seconds, peak = timed_peak(lambda: synthesize.main(args))

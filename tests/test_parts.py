@@ -8,7 +8,7 @@ import torch
 
 from vlcp import cluster, contract
 from vlcp.atomic import OutputExistsError
-from vlcp.cli import each_class, ledger_path
+from vlcp.parts import each_class, ledger_path
 from vlcp.errors import VlcpError
 
 CLASSES = ("cat", "dog", "owl")

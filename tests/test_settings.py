@@ -19,7 +19,7 @@ REQUIRED = {
     "encode": "--index a --root r --model m --out o",
     "cluster": "--latents l --ipc 1 --seed 0 --out o --centres c",
     "text_prototype": "--captions c --clusters k --index i --out o",
-    "synthesize": "--model m --clusters k --prototypes p --class c --seed 0 --size 32 --work w --out o",
+    "synthesize": "--model m --clusters k --centres c --prototypes p --class c --seed 0 --size 32 --work w --out o",
     "evaluate": "--train-dir d --val-index v --root r --model convnet6 --seed 0 --method m --ipc 1 --distill-seed 0"
                 " --out o",
 }

@@ -139,6 +139,7 @@ def test_cli_writes_ipc_images_of_the_evaluation_size(pipeline_dir, tmp_path):
     contract.write_prototypes(tmp_path / "p.json", prompts)
     out = tmp_path / "distilled" / "dog"
     cmd = [sys.executable, "-m", "vlcp.synthesize", "--model", str(pipeline_dir), "--clusters", str(tmp_path / "c.json"),
+           "--centres", str(tmp_path / "c.safetensors"),
            "--prototypes", str(tmp_path / "p.json"), "--class", "dog", "--seed", "0", "--num-inference-steps", "10",
            "--batch-size", "2", "--size", "20", "--work", str(tmp_path / "work"), "--out", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))

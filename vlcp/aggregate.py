@@ -6,7 +6,6 @@ evaluation seeds; std is the population standard deviation (numpy's default),
 """
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -107,37 +106,25 @@ def plot(path, summary, metric="top1_best"):
     plt.close(fig)
 
 
-def image_grid(folder, classes, out, columns=10, cell=64):
-    """A PNG with a row per class of the first ``columns`` images of a distilled ImageFolder."""
+def image_grid(manifest, out, columns=10, cell=64):
+    """A PNG with a row per class of the first ``columns`` images of the distilled set ``manifest`` lists."""
     from PIL import Image, ImageDraw
 
     label_width = 110
-    found = {cls: sorted(((Path(folder) / cls).glob("*.png")), key=lambda p: int(p.stem))[:columns] for cls in classes}
+    found = {}
+    for cls, path in contract.read_manifest(manifest):
+        found.setdefault(cls, []).append(path)
+    found = {cls: paths[:columns] for cls, paths in found.items()}
     columns = max(1, max(len(files) for files in found.values()))
-    grid = Image.new("RGB", (label_width + columns * cell, len(classes) * cell), "white")
+    grid = Image.new("RGB", (label_width + columns * cell, len(found) * cell), "white")
     draw = ImageDraw.Draw(grid)
-    for row, cls in enumerate(classes):
+    for row, (cls, paths) in enumerate(found.items()):
         draw.text((4, row * cell + cell // 2 - 6), cls[:16], fill="black")
-        for col, path in enumerate(found[cls]):
+        for col, path in enumerate(paths):
             with Image.open(path) as img:
                 grid.paste(img.convert("RGB").resize((cell, cell)), (label_width + col * cell, row * cell))
     with atomic_write(out, "wb", overwrite=True) as handle:
         grid.save(handle, format="PNG")
-
-
-def set_manifest(folder, classes):
-    """Rows (class, image, bytes, sha256) of every image of a distilled ImageFolder, classes in label order."""
-    rows = []
-    for cls in classes:
-        images = sorted((Path(folder) / cls).glob("*.png"), key=lambda p: (len(p.stem), p.stem))
-        if not images:
-            raise contract.ContractError(
-                f"{Path(folder) / cls} holds no images; rerun the rule that makes it (delete the folder first)"
-            )
-        for path in images:
-            data = path.read_bytes()
-            rows.append((cls, path.relative_to(folder).as_posix(), len(data), hashlib.sha256(data).hexdigest()))
-    return rows
 
 
 def main(argv=None):
@@ -150,8 +137,7 @@ def main(argv=None):
     table.add_argument("--markdown", required=True, type=Path)
     table.add_argument("--plot", required=True, type=Path)
     grid = commands.add_parser("grid", help="image grid of one distilled set")
-    grid.add_argument("--folder", required=True, type=Path)
-    grid.add_argument("--classes", nargs="+", required=True)
+    grid.add_argument("--manifest", required=True, type=Path, help="the set's manifest (<set>.manifest.tsv)")
     grid.add_argument("--out", required=True, type=Path)
     manifest = commands.add_parser("manifest", help="the list of a distilled set's images, with their checksums")
     manifest.add_argument("--folder", required=True, type=Path)
@@ -159,12 +145,11 @@ def main(argv=None):
     manifest.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     if args.command == "manifest":
-        rows = set_manifest(args.folder, args.classes)
-        contract.write_tsv(args.out, ("class", "image", "bytes", "sha256"), rows)
+        rows = contract.write_manifest(args.folder, args.classes, args.out)
         print(f"{args.folder}: {len(rows)} images of {len(args.classes)} classes", file=sys.stderr)
         return
     if args.command == "grid":
-        image_grid(args.folder, args.classes, args.out)
+        image_grid(args.manifest, args.out)
         return
     import pandas as pd
 

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from vlcp import contract, provenance
-from vlcp.cli import add_part_option, each_class, run
+from vlcp.cli import run
 from vlcp.parallel import cpu_threads
+from vlcp.parts import add_part_option, each_class
 from vlcp.settings import add_settings
 
 

@@ -5,6 +5,7 @@ the line when the content is not what the contract says.
 """
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -233,6 +234,86 @@ def read_prototypes(path):
     if not isinstance(rows, list) or any(set(PROTOTYPE_KEYS) - set(r) for r in rows):
         raise ContractError(f"{path}: expected a list of objects with keys {PROTOTYPE_KEYS}")
     return rows
+
+
+def write_part_record(path, outputs):
+    """The record of a job of a part of classes (classes_per_job > 1), written after every class's
+    outputs: a TSV whose columns are the job's per-class outputs (name -> paths, in class order)."""
+    names = list(outputs)
+    rows = zip(*(map(str, outputs[name]) for name in names))
+    write_tsv(path, names, rows)
+
+
+# A distilled set: an ImageFolder <set>/<class>/<k>.png with IPC images per class, and beside it
+# <set>.manifest.tsv, the list of its images with their sizes and checksums, written once the set is whole.
+# Every reader lists a set the same way: classes in label order, images in natural order (0, 1, ..., 10).
+DISTILLED_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MANIFEST_COLUMNS = ("class", "image", "bytes", "sha256")
+MANIFEST_SUFFIX = ".manifest.tsv"
+
+
+def natural_key(path):
+    """Image names in natural order: '2.png' before '10.png' (shorter numbers first), then by name."""
+    return (len(path.stem), path.stem, path.suffix)
+
+
+def distilled_images(folder, classes):
+    """``(class, path)`` of every image of a distilled ImageFolder, classes in label order, images in
+    natural order; a class without a folder or without images is an error that names it."""
+    rows = []
+    for cls in classes:
+        sub = Path(folder) / cls
+        if not sub.is_dir():
+            raise ContractError(f"{folder} has no folder for class {cls!r}; rerun the rule that makes the set.")
+        images = sorted((p for p in sub.iterdir() if p.suffix.lower() in DISTILLED_SUFFIXES and not p.name.startswith(".")
+                         and p.is_file()), key=natural_key)
+        if not images:
+            raise ContractError(f"{sub} holds no images; rerun the rule that makes it (delete the folder first)")
+        rows += [(cls, path) for path in images]
+    return rows
+
+
+def manifest_path(folder):
+    return Path(f"{Path(folder)}{MANIFEST_SUFFIX}")
+
+
+def set_folder(manifest):
+    """The distilled set a manifest lists: its path without the manifest suffix."""
+    name = str(manifest)
+    if not name.endswith(MANIFEST_SUFFIX):
+        raise ContractError(f"{manifest}: a manifest's name ends in {MANIFEST_SUFFIX}")
+    return Path(name[: -len(MANIFEST_SUFFIX)])
+
+
+def write_manifest(folder, classes, out=None):
+    """List a distilled set's images with size and sha256 in ``<folder>.manifest.tsv`` (or ``out``);
+    return the rows."""
+    rows = []
+    for cls, path in distilled_images(folder, classes):
+        data = path.read_bytes()
+        rows.append((cls, path.relative_to(folder).as_posix(), len(data), hashlib.sha256(data).hexdigest()))
+    write_tsv(out or manifest_path(folder), MANIFEST_COLUMNS, rows)
+    return rows
+
+
+def read_manifest(manifest):
+    """``(class, path)`` of every image a manifest lists, in its order, each checked to be there with the
+    size the manifest gives (a set changed after it was listed is named, not trained on)."""
+    folder = set_folder(manifest)
+    with Path(manifest).open(newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t"))
+    if not rows or tuple(rows[0]) != MANIFEST_COLUMNS:
+        raise ContractError(f"{manifest}: expected the header {'<TAB>'.join(MANIFEST_COLUMNS)}; delete it and rerun.")
+    listed = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if len(row) != len(MANIFEST_COLUMNS):
+            raise ContractError(f"{manifest}, line {lineno}: expected {len(MANIFEST_COLUMNS)} columns; delete it and rerun.")
+        cls, image, size = row[0], folder / row[1], row[2]
+        if not image.is_file() or str(image.stat().st_size) != size:
+            raise ContractError(f"{image} is missing or not the file {manifest} lists (line {lineno}); the set was "
+                                "changed after it was made. Delete the set and its manifest and rerun.")
+        listed.append((cls, image))
+    return listed
 
 
 ACCURACY_COLUMNS = ("method", "ipc", "seed", "model", "eval_seed", "top1_best", "top1_last")

@@ -20,10 +20,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from vlcp import contract, provenance
-from vlcp.cli import add_part_option, each_class, run
+from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop, resize_square
 from vlcp.models import device, dtype_for, load_vae
 from vlcp.parallel import thread_map
+from vlcp.parts import add_part_option, each_class
 from vlcp.settings import add_settings
 
 

@@ -29,7 +29,6 @@ from vlcp.networks import build_model
 from vlcp.parallel import thread_map
 from vlcp.settings import add_settings, section, stage_keys
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def image_tensor(paths, size):
@@ -43,17 +42,13 @@ def image_tensor(paths, size):
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def image_folder(folder, classes):
-    """(paths, labels) of an ImageFolder whose class folders are ``classes`` (label = position)."""
-    paths, labels = [], []
-    for label, cls in enumerate(classes):
-        sub = Path(folder) / cls
-        if not sub.is_dir():
-            raise contract.ContractError(f"{folder} has no folder for class {cls!r}")
-        files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-        paths += files
-        labels += [label] * len(files)
-    return paths, labels
+def distilled_set(listed, classes):
+    """(paths, labels) of a distilled set's ``(class, path)`` listing; label = position in ``classes``."""
+    label_of = {cls: i for i, cls in enumerate(classes)}
+    unknown = sorted({cls for cls, _ in listed} - set(label_of))
+    if unknown:
+        raise contract.ContractError(f"the distilled set has class(es) {unknown[:5]} that the val index does not have")
+    return [path for _, path in listed], [label_of[cls] for cls, _ in listed]
 
 
 def autocast(on, precision):
@@ -195,7 +190,8 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--train-dir", type=Path, help="distilled ImageFolder: <dir>/<class>/*.png")
+    source.add_argument("--train-manifest", type=Path, help="a distilled set's manifest (<set>.manifest.tsv)")
+    source.add_argument("--train-dir", type=Path, help="a distilled ImageFolder <dir>/<class>/<image>, not listed yet")
     source.add_argument("--train-index", nargs="+", type=Path, help="train index files (the 'full' baseline)")
     parser.add_argument("--val-index", nargs="+", required=True, type=Path, help="val index files: every class, in label order")
     parser.add_argument("--root", required=True, type=Path, help="dataset root of the index paths")
@@ -219,8 +215,10 @@ def main(argv=None):
     val = [r for path in args.val_index for r in contract.read_index(path)]
     classes = list(dict.fromkeys(r["class"] for r in val))  # label = position of first appearance
     label_of = {cls: i for i, cls in enumerate(classes)}
-    if args.train_dir:
-        train_paths, train_labels = image_folder(args.train_dir, classes)
+    if args.train_manifest:
+        train_paths, train_labels = distilled_set(contract.read_manifest(args.train_manifest), classes)
+    elif args.train_dir:
+        train_paths, train_labels = distilled_set(contract.distilled_images(args.train_dir, classes), classes)
     else:
         train = [r for path in args.train_index for r in contract.read_index(path)]
         unknown = sorted({r["class"] for r in train} - set(label_of))

@@ -8,11 +8,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vlcp import contract, provenance
-from vlcp.cli import add_part_option, each_class, run
+from vlcp.cli import run
 from vlcp.errors import VlcpError
 from vlcp.images import ImageRejected, open_image
 from vlcp.labels import label_text
 from vlcp.parallel import thread_map
+from vlcp.parts import add_part_option, each_class
 
 SPLITS = ("train", "val")
 

@@ -14,8 +14,9 @@ import numpy as np
 
 from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir
-from vlcp.cli import add_part_option, each_class, run
+from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
+from vlcp.parts import add_part_option, each_class
 
 METHODS = ("random", "herding", "kcenter")
 

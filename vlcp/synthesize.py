@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir, atomic_write
-from vlcp.cli import add_part_option, each_class, run
+from vlcp.cli import run
 from vlcp.models import device, dtype_for, load_stable_diffusion
+from vlcp.parts import add_part_option, each_class
 from vlcp.settings import add_settings, section
 
 SCHEDULERS = {
@@ -184,7 +185,8 @@ def resize_for_evaluation(img, size):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="fine-tuned pipeline folder")
-    parser.add_argument("--clusters", nargs="+", required=True, type=Path, help="per class: clusters JSON (centres beside it)")
+    parser.add_argument("--clusters", nargs="+", required=True, type=Path, help="per class: clusters JSON")
+    parser.add_argument("--centres", nargs="+", required=True, type=Path, help="per class: the clusters' centres (safetensors)")
     parser.add_argument("--prototypes", nargs="+", required=True, type=Path, help="per class: prototypes JSON")
     parser.add_argument("--class", dest="cls", nargs="+", required=True, help="per class: class folder name")
     parser.add_argument("--seed", type=int, required=True)
@@ -198,13 +200,13 @@ def main(argv=None):
     pipe = load_stable_diffusion(args.model, dtype=dtype_for(args.dtype, on, auto_bf16=False), img2img=True).to(on)
     set_scheduler(pipe, args.scheduler)
     pipe.set_progress_bar_config(disable=True)
-    for one in each_class(args, ("clusters", "prototypes", "cls", "work", "out"), outputs=("out",)):
+    for one in each_class(args, ("clusters", "centres", "prototypes", "cls", "work", "out"), outputs=("out",)):
         synthesize_class(pipe, one)
 
 
 def synthesize_class(pipe, args):
     """The images of one class, resuming from the finished ones in ``args.work``."""
-    clusters, centres = contract.read_clusters(args.clusters, args.clusters.with_suffix(".safetensors"))
+    clusters, centres = contract.read_clusters(args.clusters, args.centres)
     prototypes = contract.read_prototypes(args.prototypes)
     if len(prototypes) != len(centres):
         raise contract.ContractError(f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}")

@@ -25,7 +25,8 @@ from importlib import resources
 from pathlib import Path
 
 from vlcp import contract, provenance
-from vlcp.cli import add_part_option, each_class, run
+from vlcp.cli import run
+from vlcp.parts import add_part_option, each_class
 from vlcp.settings import add_settings
 
 STRATEGIES = ("prototype", "label", "label+keywords", "gpt")
