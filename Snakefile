@@ -22,6 +22,9 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH={PACKAGE_PATH}${{{{PYTHONPAT
 configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
+report: "report/workflow.rst"
+
+
 # config/config.yaml's dataset is ImageNette's, the default run's. A config of the user's that names a
 # dataset of its own (dataset.source or dataset.root) takes none of it: only what it sets, and the
 # schema's defaults for the rest (every class folder on disk, folder names as labels).
@@ -54,6 +57,13 @@ include: "rules/synthesize.smk"
 include: "rules/select.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
+
+
+# Small bookkeeping jobs run where Snakemake runs, not as cluster jobs.
+localrules:
+    all,
+    manifest,
+    grid,
 
 
 rule all:

@@ -1,6 +1,9 @@
 """The demo workflow: the plan lists the expected jobs, and the run builds what it promises."""
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO, snakemake
@@ -138,6 +141,7 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
     snakemake(demo_run, "--configfile", DEMO, "--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text()
     assert "accuracy.csv" in html and "vlcp-prototype-ipc5-seed0.png" in html
+    assert "Vision-Language Category Prototype method" in html, "the workflow's caption is in the report"
 
 
 def test_a_config_that_names_its_dataset_plans_the_classes_on_disk(tmp_path):
@@ -177,3 +181,11 @@ def test_a_model_that_cannot_be_there_stops_the_plan_naming_its_key(tmp_path):
     # a hub id is not looked up while planning when the hub may be asked later
     extra.write_text("models: {diffusion: nobody/no-such-model, captioner: tiny}\n")
     assert snakemake(tmp_path, "-n", "--configfile", DEMO, str(extra), offline=False).returncode == 0
+
+
+def test_the_workflow_passes_snakemakes_linter_and_is_formatted(tmp_path):
+    lint = snakemake(tmp_path, "--lint", "--configfile", DEMO)
+    assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    result = subprocess.run([str(snakefmt), "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, f"run `snakefmt Snakefile rules`:\n{result.stderr}"
