@@ -76,3 +76,36 @@ def dry_run_jobs(workdir, *args):
             wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
             jobs.add((match.group(1), wildcards.group(1) if wildcards else ""))
     return jobs
+
+
+# --- the stage tests' small world (test_caption, test_encode, test_finetune) ---
+
+HERE = Path(__file__).parent
+STAGE_CLASSES = ("three", "seven")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """Two demo classes indexed, and both tiny models saved."""
+    from vlcp import contract, demo_data, tiny_models
+    from vlcp.index import index_class
+
+    root = tmp_path_factory.mktemp("stages")
+    data = root / "data"
+    demo_data.write_demo(data, train_per_class=20, val_per_class=2, image_size=32, seed=0)
+    for cls in STAGE_CLASSES:
+        records, _ = index_class(data, "train", cls, demo_data.LABELS[cls], [".png"], 10**6)
+        contract.write_index(root / "index" / f"{cls}.jsonl", records)
+    tiny_models.save_tiny_stable_diffusion(root / "sd", seed=0, resolution=32)
+    tiny_models.save_tiny_llava(root / "llava", seed=0)
+    return root
+
+
+def wrapped(module, function, args, count_file, kill_after=0):
+    cmd = [sys.executable, str(HERE / "killed_run.py"), module, function, str(kill_after), str(count_file), "--", *map(str, args)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(HERE.parent))
+    return subprocess.run(cmd, capture_output=True, text=True, env=env)
+
+
+def calls(count_file):
+    return len(Path(count_file).read_text().splitlines()) if Path(count_file).exists() else 0
