@@ -20,7 +20,7 @@ from common import device, report, timed
 from PIL import Image
 
 from vlcp import augment
-from vlcp.evaluate import sgd_step, train_epoch, training_model
+from vlcp.evaluate import randomness, sgd_step, train_epoch, training_model
 from vlcp.networks import build_model
 
 
@@ -71,6 +71,7 @@ class PilLoop:
     def __init__(self, args, arrays, labels, size, on, train):
         torch.manual_seed(0)
         self.on, self.train = on, train
+        self.streams = randomness(0, on)
         self.model = build_model(args.model, 10, size).to(on) if train else None
         self.optimizer = optimizer_for(self.model) if train else None
         self.loader = pil_loader(arrays, labels, size, args.workers)
@@ -78,9 +79,9 @@ class PilLoop:
     def step(self, x, y):
         x, y = x.to(self.on, non_blocking=True), y.to(self.on)
         if self.train:
-            sgd_step(self.model, self.optimizer, x, y, 1.0)
+            sgd_step(self.model, self.optimizer, x, y, 1.0, self.streams)
         else:
-            augment.cutmix(x, y, 1.0)
+            augment.cutmix(x, y, 1.0, *self.streams)
 
     def warm(self):
         """One batch: starts the loader's workers and the kernels' first-call setup, outside the timing."""
@@ -97,6 +98,7 @@ class DeviceLoop:
     def __init__(self, args, arrays, labels, size, on, train):
         torch.manual_seed(0)
         self.train, self.size = train, size
+        self.streams = randomness(0, on)
         self.settings = {"batch_size": 64, "input_size": size, "rrc_scale_min": 0.5, "color_jitter": 0.4,
                          "lighting": 0.1, "cutmix_beta": 1.0, "precision": "float32"}
         self.images = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous().to(on)
@@ -112,12 +114,14 @@ class DeviceLoop:
 
     def run(self, images, labels):
         if self.train:
-            train_epoch(self.model, self.optimizer, images, labels, self.settings)
+            train_epoch(self.model, self.optimizer, images, labels, self.settings, self.streams)
             return
-        order = torch.randperm(len(images), device=images.device)
+        generator = self.streams[0]
+        order = torch.randperm(len(images), device=images.device, generator=generator)
         for start in range(0, len(images), 64):
             idx = order[start : start + 64]
-            augment.cutmix(augment.train_batch(images[idx], self.size, 0.5, 0.4, 0.1), labels[idx], 1.0)
+            batch = augment.train_batch(images[idx], self.size, 0.5, 0.4, 0.1, generator)
+            augment.cutmix(batch, labels[idx], 1.0, *self.streams)
 
 
 def epochs_per_second(loop_class, args, arrays, labels, size, on, train):

@@ -7,7 +7,7 @@ import torch
 
 from vlcp import augment, contract, demo_data
 from vlcp.aggregate import markdown_table, summarize
-from vlcp.evaluate import image_tensor, milestone_epochs, train_and_test
+from vlcp.evaluate import image_tensor, milestone_epochs, randomness, train_and_test
 from vlcp.index import index_class
 from vlcp.networks import MODELS, build_model
 
@@ -94,15 +94,24 @@ def test_milestones_are_minimax_integer_epochs():
 
 
 def test_augmentation_shapes_and_ranges():
-    torch.manual_seed(0)
-    images = torch.randint(0, 256, (6, 3, 40, 40), dtype=torch.uint8)
-    batch = augment.train_batch(images, 32, 0.5, 0.4, 0.1)
+    images = torch.randint(0, 256, (6, 3, 40, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    streams = randomness(0, torch.device("cpu"))
+    batch = augment.train_batch(images, 32, 0.5, 0.4, 0.1, streams[0])
     assert batch.shape == (6, 3, 32, 32) and torch.isfinite(batch).all()
-    mixed, a, b, lam = augment.cutmix(batch, torch.arange(6), 1.0)
+    mixed, a, b, lam = augment.cutmix(batch, torch.arange(6), 1.0, *streams)
     assert mixed.shape == batch.shape and 0 <= lam <= 1
-    assert torch.equal(augment.cutmix(batch, torch.arange(6), 0.0)[0], batch)
+    assert torch.equal(augment.cutmix(batch, torch.arange(6), 0.0, *streams)[0], batch)
+    # the same streams give the same batch, and the global random state is left as it was
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = randomness(0, torch.device("cpu"))
+    again = augment.cutmix(augment.train_batch(images, 32, 0.5, 0.4, 0.1, first[0]), torch.arange(6), 1.0, *first)
+    assert torch.equal(torch.get_rng_state(), state), "augmentation drew from the global generator"
+    second = randomness(0, torch.device("cpu"))
+    twice = augment.cutmix(augment.train_batch(images, 32, 0.5, 0.4, 0.1, second[0]), torch.arange(6), 1.0, *second)
+    assert torch.equal(again[0], twice[0]) and again[3] == twice[3]
     # a full-area, unflipped crop is the identity
-    full = augment.random_resized_crop(images.float(), 40, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False)
+    full = augment.random_resized_crop(images.float(), 40, streams[0], scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False)
     assert torch.allclose(full, images.float(), atol=1e-3)
 
 
@@ -172,24 +181,22 @@ def minimax_color_jitter(img, factors, order):
 
 def test_colour_jitter_is_minimax_per_image():
     images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    torch.manual_seed(3)
-    jittered = augment.color_jitter(images, 0.4)
-    torch.manual_seed(3)
-    factors = torch.empty(3, 8).uniform_(0.6, 1.4)  # the draws color_jitter makes, in its order
-    order = torch.argsort(torch.rand(8, 3), dim=1)
+    jittered = augment.color_jitter(images, 0.4, torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)
+    factors = torch.empty(3, 8).uniform_(0.6, 1.4, generator=generator)  # the draws color_jitter makes, in its order
+    order = torch.argsort(torch.rand(8, 3, generator=generator), dim=1)
     assert len({tuple(o.tolist()) for o in order}) > 2, "the order differs between images"
     for i in range(8):
         expected = minimax_color_jitter(images[i], factors[:, i], order[i].tolist())
         torch.testing.assert_close(jittered[i], expected, atol=1e-5, rtol=1e-5)  # float rounding only
     bright = torch.ones(64, 3, 4, 4)
-    assert augment.color_jitter(bright, 0.4).max() > 1.2, "Minimax does not clamp between steps"
+    assert augment.color_jitter(bright, 0.4, generator).max() > 1.2, "Minimax does not clamp between steps"
 
 
 def test_crop_boxes_follow_torchvision_random_resized_crop():
     import torchvision.transforms as T
 
-    torch.manual_seed(0)
-    top, left, h, w = augment.crop_boxes(20000, 224, 224, (0.5, 1.0), (3 / 4, 4 / 3), "cpu")
+    top, left, h, w = augment.crop_boxes(20000, 224, 224, (0.5, 1.0), (3 / 4, 4 / 3), torch.Generator().manual_seed(0))
     assert ((h >= 1) & (h <= 224) & (w >= 1) & (w <= 224)).all()
     assert ((top >= 0) & (top + h <= 224) & (left >= 0) & (left + w <= 224)).all()
     assert torch.equal(h, h.round()) and torch.equal(top, top.round())
@@ -203,7 +210,7 @@ def test_crop_boxes_follow_torchvision_random_resized_crop():
     # boxes that do not fit are redrawn, not clamped: no pile-up at the full side
     assert (w == 224).float().mean() < 0.05 and (h == 224).float().mean() < 0.05
     # a 10:1 image lets no draw fit, so the fallback is torchvision's centre crop of the widest allowed aspect
-    t, l, fh, fw = augment.crop_boxes(4, 10, 100, (0.9, 1.0), (3 / 4, 4 / 3), "cpu")
+    t, l, fh, fw = augment.crop_boxes(4, 10, 100, (0.9, 1.0), (3 / 4, 4 / 3), torch.Generator())
     assert fh.tolist() == [10] * 4 and fw.tolist() == [round(10 * 4 / 3)] * 4
     assert t.tolist() == [0] * 4 and l.tolist() == [(100 - 13) // 2] * 4
 

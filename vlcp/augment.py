@@ -6,6 +6,10 @@ lit, normalised and CutMixed there with tensor operations, instead of a PIL
 pipeline per image per epoch. The operations are those of MinimaxDiffusion's
 ``transform_imagenet`` (``data.py``): torchvision's RandomResizedCrop and
 RandomHorizontalFlip, Minimax's ColorJitter and PCA lighting (``misc/utils.py``).
+
+Every draw comes from the generators the caller passes: a torch.Generator on the images' device for
+the per-image draws, and, for CutMix's box, a numpy Generator as Minimax draws it (``np.random.beta``,
+``np.random.randint``); nothing touches the global random state.
 """
 
 import math
@@ -22,13 +26,15 @@ GRAY = (0.299, 0.587, 0.114)  # Minimax's Grayscale (misc/utils.py)
 BRIGHTNESS, CONTRAST, SATURATION = 0, 1, 2  # colour jitter operations, in the order of their factors
 
 
-def crop_boxes(b, h, w, scale, ratio, device, attempts=10):
+def crop_boxes(b, h, w, scale, ratio, generator, attempts=10):
     """torchvision's ``RandomResizedCrop.get_params`` for ``b`` images at once: up to ten draws of an area
     share in ``scale`` and a log-uniform aspect in ``ratio``, rounded to whole pixels; the first draw
     that fits is kept, and an image with none gets the centre crop of the nearest allowed aspect.
-    Returns (top, left, height, width), integer tensors of length ``b``."""
-    area = torch.empty(b, attempts, device=device).uniform_(*scale) * (h * w)
-    aspect = torch.exp(torch.empty(b, attempts, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    Returns (top, left, height, width), integer tensors of length ``b`` on ``generator``'s device."""
+    device = generator.device
+    area = torch.empty(b, attempts, device=device).uniform_(*scale, generator=generator) * (h * w)
+    aspect = torch.exp(torch.empty(b, attempts, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]),
+                                                                        generator=generator))
     cand_w = torch.round(torch.sqrt(area * aspect))
     cand_h = torch.round(torch.sqrt(area / aspect))
     fits = (cand_w > 0) & (cand_w <= w) & (cand_h > 0) & (cand_h <= h)
@@ -45,19 +51,21 @@ def crop_boxes(b, h, w, scale, ratio, device, attempts=10):
     found = fits.any(1)
     crop_w = torch.where(found, crop_w, torch.full_like(crop_w, fallback_w))
     crop_h = torch.where(found, crop_h, torch.full_like(crop_h, fallback_h))
-    top = torch.where(found, torch.floor(torch.rand(b, device=device) * (h - crop_h + 1)), (h - crop_h).div(2).floor())
-    left = torch.where(found, torch.floor(torch.rand(b, device=device) * (w - crop_w + 1)), (w - crop_w).div(2).floor())
+    top = torch.rand(b, device=device, generator=generator)
+    left = torch.rand(b, device=device, generator=generator)
+    top = torch.where(found, torch.floor(top * (h - crop_h + 1)), (h - crop_h).div(2).floor())
+    left = torch.where(found, torch.floor(left * (w - crop_w + 1)), (w - crop_w).div(2).floor())
     return top, left, crop_h, crop_w
 
 
-def random_resized_crop(images, size, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip=True):
+def random_resized_crop(images, size, generator, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip=True):
     """torchvision's RandomResizedCrop (bilinear) and RandomHorizontalFlip on a float batch (B, 3, H, W):
     each image's box from ``crop_boxes``, resized to ``size`` by one ``grid_sample``, which samples the
     same points as ``interpolate`` of the cropped box (bilinear, half-pixel centres)."""
     b, _, h, w = images.shape
     dev = images.device
-    top, left, crop_h, crop_w = crop_boxes(b, h, w, scale, ratio, dev)
-    sign = torch.where(torch.rand(b, device=dev) < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=dev)
+    top, left, crop_h, crop_w = crop_boxes(b, h, w, scale, ratio, generator)
+    sign = torch.where(torch.rand(b, device=dev, generator=generator) < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=dev)
     theta = torch.zeros(b, 2, 3, device=dev)
     theta[:, 0, 0] = crop_w / w * sign
     theta[:, 0, 2] = (2 * left + crop_w) / w - 1
@@ -72,15 +80,15 @@ def grayscale(images):
     return (images[:, 0:1] * GRAY[0]).add_(images[:, 1:2], alpha=GRAY[1]).add_(images[:, 2:3], alpha=GRAY[2])
 
 
-def color_jitter(images, strength):
+def color_jitter(images, strength, generator):
     """Minimax's ColorJitter (``misc/utils.py``): brightness, contrast and saturation, each a blend
     x * f + reference * (1 - f) with f uniform in [1 - strength, 1 + strength], in a random order per
     image, without clamping. References: black, the mean luma, the luma of each pixel."""
     if strength == 0:
         return images
     b = images.shape[0]
-    factors = torch.empty(3, b, device=images.device).uniform_(1 - strength, 1 + strength)
-    order = torch.argsort(torch.rand(b, 3, device=images.device), dim=1)
+    factors = torch.empty(3, b, device=images.device).uniform_(1 - strength, 1 + strength, generator=generator)
+    order = torch.argsort(torch.rand(b, 3, device=images.device, generator=generator), dim=1)
     out = images.clone()
     for step in range(3):
         op = order[:, step]
@@ -92,13 +100,13 @@ def color_jitter(images, strength):
     return out
 
 
-def lighting(images, strength):
+def lighting(images, strength, generator):
     """Add PCA colour noise: per image, eigvec @ (alpha * eigval) with alpha ~ N(0, strength)."""
     if strength == 0:
         return images
     eigval = torch.tensor(PCA_EIGVAL, device=images.device)
     eigvec = torch.tensor(PCA_EIGVEC, device=images.device)
-    alpha = torch.randn(images.shape[0], 3, device=images.device) * strength
+    alpha = torch.randn(images.shape[0], 3, device=images.device, generator=generator) * strength
     shift = (alpha * eigval) @ eigvec.T
     return images + shift.view(-1, 3, 1, 1)
 
@@ -110,25 +118,26 @@ def normalize(images):
     return (images - mean).div_(std)
 
 
-def train_batch(images_uint8, size, scale_min, jitter, light):
+def train_batch(images_uint8, size, scale_min, jitter, light, generator):
     """The whole training augmentation for a uint8 batch: crop+flip, jitter, lighting, normalise."""
     images = images_uint8.float().div_(255)
-    images = random_resized_crop(images, size, scale=(scale_min, 1.0))
-    return normalize(lighting(color_jitter(images, jitter), light))
+    images = random_resized_crop(images, size, generator, scale=(scale_min, 1.0))
+    return normalize(lighting(color_jitter(images, jitter, generator), light, generator))
 
 
-def cutmix(images, labels, beta):
-    """CutMix (Yun et al.): paste a random box from a shuffled batch.
+def cutmix(images, labels, beta, generator, rng):
+    """CutMix (Yun et al.): paste a random box from a shuffled batch; the mixing ratio and the box's
+    centre from the numpy Generator ``rng`` (as Minimax's ``np.random``), the shuffle from ``generator``.
 
     Returns (images, labels_a, labels_b, lam); the loss is lam * CE(labels_a) + (1 - lam) * CE(labels_b).
     """
     if beta <= 0:
         return images, labels, labels, 1.0
-    lam = float(torch.distributions.Beta(beta, beta).sample())
-    perm = torch.randperm(images.shape[0], device=images.device)
+    lam = float(rng.beta(beta, beta))
+    perm = torch.randperm(images.shape[0], device=images.device, generator=generator)
     h, w = images.shape[2:]
     cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
-    cy, cx = int(torch.randint(h, (1,))), int(torch.randint(w, (1,)))
+    cy, cx = int(rng.integers(h)), int(rng.integers(w))
     y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
     x1, x2 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
     images = images.clone()

@@ -26,6 +26,7 @@ from vlcp.images import load_rgb
 from vlcp.models import device, dtype_for, load_captioner
 from vlcp.parallel import thread_map
 from vlcp.parts import add_part_option, each_class
+from vlcp.seeds import derive
 from vlcp.settings import add_settings
 
 ROLE_PREFIX = re.compile(r"^\s*(assistant|gpt)\s*:\s*", re.IGNORECASE)
@@ -173,7 +174,7 @@ def caption_class(records, root, model_name, template, batch_size, generation, s
     for start in tqdm(starts, desc=f"caption {records[0]['class']}", unit="batch", file=sys.stderr):
         names = images[start : start + batch_size]
         if generation.get("do_sample"):
-            torch.manual_seed(seed * 1_000_003 + start)
+            torch.manual_seed(derive("caption", seed, start))
         captions = caption_batch(model, processor, thread_map(image, names), prompt, generation)
         batch = [{"image": n, "caption": c} for n, c in zip(names, captions)]
         progress.append(batch)

@@ -27,6 +27,7 @@ from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device
 from vlcp.networks import build_model
 from vlcp.parallel import thread_map
+from vlcp.seeds import derive
 from vlcp.settings import add_settings, section, stage_keys
 
 
@@ -115,9 +116,10 @@ def accuracy(model, images, labels, batch_size, precision="float32"):
     return 100.0 * correct / len(images), batch_size
 
 
-def sgd_step(model, optimizer, images, labels, cutmix_beta, precision="float32"):
-    """One CutMix training step on an augmented batch; returns the loss."""
-    images, labels_a, labels_b, lam = augment.cutmix(images, labels, cutmix_beta)
+def sgd_step(model, optimizer, images, labels, cutmix_beta, randomness, precision="float32"):
+    """One CutMix training step on an augmented batch; returns the loss. ``randomness``: (torch
+    generator on the images' device, numpy Generator), as ``augment.cutmix`` takes them."""
+    images, labels_a, labels_b, lam = augment.cutmix(images, labels, cutmix_beta, *randomness)
     with autocast(images.device, precision):
         logits = model(images).float()
     loss = lam * F.cross_entropy(logits, labels_a) + (1 - lam) * F.cross_entropy(logits, labels_b)
@@ -143,15 +145,24 @@ def milestone_epochs(fractions, epochs):
     return [r.numerator * epochs // r.denominator for r in ratios]
 
 
-def train_epoch(model, optimizer, images, labels, settings):
+def randomness(seed, on):
+    """The random streams of one evaluation run of ``seed``: a torch generator on ``on`` for the shuffle
+    and the per-image augmentation, a numpy Generator for CutMix's box (both from ``seeds.derive``)."""
+    generator = torch.Generator(device=on).manual_seed(derive("evaluate", seed))
+    return generator, np.random.default_rng(derive("cutmix", seed))
+
+
+def train_epoch(model, optimizer, images, labels, settings, streams):
     """One pass over the device-resident uint8 train set in shuffled batches, augmented on the device;
-    returns the last batch's loss."""
+    returns the last batch's loss. ``streams``: the run's ``randomness``."""
     s = settings
-    order = torch.randperm(len(images), device=images.device)
+    generator = streams[0]
+    order = torch.randperm(len(images), device=images.device, generator=generator)
     for start in range(0, len(images), s["batch_size"]):
         idx = order[start : start + s["batch_size"]]
-        x = augment.train_batch(images[idx], s["input_size"], s["rrc_scale_min"], s["color_jitter"], s["lighting"])
-        loss = sgd_step(model, optimizer, x, labels[idx], s["cutmix_beta"], s["precision"])
+        x = augment.train_batch(images[idx], s["input_size"], s["rrc_scale_min"], s["color_jitter"], s["lighting"],
+                                generator)
+        loss = sgd_step(model, optimizer, x, labels[idx], s["cutmix_beta"], streams, s["precision"])
     return loss
 
 
@@ -163,8 +174,9 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
     rrc_scale_min, color_jitter, lighting, cutmix_beta, input_size, norm, precision, test_every, test_batch_size.
     """
     s = settings
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the classifier's initial weights
     on = train_images.device
+    streams = randomness(seed, on)
     model = training_model(model_name, num_classes, s["input_size"], s["norm"], on)
     optimizer = torch.optim.SGD(model.parameters(), lr=s["learning_rate"], momentum=s["momentum"], weight_decay=s["weight_decay"])
     milestones = milestone_epochs(s["milestones"], s["epochs"])
@@ -172,7 +184,7 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
     best, best_epoch, last, test_batch = 0.0, 0, 0.0, None
     bar = tqdm(range(s["epochs"]), desc=f"train {model_name}", unit="epoch", disable=not progress, file=sys.stderr)
     for epoch in bar:
-        loss = train_epoch(model, optimizer, train_images, train_labels, s)
+        loss = train_epoch(model, optimizer, train_images, train_labels, s, streams)
         scheduler.step()
         if (epoch + 1) % s["test_every"] == 0 or epoch + 1 == s["epochs"]:
             if test_batch is None:

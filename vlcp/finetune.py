@@ -31,6 +31,7 @@ from vlcp.encode import to_tensor
 from vlcp.errors import VlcpError
 from vlcp.images import load_rgb, resize_center_crop, resize_shorter_side
 from vlcp.models import load_stable_diffusion
+from vlcp.seeds import derive
 from vlcp.settings import add_settings, section
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -66,7 +67,7 @@ class TrainingSet(torch.utils.data.Dataset):
         if self.center_crop:
             img = resize_center_crop(img, self.resolution)
         else:
-            img = random_crop(img, self.resolution, torch.Generator().manual_seed(index * 7919 + int(flip)))
+            img = random_crop(img, self.resolution, torch.Generator().manual_seed(derive("crop", index, int(flip))))
         if flip:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return to_tensor([img])[0], ids
@@ -93,7 +94,7 @@ def epoch_batches(n, batch_size, seed, epoch, random_flip, rank=0, world=1, grad
     The order depends only on (seed, epoch), so a resumed run sees the batches it would have seen.
     Trailing batches that would not complete an optimiser update on every process are dropped.
     """
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed(derive("epoch", seed, epoch))
     order = torch.randperm(n, generator=generator).tolist()
     flips = (torch.rand(n, generator=generator) < 0.5).tolist() if random_flip else [False] * n
     batches = [[(i, flips[i]) for i in order[s : s + batch_size]] for s in range(0, n - batch_size + 1, batch_size)]
@@ -274,7 +275,7 @@ def train(args):
         loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=batches[skip if epoch == first_epoch else 0 :],
             num_workers=0 if args.latents else args.dataloader_num_workers,
-            generator=torch.Generator().manual_seed(args.seed * 1_000_003 + epoch),
+            generator=torch.Generator().manual_seed(derive("loader", args.seed, epoch)),
         )
         for model_input, ids in loader:
             with accelerator.accumulate(unet):

@@ -26,6 +26,7 @@ from vlcp.atomic import atomic_dir, atomic_write
 from vlcp.cli import run
 from vlcp.models import device, dtype_for, load_stable_diffusion
 from vlcp.parts import add_part_option, each_class
+from vlcp.seeds import derive
 from vlcp.settings import add_settings, section
 
 SCHEDULERS = {
@@ -46,8 +47,7 @@ def denoiser_passes(settings):
 
 def image_seed(cls, cluster, seed):
     """The generator seed of one image, from (class, cluster, seed) alone."""
-    digest = hashlib.sha256(f"{cls}\0{cluster}\0{seed}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    return derive(cls, cluster, seed)
 
 
 PROMPT_ENCODINGS = ("authors", "chunk", "truncate")
