@@ -43,3 +43,11 @@ def test_a_library_error_keeps_its_traceback():
         run(raising(ValueError("inside a library")))
     with pytest.raises(FileNotFoundError):
         run(raising(FileNotFoundError(errno.ENOENT, "No such file", "input.jsonl")))
+
+
+def test_a_loaders_value_error_means_not_found_only_for_a_local_folder(tmp_path):
+    from vlcp.models import load_error
+
+    assert load_error("org/some-model", OSError("not in the cache"))
+    assert load_error(str(tmp_path), ValueError("a component is missing"))
+    assert not load_error("org/not-a-folder-here", ValueError("a defect")), "a defect keeps its traceback"

@@ -27,22 +27,21 @@ def ipc_key(ipc):
 
 def summarize(frame):
     """Mean, population std and run count of both metrics per (method, ipc, model), in a tidy frame."""
-    import pandas as pd
-
-    rows = []
-    for (method, ipc, model), group in frame.groupby(["method", "ipc", "model"], sort=False):
-        for metric in METRICS:
-            values = group[metric].to_numpy(dtype=float)
-            rows.append({
-                "method": method, "ipc": str(ipc), "model": model, "metric": metric,
-                "mean": round(float(values.mean()), 2), "std": round(float(values.std()), 2), "runs": len(values),
-            })
-    summary = pd.DataFrame(rows)
-    return summary.sort_values(["metric", "model", "method", "ipc"], key=lambda c: c.map(ipc_key) if c.name == "ipc" else c, kind="stable").reset_index(drop=True)
+    long = frame.melt(id_vars=["method", "ipc", "model"], value_vars=list(METRICS), var_name="metric")
+    long["ipc"] = long["ipc"].astype(str)
+    summary = (
+        long.groupby(["method", "ipc", "model", "metric"], sort=False)["value"]
+        .agg(mean="mean", std=lambda v: v.std(ddof=0), runs="size")
+        .reset_index()
+    )
+    summary[["mean", "std"]] = summary[["mean", "std"]].round(2)
+    order = ["metric", "model", "method", "ipc"]
+    return summary.sort_values(order, key=lambda c: c.map(ipc_key) if c.name == "ipc" else c, kind="stable").reset_index(drop=True)
 
 
 def markdown_table(summary, metric):
-    """The paper's layout for one metric: a row per (model, method), a column per IPC, cells 'mean ± std'."""
+    """The paper's layout for one metric: a row per (model, method), a column per IPC, cells 'mean ± std'.
+    Written by hand: pandas' ``to_markdown`` needs tabulate, not a dependency, for a table of five lines."""
     part = summary[summary["metric"] == metric]
     ipcs = sorted(part["ipc"].unique(), key=ipc_key)
     lines = ["| model | method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |", "|---|---|" + "---|" * len(ipcs)]
@@ -107,7 +106,8 @@ def plot(path, summary, metric="top1_best"):
 
 
 def image_grid(manifest, out, columns=10, cell=64):
-    """A PNG with a row per class of the first ``columns`` images of the distilled set ``manifest`` lists."""
+    """A PNG with a row per class of the first ``columns`` images of the distilled set ``manifest`` lists.
+    Drawn with PIL rather than ``torchvision.utils.make_grid``, which has no room for the class names."""
     from PIL import Image, ImageDraw
 
     label_width = 110

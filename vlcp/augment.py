@@ -59,6 +59,8 @@ def crop_boxes(b, h, w, scale, ratio, generator, attempts=10):
 
 
 def random_resized_crop(images, size, generator, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip=True):
+    # One grid_sample for the whole batch instead of torchvision.transforms.v2.functional.resized_crop per
+    # image (a box of its own each): the batched form is what makes the device loop fast (bench/evaluate.py).
     """torchvision's RandomResizedCrop (bilinear) and RandomHorizontalFlip on a float batch (B, 3, H, W):
     each image's box from ``crop_boxes``, resized to ``size`` by one ``grid_sample``, which samples the
     same points as ``interpolate`` of the cropped box (bilinear, half-pixel centres)."""
@@ -126,6 +128,8 @@ def train_batch(images_uint8, size, scale_min, jitter, light, generator):
 
 
 def cutmix(images, labels, beta, generator, rng):
+    # Not torchvision.transforms.v2.CutMix: it draws from the global random state (no generator), so a
+    # run's draws would depend on whatever else drew before it.
     """CutMix (Yun et al.): paste a random box from a shuffled batch; the mixing ratio and the box's
     centre from the numpy Generator ``rng`` (as Minimax's ``np.random``), the shuffle from ``generator``.
 

@@ -113,7 +113,13 @@ def checkpoints(work):
 
 
 def save_checkpoint(accelerator, work, step, keep):
-    """Save a resumable checkpoint atomically, then drop all but the newest ``keep``."""
+    """Save a resumable checkpoint atomically, then drop all but the newest ``keep``.
+
+    Not accelerate's ``automatic_checkpoint_naming``: it names a folder by how many saves came before
+    (not by optimiser step, which a resumed run must know) and deletes the oldest folder before the new
+    one is written, so a job killed while saving could be left with fewer complete checkpoints than
+    ``checkpoints_total_limit``. Here the new checkpoint is complete (renamed once every process has
+    written its part) before an old one goes."""
     if accelerator.is_main_process:
         work.mkdir(parents=True, exist_ok=True)
     tmp = work / f".tmp-{CHECKPOINT_PREFIX}{step}"
@@ -273,6 +279,8 @@ def train(args):
         # The loader's own generator: creating an iterator must not draw from the global RNG,
         # or a resumed run's noise would drift from an uninterrupted run's.
         loader = torch.utils.data.DataLoader(
+            # A resumed epoch starts past its finished batches by slicing the batch list: the skipped ones
+            # are never loaded (what accelerate's skip_first_batches gives, without rebuilding the loader).
             dataset, batch_sampler=batches[skip if epoch == first_epoch else 0 :],
             num_workers=0 if args.latents else args.dataloader_num_workers,
             generator=torch.Generator().manual_seed(derive("loader", args.seed, epoch)),

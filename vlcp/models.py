@@ -61,6 +61,14 @@ def weights_variant(name, variant=None):
     return found.pop() if len(found) == 1 else None
 
 
+def load_error(name, err):
+    """Whether a loader's error means the model is not there (or not a checkpoint): any OSError (missing
+    file, hub id not cached), and a ValueError only for a local folder, where diffusers and transformers
+    raise it for a missing or mismatched component. A ValueError for anything else is a defect and keeps
+    its traceback."""
+    return isinstance(err, OSError) or Path(name).expanduser().exists()
+
+
 def _not_found(name, config_key, err):
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     path_like = name.startswith(("/", ".", "~")) or name.count("/") > 1
@@ -99,6 +107,8 @@ def load_stable_diffusion(name, config_key="models.diffusion", dtype=torch.float
             **components,
         )
     except (OSError, ValueError) as err:
+        if not load_error(name, err):
+            raise
         raise _not_found(name, config_key, err) from None
 
 
@@ -111,6 +121,8 @@ def load_vae(name, config_key="models.diffusion", dtype=torch.float32, variant=N
             name, subfolder="vae", dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True
         )
     except (OSError, ValueError) as err:
+        if not load_error(name, err):
+            raise
         raise _not_found(name, config_key, err) from None
 
 
@@ -121,6 +133,8 @@ def load_for_generation(name, config_key, model_class, preprocessor_class, dtype
         preprocessor = preprocessor_class.from_pretrained(name)
         model = model_class.from_pretrained(name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True)
     except (OSError, ValueError) as err:
+        if not load_error(name, err):
+            raise
         raise _not_found(name, config_key, err) from None
     tokenizer = getattr(preprocessor, "tokenizer", preprocessor)
     tokenizer.padding_side = "left"

@@ -47,17 +47,12 @@ def vocabulary():
     return words
 
 
-def _bytes_to_unicode():
-    """Byte-level BPE's reversible map from the 256 byte values to printable characters.
+def byte_alphabet():
+    """Byte-level BPE's reversible map from the 256 byte values to printable characters (transformers'
+    ``bytes_to_unicode``), in byte order."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-    Bytes that print as themselves in Latin-1 keep their character; the others
-    (controls, space, soft hyphen) are moved past 255, in byte order.
-    """
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), 256)]
-    moved = [b for b in range(256) if b not in keep]
-    mapping = {b: chr(b) for b in keep}
-    mapping.update({b: chr(256 + i) for i, b in enumerate(moved)})
-    return dict(sorted(mapping.items()))
+    return dict(sorted(bytes_to_unicode().items()))
 
 
 def clip_bpe_vocabulary(words):
@@ -66,7 +61,7 @@ def clip_bpe_vocabulary(words):
     The base alphabet is every byte, alone and word-final (``</w>``); one merge chain per
     word builds it left to right, so each listed word becomes a single token.
     """
-    alphabet = list(_bytes_to_unicode().values())
+    alphabet = list(byte_alphabet().values())
     tokens = alphabet + [c + "</w>" for c in alphabet]
     merges = []
     known = set(tokens)
