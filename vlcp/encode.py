@@ -14,24 +14,17 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
 from vlcp import contract, provenance
 from vlcp.cli import run
-from vlcp.images import load_rgb, resize_center_crop, resize_square
+from vlcp.images import load_rgb, resize_center_crop, resize_square, to_tensor
 from vlcp.models import device, dtype_for, load_vae
 from vlcp.parallel import thread_map
 from vlcp.parts import add_part_option, each_class
 from vlcp.settings import add_settings
-
-
-def to_tensor(images):
-    """PIL RGB images -> float tensor (N, 3, H, W) in [-1, 1], the range the VAE was trained on."""
-    array = np.stack([np.asarray(img, dtype=np.float32) for img in images]) / 127.5 - 1.0
-    return torch.from_numpy(array).permute(0, 3, 1, 2)
 
 
 @torch.inference_mode()

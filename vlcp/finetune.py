@@ -27,9 +27,8 @@ from tqdm import tqdm
 from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir
 from vlcp.cli import run
-from vlcp.encode import to_tensor
 from vlcp.errors import VlcpError
-from vlcp.images import load_rgb, resize_center_crop, resize_shorter_side
+from vlcp.images import load_rgb, random_crop, resize_center_crop, to_tensor
 from vlcp.models import load_stable_diffusion
 from vlcp.seeds import derive
 from vlcp.settings import add_settings, section
@@ -78,14 +77,6 @@ def training_latents(latents_file, flip=False):
     clustering latents, else those; ``_flipped`` for the mirrored images."""
     name = "train_latents" if "train_latents" in latents_file.tensors else "latents"
     return f"{name}_flipped" if flip else name
-
-
-def random_crop(img, resolution, generator):
-    """Resize the shorter side to ``resolution``, then crop a square at a random offset."""
-    img = resize_shorter_side(img, resolution)
-    left = int(torch.randint(0, img.width - resolution + 1, (1,), generator=generator))
-    top = int(torch.randint(0, img.height - resolution + 1, (1,), generator=generator))
-    return img.crop((left, top, left + resolution, top + resolution))
 
 
 def epoch_batches(n, batch_size, seed, epoch, random_flip, rank=0, world=1, grad_accum=1):

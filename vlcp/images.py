@@ -94,3 +94,21 @@ def resize_square(img, resolution):
     from torchvision.transforms import functional as TF
 
     return TF.resize(img, [resolution, resolution])
+
+
+def to_tensor(images):
+    """PIL RGB images -> float tensor (N, 3, H, W) in [-1, 1], the range the VAE was trained on."""
+    import torch
+
+    array = np.stack([np.asarray(img, dtype=np.float32) for img in images]) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(0, 3, 1, 2)
+
+
+def random_crop(img, resolution, generator):
+    """Resize the shorter side to ``resolution``, then crop a square at a random offset."""
+    import torch
+
+    img = resize_shorter_side(img, resolution)
+    left = int(torch.randint(0, img.width - resolution + 1, (1,), generator=generator))
+    top = int(torch.randint(0, img.height - resolution + 1, (1,), generator=generator))
+    return img.crop((left, top, left + resolution, top + resolution))

@@ -42,7 +42,7 @@ def digit_pixels(split="train"):
     """The demo's digits of ``split`` as the stages see them: written as 32-px grayscale PNGs, read as RGB
     and squeezed to 64 px by the encode stage's resize. (N, 3, 64, 64) in [-1, 1], class by class."""
     from vlcp import demo_data
-    from vlcp.encode import to_tensor
+    from vlcp.images import to_tensor
     from vlcp.images import resize_square, to_rgb
 
     digits = demo_data.split_digits(DEMO_SPLIT["train_per_class"], DEMO_SPLIT["val_per_class"], DEMO_SPLIT["seed"])[split]
