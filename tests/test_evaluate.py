@@ -143,12 +143,12 @@ def test_short_training_beats_chance_on_the_demo_split(tmp_path):
 def test_aggregation_on_hand_made_rows(tmp_path):
     rows = [
         # vlcp, IPC 10, resnetap10: 60, 62, 67 -> mean 63, population std sqrt(((-3)^2 + (-1)^2 + 4^2) / 3)
-        {"method": "vlcp-prototype", "ipc": "10", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 60.0, "top1_last": 58.0},
-        {"method": "vlcp-prototype", "ipc": "10", "seed": 0, "model": "resnetap10", "eval_seed": 1, "top1_best": 62.0, "top1_last": 58.0},
-        {"method": "vlcp-prototype", "ipc": "10", "seed": 1, "model": "resnetap10", "eval_seed": 0, "top1_best": 67.0, "top1_last": 61.0},
-        {"method": "random", "ipc": "10", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 50.0, "top1_last": 49.0},
-        {"method": "random", "ipc": "2", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 30.0, "top1_last": 29.0},
-        {"method": "full", "ipc": "all", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 90.0, "top1_last": 89.0},
+        {"protocol": "minimax", "method": "vlcp-prototype", "ipc": "10", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 60.0, "top1_last": 58.0},
+        {"protocol": "minimax", "method": "vlcp-prototype", "ipc": "10", "seed": 0, "model": "resnetap10", "eval_seed": 1, "top1_best": 62.0, "top1_last": 58.0},
+        {"protocol": "minimax", "method": "vlcp-prototype", "ipc": "10", "seed": 1, "model": "resnetap10", "eval_seed": 0, "top1_best": 67.0, "top1_last": 61.0},
+        {"protocol": "minimax", "method": "random", "ipc": "10", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 50.0, "top1_last": 49.0},
+        {"protocol": "minimax", "method": "random", "ipc": "2", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 30.0, "top1_last": 29.0},
+        {"protocol": "minimax", "method": "full", "ipc": "all", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 90.0, "top1_last": 89.0},
     ]
     contract.write_accuracy(tmp_path / "a.csv", rows)
     summary = summarize(contract.read_accuracy(tmp_path / "a.csv"))

@@ -1,15 +1,18 @@
 """Stage 9, aggregate: every accuracy row, the mean ± std table in the paper's layout, a plot, image grids.
 
-The summary groups the rows of each (method, IPC, model) over distillation and
+The summary groups the rows of each (protocol, method, IPC, model) over distillation and
 evaluation seeds; std is the population standard deviation (numpy's default),
 0 for a single run. The 'full' method (the whole real train set) has IPC 'all'.
+Rows written before the protocol column existed are the Minimax protocol's (see
+``contract.read_accuracy``). Each
+row of a distilled set also gets DD-Ranking's scores (vlcp.scores).
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from vlcp import contract
+from vlcp import contract, scores
 from vlcp.atomic import atomic_write
 from vlcp.cli import run
 
@@ -26,23 +29,27 @@ def ipc_key(ipc):
 
 
 def summarize(frame):
-    """Mean, population std and run count of both metrics per (method, ipc, model), in a tidy frame."""
-    long = frame.melt(id_vars=["method", "ipc", "model"], value_vars=list(METRICS), var_name="metric")
+    """Mean, population std and run count of both metrics per (protocol, method, ipc, model), in a tidy frame."""
+    long = frame.melt(id_vars=["protocol", "method", "ipc", "model"], value_vars=list(METRICS),
+                                     var_name="metric")
     long["ipc"] = long["ipc"].astype(str)
     summary = (
-        long.groupby(["method", "ipc", "model", "metric"], sort=False)["value"]
+        long.groupby(["protocol", "method", "ipc", "model", "metric"], sort=False)["value"]
         .agg(mean="mean", std=lambda v: v.std(ddof=0), runs="size")
         .reset_index()
     )
     summary[["mean", "std"]] = summary[["mean", "std"]].round(2)
-    order = ["metric", "model", "method", "ipc"]
+    order = ["metric", "protocol", "model", "method", "ipc"]
     return summary.sort_values(order, key=lambda c: c.map(ipc_key) if c.name == "ipc" else c, kind="stable").reset_index(drop=True)
 
 
-def markdown_table(summary, metric):
-    """The paper's layout for one metric: a row per (model, method), a column per IPC, cells 'mean ± std'.
-    Written by hand: pandas' ``to_markdown`` needs tabulate, not a dependency, for a table of five lines."""
+def markdown_table(summary, metric, protocol=None):
+    """The paper's layout for one metric (and protocol, if given): a row per (model, method), a column per
+    IPC, cells 'mean ± std'. Written by hand: pandas' ``to_markdown`` needs tabulate, not a dependency,
+    for a table of five lines."""
     part = summary[summary["metric"] == metric]
+    if protocol is not None:
+        part = part[part["protocol"] == protocol]
     ipcs = sorted(part["ipc"].unique(), key=ipc_key)
     lines = ["| model | method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |", "|---|---|" + "---|" * len(ipcs)]
     for (model, method), group in part.groupby(["model", "method"], sort=True):
@@ -59,20 +66,46 @@ def run_count(runs):
     return f"{low} to {high} runs"
 
 
-def write_markdown(path, summary):
+PROTOCOL_TITLES = {
+    "minimax": "hard labels (the Minimax protocol)",
+    "rded": "soft labels from a teacher (the RDED protocol)",
+}
+
+
+def scores_table(scored, metric="top1_best"):
+    """DD-Ranking's scores of every distilled set, a row per (protocol, model, method, IPC)."""
+    part = scored[(scored["metric"] == metric) & (scored["method"] != "full")]
+    lines = ["| protocol | model | method | IPC | IOR | HLR | LRS |", "|---|---|---|---|---|---|---|"]
+    for r in part.itertuples():
+        cells = ["" if value != value else f"{value:.4f}" for value in (r.ior, r.hlr, r.lrs)]  # NaN: empty
+        lines.append(f"| {r.protocol} | {r.model} | {r.method} | {r.ipc} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_markdown(path, scored, missing=()):
     parts = []
     for metric in METRICS:
-        runs = summary[summary["metric"] == metric]["runs"]
-        parts.append(
-            f"### {metric}: {METRIC_TITLES[metric]}\n\nTop-1 %, mean ± std over {run_count(runs)} "
-            f"(distillation seeds x evaluation seeds).\n\n{markdown_table(summary, metric)}\n"
-        )
+        for protocol in sorted(scored["protocol"].unique()):
+            runs = scored[(scored["metric"] == metric) & (scored["protocol"] == protocol)]["runs"]
+            parts.append(
+                f"### {metric}, {PROTOCOL_TITLES.get(protocol, protocol)}: {METRIC_TITLES[metric]}\n\n"
+                f"Top-1 %, mean ± std over {run_count(runs)} (distillation seeds x evaluation seeds).\n\n"
+                f"{markdown_table(scored, metric, protocol)}\n"
+            )
+    notes = "".join(f"\n- {m}" for m in missing)
+    parts.append(
+        "### DD-Ranking scores (from top1_best)\n\nIOR: improvement over random real images; HLR: hard-label "
+        "recovery, what the set loses to the whole real train set with hard labels; LRS: label-robust score "
+        "(NUS-HPC-AI-Lab/DD-Ranking). Fractions of 1.\n\n"
+        f"{scores_table(scored)}\n"
+        + (f"\nEmpty cells need these runs:{notes}\n" if notes else "")
+    )
     with atomic_write(path) as handle:
         handle.write("\n".join(parts))
 
 
 def plot(path, summary, metric="top1_best"):
-    """Accuracy against IPC, a line per method and a panel per model; 'full' as a dashed level."""
+    """Accuracy against IPC, a line per method (and protocol) and a panel per model; 'full' as a dashed level."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,14 +115,16 @@ def plot(path, summary, metric="top1_best"):
     models = sorted(part["model"].unique())
     fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.6), squeeze=False)
     for ax, model in zip(axes[0], models):
-        for method, group in part[part["model"] == model].groupby("method"):
+        several = part["protocol"].nunique() > 1
+        for (method, protocol), group in part[part["model"] == model].groupby(["method", "protocol"]):
+            label = f"{method}, {protocol}" if several else method
             numeric = group[group["ipc"] != "all"].sort_values("ipc", key=lambda c: c.map(ipc_key))
             if len(numeric):
                 x = numeric["ipc"].astype(int)
-                ax.errorbar(x, numeric["mean"], yerr=numeric["std"], marker="o", capsize=3, label=method)
+                ax.errorbar(x, numeric["mean"], yerr=numeric["std"], marker="o", capsize=3, label=label)
             full = group[group["ipc"] == "all"]
             if len(full):
-                ax.axhline(full["mean"].iloc[0], linestyle="--", color="gray", label=f"{method} (all images)")
+                ax.axhline(full["mean"].iloc[0], linestyle="--", color="gray", label=f"{label} (all images)")
         ax.set_xscale("log")
         ticks = sorted({int(i) for i in part["ipc"] if i != "all"})
         ax.set_xticks(ticks, [str(t) for t in ticks])
@@ -154,12 +189,12 @@ def main(argv=None):
     import pandas as pd
 
     frame = pd.concat([contract.read_accuracy(p) for p in args.rows], ignore_index=True)
-    frame = frame.sort_values(["method", "ipc", "seed", "model", "eval_seed"], key=lambda c: c.map(ipc_key) if c.name == "ipc" else c)
+    frame = frame.sort_values(["protocol", "method", "ipc", "seed", "model", "eval_seed"], key=lambda c: c.map(ipc_key) if c.name == "ipc" else c)
     contract.write_accuracy(args.accuracy, frame.to_dict("records"))
-    summary = summarize(frame)
+    summary, missing = scores.add_scores(summarize(frame))
     with atomic_write(args.summary) as handle:
         summary.to_csv(handle, index=False)
-    write_markdown(args.markdown, summary)
+    write_markdown(args.markdown, summary, missing)
     plot(args.plot, summary)
     print(markdown_table(summary, "top1_best"), file=sys.stderr)
 

@@ -316,11 +316,16 @@ def read_manifest(manifest):
     return listed
 
 
-ACCURACY_COLUMNS = ("method", "ipc", "seed", "model", "eval_seed", "top1_best", "top1_last")
+ACCURACY_COLUMNS = ("protocol", "method", "ipc", "seed", "model", "eval_seed", "top1_best", "top1_last")
+# Rows written before the protocol column existed were all trained with hard labels (Minimax's protocol).
+PROTOCOL_BEFORE_THE_COLUMN = "minimax"
 
 
 def write_accuracy(path, rows):
     """Write accuracy rows as CSV: the contract columns first, then any settings columns."""
+    missing = sorted({c for row in rows for c in ACCURACY_COLUMNS if c not in row})
+    if missing:
+        raise ValueError(f"accuracy rows for {path} lack the contract column(s) {missing}")
     extra = [k for k in rows[0] if k not in ACCURACY_COLUMNS]
     with atomic_write(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*ACCURACY_COLUMNS, *extra], lineterminator="\n")
@@ -333,6 +338,8 @@ def read_accuracy(path):
     import pandas as pd
 
     frame = pd.read_csv(path, dtype={"ipc": str})
+    if "protocol" not in frame.columns:
+        frame.insert(0, "protocol", PROTOCOL_BEFORE_THE_COLUMN)
     missing = [c for c in ACCURACY_COLUMNS if c not in frame.columns]
     if missing:
         raise ContractError(f"{path}: missing column(s) {missing}")

@@ -254,7 +254,7 @@ def main(argv=None):
         settings, args.seed,
     )
     row = {
-        "method": args.method, "ipc": args.ipc, "seed": args.distill_seed, "model": args.model, "eval_seed": args.seed,
+        "protocol": "minimax", "method": args.method, "ipc": args.ipc, "seed": args.distill_seed, "model": args.model, "eval_seed": args.seed,
         **result, "train_images": len(train_paths), "test_images": len(test_paths), "device": on.type,
         **{k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in settings.items()},
     }
