@@ -1,0 +1,211 @@
+"""RDED's soft-label evaluation: a student trained from scratch on a distilled set against a teacher's
+softened predictions on every augmented batch (the protocol of the paper's ImageNet-1K and CIFAR tables).
+
+Restated from LINs-lab/RDED ``validation/main.py``, ``validation/utils.py`` and ``argument.py`` (the
+authors' ``04_evaluation/RDED`` is an unchanged copy) and their scripts (ImageNet-1K:
+``imagenet-1k_10ipc_resnet-18_to_resnet-18_cr5.sh``, factor 2, 500 epochs; CIFAR:
+``cifar10_10ipc_resnet-18-modified_to_resnet-18-modified_cr5.sh``, factor 1, 500 epochs):
+
+- augmentation ShufflePatches(factor) -> RandomResizedCrop(input, scale (1/factor, 1)) -> flip ->
+  normalise, then CutMix (beta 1) of the batch, which the teacher labels;
+- loss KLDiv(batchmean) of log_softmax(student / T) against softmax(teacher / T), T = 20, no T^2;
+- AdamW (betas 0.9, 0.999; weight decay 0.01 on the weight matrices and kernels only, ``get_parameters``),
+  the learning rate times 0.5 (1 + cos(pi e / E / 2)) at epoch e, stepped once per epoch;
+- the student also sees each unmixed batch in train mode without gradients (RDED computes its train
+  accuracy so), which moves batch-norm running statistics: kept, it is part of the numbers;
+- test: Resize(input // 7 * 8) + CenterCrop(input), every 10 epochs past 80 % of training and after
+  the last; the best is RDED's number, the last ours.
+
+Everything runs on the device on whole batches with the run's own generators, as the Minimax
+protocol does in vlcp.evaluate.
+"""
+
+import math
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from vlcp import augment
+from vlcp.errors import VlcpError
+from vlcp.parallel import thread_map
+
+STUDENTS = ("resnet18", "convnet6")
+# argument.py's batch size when --re-batch-size is 0, by IPC; x2 for 100 and for 1000 classes.
+BATCH_BY_IPC = ((50, 100), (10, 50), (1, 10))
+
+
+class TeacherError(VlcpError, ValueError):
+    """A teacher weights file that cannot be used; the message names it and says what to do."""
+
+
+def batch_size(ipc, num_classes):
+    """RDED's training batch (``argument.py``): IPC 50 -> 100, 10 -> 50, 1 -> 10, doubled for 100 and for
+    1000 classes, at most IPC x classes. RDED leaves other IPCs undefined; they take the entry of the
+    largest listed IPC below them (IPC 5 -> 10, 20 -> 50, 100 -> 100)."""
+    base = next((b for least, b in BATCH_BY_IPC if ipc >= least), BATCH_BY_IPC[-1][1])
+    if num_classes in (100, 1000):
+        base *= 2
+    return min(base, ipc * num_classes)
+
+
+def lr_factor(epoch, epochs):
+    """RDED's LambdaLR with ``--cos``: 0.5 (1 + cos(pi e / E / 2)) up to epoch E, then 0."""
+    return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs / 2)) if epoch <= epochs else 0.0
+
+
+def distillation_loss(student_logits, teacher_logits, temperature):
+    """KLDiv(batchmean) of log_softmax(student / T) against softmax(teacher / T), with no T^2 factor."""
+    return F.kl_div(F.log_softmax(student_logits / temperature, dim=1), F.softmax(teacher_logits / temperature, dim=1),
+                    reduction="batchmean")
+
+
+def shuffle_strips(images, factor, generator, dim):
+    """Cut each image along ``dim`` (3: width, 2: height) into ``factor`` strips of side // factor pixels
+    and put them in a random order of its own; a remainder narrower than a strip is dropped."""
+    b, size = images.shape[0], images.shape[dim] // factor
+    order = torch.argsort(torch.rand(b, factor, device=images.device, generator=generator), dim=1)
+    index = (order[:, :, None] * size + torch.arange(size, device=images.device)).reshape(b, factor * size)
+    shape = list(images.shape)
+    shape[dim] = factor * size
+    view = (b, 1, 1, factor * size) if dim == 3 else (b, 1, factor * size, 1)
+    return images.gather(dim, index.view(view).expand(shape))
+
+
+def shuffle_patches(images, factor, generator):
+    """RDED's ShufflePatches on a batch (B, C, H, W): the columns of ``factor`` strips shuffled, then the
+    rows. RDED's loop compares a strip's pixel offset with ``factor - 1`` to find the last strip, so for
+    any image wider than ``factor`` pixels every strip is side // factor wide and the remainder is
+    dropped; so here."""
+    if factor <= 1:
+        return images
+    return shuffle_strips(shuffle_strips(images, factor, generator, dim=3), factor, generator, dim=2)
+
+
+def train_batch(images_uint8, input_size, factor, generator):
+    """RDED's training augmentation of a uint8 batch: ShufflePatches, RandomResizedCrop (scale 1/factor to
+    1; bilinear, without RDED's antialiasing) with a random flip, ImageNet normalisation."""
+    images = shuffle_patches(images_uint8.float().div_(255), factor, generator)
+    return augment.normalize(augment.random_resized_crop(images, input_size, generator, scale=(1 / factor, 1.0)))
+
+
+def build_network(name, num_classes, input_size):
+    """An RDED student or teacher: torchvision's ResNet-18 (batch norm), with RDED's 'modified' stem for
+    inputs of 64 px and less (3x3 conv, stride 1, no max-pool); or ConvNet-6 with batch norm."""
+    if name == "resnet18":
+        from torchvision.models import resnet18
+
+        model = resnet18(weights=None, num_classes=num_classes)
+        if input_size <= 64:
+            model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            model.maxpool = nn.Identity()
+        return model
+    if name == "convnet6":
+        from vlcp.networks import build_model
+
+        return build_model("convnet6", num_classes, input_size, norm="batch")
+    raise ValueError(f"the soft-label protocol trains one of {STUDENTS}, not {name!r}")
+
+
+def read_weights(path):
+    """A state dict from a safetensors file, or from a plain tensor file read with
+    ``torch.load(weights_only=True)`` (torchvision's ``resnet18-f37072fd.pth``); anything else is refused."""
+    path = str(path)
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise TeacherError(f"teacher weights {path}: no such file; set evaluate.teacher to the file.") from None
+    except Exception as err:  # noqa: BLE001 - whatever the unpickler refuses, the message is the same
+        raise TeacherError(f"teacher weights {path} are not a file of plain tensors ({type(err).__name__}: {err}); "
+                           "give a .safetensors file or a state dict saved with torch.save(model.state_dict()).") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise TeacherError(f"teacher weights {path} do not hold a state dict (names -> tensors); give the weights "
+                           "alone, saved with torch.save(model.state_dict()) or safetensors.")
+    return state
+
+
+def load_teacher(path, name, num_classes, input_size):
+    """The teacher ``name`` with the weights of ``path``, in eval mode, its parameters frozen."""
+    model = build_network(name, num_classes, input_size)
+    state = read_weights(path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[:3]
+        raise TeacherError(f"teacher weights {path} do not fit a {name} of {num_classes} classes at {input_size} px: "
+                           f"{' '.join(first)}") from None
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model.eval()
+
+
+def decay_groups(model, weight_decay):
+    """RDED's ``get_parameters``: weight decay on parameters named weight with more than one dimension."""
+    decay, rest = [], []
+    for name, parameter in model.named_parameters():
+        (decay if "weight" in name and parameter.dim() > 1 else rest).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def test_tensor(paths, input_size):
+    """uint8 test images (N, 3, input, input): Resize(input // 7 * 8) + CenterCrop(input), RDED's."""
+    from torchvision.transforms import functional as TF
+
+    from vlcp.images import load_rgb, resize_shorter_side
+
+    def decode(path):
+        return np.asarray(TF.center_crop(resize_shorter_side(load_rgb(path), input_size // 7 * 8), input_size))
+
+    return torch.from_numpy(np.stack(thread_map(decode, paths))).permute(0, 3, 1, 2).contiguous()
+
+
+def is_test_epoch(epoch, epochs):
+    """RDED tests after epoch e (0-based) when e % 10 == 9 or e is the last, and e > 0.8 E."""
+    return (epoch % 10 == 9 or epoch == epochs - 1) and epoch > epochs * 0.8
+
+
+def train_soft(train_images, test_images, test_labels, student, teacher, settings, streams, progress=True):
+    """Train ``student`` on the device-resident uint8 ``train_images`` against ``teacher``; return the
+    accuracy record. ``settings``: epochs, batch_size, learning_rate, weight_decay, temperature, factor,
+    cutmix_beta, input_size, precision; ``streams``: vlcp.evaluate.randomness of the run."""
+    from vlcp.evaluate import accuracy, autocast
+
+    s = settings
+    generator = streams[0]
+    on = train_images.device
+    optimizer = torch.optim.AdamW(decay_groups(student, s["weight_decay"]), lr=s["learning_rate"], betas=(0.9, 0.999))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(epoch, s["epochs"]))
+    no_labels = torch.zeros(len(train_images), dtype=torch.long, device=on)
+    best, best_epoch, last = 0.0, 0, 0.0
+    bar = tqdm(range(s["epochs"]), desc="train (soft labels)", unit="epoch", disable=not progress, file=sys.stderr)
+    for epoch in bar:
+        student.train()
+        order = torch.randperm(len(train_images), device=on, generator=generator)
+        for start in range(0, len(train_images), s["batch_size"]):
+            idx = order[start : start + s["batch_size"]]
+            images = train_batch(train_images[idx], s["input_size"], s["factor"], generator)
+            with torch.no_grad(), autocast(on, s["precision"]):
+                mixed = augment.cutmix(images, no_labels[idx], s["cutmix_beta"], *streams)[0]
+                student(images)  # RDED's train-accuracy pass: in train mode, so batch-norm statistics move
+                soft = teacher(mixed).float()
+            with autocast(on, s["precision"]):
+                logits = student(mixed).float()
+            loss = distillation_loss(logits, soft, s["temperature"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if is_test_epoch(epoch, s["epochs"]):
+            last, _ = accuracy(student, test_images, test_labels, s["test_batch_size"], s["precision"])
+            if last > best:
+                best, best_epoch = last, epoch + 1
+            bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{last:.1f}", best=f"{best:.1f}")
+        scheduler.step()
+    return {"top1_best": round(best, 4), "top1_last": round(last, 4), "best_epoch": best_epoch}
