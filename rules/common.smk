@@ -5,7 +5,14 @@ import shlex
 from pathlib import Path, PurePath
 
 from vlcp import demo_data
-from vlcp.config import ConfigError, check_config, check_models, evaluation_settings
+from vlcp.config import (
+    ConfigError,
+    check_config,
+    check_models,
+    evaluation_settings,
+    soft_label_settings,
+    teacher_settings,
+)
 from vlcp.index import DatasetError, SPLITS, find_classes
 from vlcp.settings import ResultNeutral, execution_settings, options, stage_settings
 
@@ -284,13 +291,54 @@ def evaluation_runs():
     return runs + ([("full", "all", config["seeds"][0])] if "full" in config["methods"] else [])
 
 
+# The models each protocol trains: the soft-label protocol knows two of Minimax's (vlcp.rded.STUDENTS).
+PROTOCOL_MODELS = {"minimax": ("convnet6", "resnetap10", "resnet18"), "rded": ("resnet18", "convnet6")}
+
+
 def accuracy_files():
+    """Every evaluation run's row: each protocol's models on each set; soft labels only for distilled sets."""
     return [
-        f"{RESULTS}/eval/{m}/ipc{i}/seed{s}/{model}/eval{e}.csv"
+        f"{RESULTS}/eval/{p}/{m}/ipc{i}/seed{s}/{model}/eval{e}.csv"
+        for p in EVALUATE["protocols"]
         for m, i, s in evaluation_runs()
+        if not (p == "rded" and m == "full")
         for model in EVALUATE["models"]
+        if model in PROTOCOL_MODELS[p]
         for e in EVALUATE["seeds"]
     ]
+
+
+TEACHER = config["teacher"]
+
+
+def teacher_file():
+    """The soft-label protocol's teacher: evaluate.teacher, or the one the teacher rule trains."""
+    return EVALUATE["teacher"] or f"{RESULTS}/teacher/{TEACHER['architecture']}.safetensors"
+
+
+def teacher_input(wildcards):
+    return [teacher_file()] if wildcards.protocol == "rded" else []
+
+
+def evaluate_stage(wildcards):
+    """The module that trains one evaluation run: vlcp.evaluate (hard labels) or vlcp.rded (soft labels)."""
+    return "rded" if wildcards.protocol == "rded" else "evaluate"
+
+
+def teacher_options(wildcards, input):
+    if wildcards.protocol != "rded":
+        return ""
+    return f"--teacher {shlex.quote(input.teacher[0])} --teacher-architecture {TEACHER['architecture']}"
+
+
+def evaluation_execution(wildcards):
+    """The result-neutral options of the protocol's stage (not compared by Snakemake: a ResultNeutral)."""
+    return execution_options("soft_label" if wildcards.protocol == "rded" else "evaluate")
+
+
+def teacher_options_of_training():
+    text = options(teacher_settings(config, len(CLASSES)))
+    return lambda wildcards: text
 
 
 def selection_latents(wildcards):
@@ -327,8 +375,10 @@ def evaluate_source(wildcards, input):
 
 
 def evaluate_options(wildcards):
-    """The training settings of one evaluation job, open values filled in as Minimax does for this IPC
-    and class count."""
+    """The training settings of one evaluation job, open values filled in as Minimax does (hard labels) or
+    RDED does (soft labels) for this IPC and class count."""
+    if wildcards.protocol == "rded":
+        return options(soft_label_settings(config["soft_label"], wildcards.ipc, len(CLASSES), DATASET["eval_size"]))
     return options(evaluation_settings(EVALUATE, wildcards.ipc, len(CLASSES), DATASET["eval_size"]))
 
 

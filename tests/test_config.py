@@ -66,6 +66,20 @@ def test_presets_carry_the_authors_values():
     assert cifar10["cluster"]["contamination"] == 0.0 and cifar10["dataset"]["eval_size"] == 32
     assert cifar10["finetune"]["resolution"] == cifar100["finetune"]["resolution"] == 32
     assert cifar10["encode"]["resolution"] == 512 and cifar10["encode"]["resize"] == "squash"
+    # the authors' README: ImageNet-1K and CIFAR are evaluated with RDED; 04_evaluation/RDED/
+    # imagenet-1k_10ipc_resnet-18_to_resnet-18_cr5.sh: --factor 2 --re-epochs 500;
+    # cifar10_/cifar100_10ipc_resnet-18-modified_to_resnet-18-modified_cr5.sh: --factor 1 --re-epochs 500
+    imagenet1k = validated(load_yaml(REPO / "config" / "presets" / "imagenet1k.yaml"))
+    assert imagenet1k["evaluate"]["protocols"] == ["rded"]
+    assert (imagenet1k["soft_label"]["factor"], imagenet1k["soft_label"]["epochs"]) == (2, 500)
+    for cifar in (cifar10, cifar100):
+        assert cifar["evaluate"]["protocols"] == ["rded"]
+        assert (cifar["soft_label"]["factor"], cifar["soft_label"]["epochs"]) == (1, 500)
+    assert validated(load_yaml(REPO / "config" / "presets" / "imagewoof.yaml"))["evaluate"]["protocols"] == ["minimax"]
+    # RDED's defaults (argument.py, validation/main.py): T 20 with cutmix 1.0, AdamW 1e-3 / 0.01, 300 epochs
+    soft = validated({})["soft_label"]
+    assert (soft["temperature"], soft["cutmix"], soft["learning_rate"], soft["weight_decay"], soft["epochs"]) == (
+        20, 1.0, 0.001, 0.01, 300)
     # paper, section 4.1: 256 px for the ImageNet subsets, 224 for ImageNet-1K
     sizes = {p.stem: validated(load_yaml(p))["dataset"]["eval_size"] for p in PRESETS}
     assert sizes == {"imagenette": 256, "imagewoof": 256, "imageidc": 256, "imagenet100": 256, "imagenet1k": 224,

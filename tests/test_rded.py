@@ -56,7 +56,9 @@ def test_shuffle_patches_permutes_whole_patches():
     (1, 5, 5),  # at most IPC x classes
 ])
 def test_the_batch_size_rule(ipc, classes, batch):
-    assert rded.batch_size(ipc, classes) == batch
+    from vlcp.config import rded_batch_size
+
+    assert rded_batch_size(ipc, classes) == batch
 
 
 def test_the_teacher_loader_takes_plain_tensors_only(tmp_path):

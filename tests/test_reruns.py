@@ -80,7 +80,7 @@ def test_provenance_beside_every_result(folder_run):
     finetune = json.loads((run / "finetune" / "shared" / "provenance.json").read_text())
     assert finetune["settings"]["seed"] == 0 and finetune["settings"]["steps"] == 20
     for path in ("clusters/ipc5/seed0/three.json", "prototypes/ipc5/seed0/three.json", "latents/three.safetensors",
-                 "eval/random/ipc5/seed0/convnet6/eval0.csv", "index/train/three.jsonl"):
+                 "eval/minimax/random/ipc5/seed0/convnet6/eval0.csv", "index/train/three.jsonl"):
         assert (run / f"{path}.provenance.json").is_file(), path
     synth = json.loads((run / "distilled/vlcp-prototype/ipc5/seed0/three/provenance.json").read_text())
     assert synth["settings"]["seed"] == 0 and synth["settings"]["strength"] == load_yaml(DEMO_CONFIG)["synthesize"]["strength"] == 0.6

@@ -9,7 +9,7 @@ import pytest
 from snakemake.utils import validate
 
 from conftest import REPO, deep_update, load_yaml
-from vlcp.config import evaluation_settings
+from vlcp.config import evaluation_settings, soft_label_settings, teacher_settings
 from vlcp.settings import ResultNeutral, execution_settings, options, section, stage_keys, stage_settings
 
 # The arguments each stage needs besides its settings (files, wildcards).
@@ -22,7 +22,12 @@ REQUIRED = {
     "synthesize": "--model m --clusters k --centres c --prototypes p --class c --seed 0 --size 32 --work w --out o",
     "evaluate": "--train-dir d --val-index v --root r --model convnet6 --seed 0 --method m --ipc 1 --distill-seed 0"
                 " --out o",
+    "rded": "--train-dir d --val-index v --root r --model convnet6 --seed 0 --method m --ipc 1 --distill-seed 0"
+            " --teacher t --teacher-architecture convnet6 --batch-size 4 --input-size 32 --out o",
+    "teacher": "--train-index t --val-index v --root r --out o",
 }
+# The config section of each stage, where it is not the stage's own name.
+SECTION = {"rded": "soft_label"}
 # What the workflow resolves for evaluation before the job starts (vlcp.config.evaluation_settings).
 RESOLVED = "--epochs 7 --test-every 1 --batch-size 4 --input-size 32 --learning-rate 0.1 --weight-decay 0"
 
@@ -53,11 +58,14 @@ def demo_config():
 
 @pytest.mark.parametrize("stage", sorted(REQUIRED))
 def test_a_stage_takes_every_setting_of_its_section_with_the_schemas_default(stage, monkeypatch):
-    extra = f" {RESOLVED}" if stage == "evaluate" else ""
+    extra = f" {RESOLVED}" if stage in ("evaluate", "teacher") else ""
     parsed = parse(stage, REQUIRED[stage] + extra, monkeypatch)
-    resolved = {flag[2:].replace("-", "_") for flag in shlex.split(RESOLVED)[::2]} if stage == "evaluate" else set()
-    for key, spec in {**section(stage), **section(stage, execution=True)}.items():
-        if key not in stage_keys(stage) and key not in section(stage, execution=True) and key not in resolved:
+    resolved = {flag[2:].replace("-", "_") for flag in shlex.split(RESOLVED)[::2]} if extra else set()
+    if stage == "rded":
+        resolved = {"batch_size", "input_size"}
+    name = SECTION.get(stage, stage)
+    for key, spec in {**section(name), **section(name, execution=True)}.items():
+        if key not in stage_keys(name) and key not in section(name, execution=True) and key not in resolved:
             assert key not in parsed, f"{stage}: the workflow-only key {key} is not an option"
             continue
         assert key in parsed, f"{stage}: config key {key} is not an option of the stage"
@@ -68,10 +76,15 @@ def test_a_stage_takes_every_setting_of_its_section_with_the_schemas_default(sta
 @pytest.mark.parametrize("stage", sorted(REQUIRED))
 def test_what_the_workflow_renders_parses_back_to_the_config(stage, monkeypatch):
     config = demo_config()
-    settings = stage_settings(config, stage)
+    name = SECTION.get(stage, stage)
+    settings = stage_settings(config, name)
     if stage == "evaluate":
         settings = evaluation_settings(config["evaluate"], "5", 10, config["dataset"]["eval_size"])
-    execution = execution_settings(config, stage)
+    if stage == "rded":
+        settings = soft_label_settings(config["soft_label"], "5", 10, config["dataset"]["eval_size"])
+    if stage == "teacher":
+        settings = teacher_settings(config, 10)
+    execution = execution_settings(config, "evaluate" if stage == "teacher" else name)
     parsed = parse(stage, f"{REQUIRED[stage]} {options(settings)} {ResultNeutral(execution)}", monkeypatch)
     for key, value in {**settings, **execution}.items():
         assert parsed[key] == value, f"{stage}.{key}: parsed {parsed[key]!r}, config {value!r}"

@@ -150,6 +150,39 @@ def evaluation_settings(evaluate, ipc, num_classes, eval_size):
     return {**{k: evaluate[k] for k in stage_keys("evaluate")}, **resolved}
 
 
+# RDED's argument.py: the training batch when --re-batch-size is 0, by IPC; x2 for 100 and for 1000 classes.
+RDED_BATCH_BY_IPC = ((50, 100), (10, 50), (1, 10))
+
+
+def rded_batch_size(ipc, num_classes):
+    """RDED's training batch (``argument.py``): IPC 50 -> 100, 10 -> 50, 1 -> 10, doubled for 100 and for
+    1000 classes, at most IPC x classes. RDED leaves other IPCs undefined; they take the entry of the
+    largest listed IPC below them (IPC 5 -> 10, 20 -> 50, 100 -> 100)."""
+    base = next((b for least, b in RDED_BATCH_BY_IPC if ipc >= least), RDED_BATCH_BY_IPC[-1][1])
+    if num_classes in (100, 1000):
+        base *= 2
+    return min(base, ipc * num_classes)
+
+
+def soft_label_settings(soft, ipc, num_classes, eval_size):
+    """The settings of one rded-protocol run: the soft_label section with the batch (RDED's rule for this
+    IPC and class count) and the input side (as evaluate.input_size's) filled in."""
+    settings = {k: soft[k] for k in stage_keys("soft_label")}
+    settings["batch_size"] = soft["batch_size"] or rded_batch_size(int(ipc), num_classes)
+    settings["input_size"] = input_size(soft, eval_size)
+    return settings
+
+
+def teacher_settings(config, num_classes):
+    """The teacher's training: the Minimax settings of a whole train set with teacher.epochs, at the
+    students' input side, and the teacher section's own options."""
+    eval_size = config["dataset"]["eval_size"]
+    settings = evaluation_settings(config["evaluate"], "all", num_classes, eval_size)
+    # norm: what the record shows; the teacher's networks (vlcp.rded.build_network) have batch norm
+    settings.update(epochs=config["teacher"]["epochs"], input_size=input_size(config["soft_label"], eval_size), norm="batch")
+    return {**settings, **{k: config["teacher"][k] for k in stage_keys("teacher")}}
+
+
 # The file at the top of each kind of checkpoint folder.
 MODEL_MARKERS = {"diffusion": "model_index.json", "captioner": "config.json", "text_generator": "config.json"}
 

@@ -129,12 +129,15 @@ def sgd_step(model, optimizer, images, labels, cutmix_beta, randomness, precisio
     return loss
 
 
+def on_device(model, on):
+    """``model`` on ``on``, in the memory layout its convolutions run fastest in there."""
+    model = model.to(on)
+    return model.to(memory_format=torch.channels_last) if on.type == "cuda" else model
+
+
 def training_model(model_name, num_classes, input_size, norm, on):
-    """A freshly initialised classifier on ``on``, in the memory layout its convolutions run fastest in there."""
-    model = build_model(model_name, num_classes, input_size, norm).to(on)
-    if on.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    """A freshly initialised classifier on ``on``."""
+    return on_device(build_model(model_name, num_classes, input_size, norm), on)
 
 
 def milestone_epochs(fractions, epochs):
@@ -167,8 +170,9 @@ def train_epoch(model, optimizer, images, labels, settings, streams):
 
 
 def train_and_test(train_images, train_labels, test_images, test_labels, model_name, num_classes, settings, seed,
-                   progress=True):
+                   progress=True, model=None):
     """Train ``model_name`` from ``seed`` on the device-resident uint8 train set; return the accuracy record.
+    ``model``: a classifier already built (on the device) to train instead, such as a soft-label teacher.
 
     ``settings`` holds epochs, batch_size, learning_rate, momentum, weight_decay, milestones, gamma,
     rrc_scale_min, color_jitter, lighting, cutmix_beta, input_size, norm, precision, test_every, test_batch_size.
@@ -177,7 +181,8 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
     torch.manual_seed(seed)  # the classifier's initial weights
     on = train_images.device
     streams = randomness(seed, on)
-    model = training_model(model_name, num_classes, s["input_size"], s["norm"], on)
+    if model is None:
+        model = training_model(model_name, num_classes, s["input_size"], s["norm"], on)
     optimizer = torch.optim.SGD(model.parameters(), lr=s["learning_rate"], momentum=s["momentum"], weight_decay=s["weight_decay"])
     milestones = milestone_epochs(s["milestones"], s["epochs"])
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=s["gamma"])
@@ -199,8 +204,8 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
     return {"top1_best": round(best, 4), "top1_last": round(last, 4), "best_epoch": best_epoch}
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_set_arguments(parser):
+    """The arguments that name a training set, the val split and the run's identity (every protocol's)."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--train-manifest", type=Path, help="a distilled set's manifest (<set>.manifest.tsv)")
     source.add_argument("--train-dir", type=Path, help="a distilled ImageFolder <dir>/<class>/<image>, not listed yet")
@@ -212,18 +217,28 @@ def parse_args(argv=None):
     parser.add_argument("--method", required=True)
     parser.add_argument("--ipc", required=True)
     parser.add_argument("--distill-seed", type=int, required=True)
-    # The workflow resolves the open values of the config (null, the epochs table) for this IPC and class
-    # count (vlcp.config.evaluation_settings); here they are plain required numbers.
+
+
+def add_minimax_settings(parser):
+    """The Minimax protocol's settings (config section evaluate). The workflow resolves the open values of
+    the config (null, the epochs table) for this IPC and class count (vlcp.config.evaluation_settings);
+    here they are plain required numbers."""
     resolved = {"type": int, "required": True}
     add_settings(parser, "evaluate", epochs={**resolved, "help": "training epochs"}, test_every=resolved,
                  batch_size=resolved, input_size=resolved, learning_rate={**resolved, "type": float},
                  weight_decay={**resolved, "type": float})
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_set_arguments(parser)
+    add_minimax_settings(parser)
     parser.add_argument("--out", required=True, type=Path, help="CSV of one accuracy row")
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def load_sets(args):
+    """(classes, train paths, train labels, val records) of an evaluation's arguments (``add_set_arguments``)."""
     val = [r for path in args.val_index for r in contract.read_index(path)]
     classes = list(dict.fromkeys(r["class"] for r in val))  # label = position of first appearance
     label_of = {cls: i for i, cls in enumerate(classes)}
@@ -238,8 +253,29 @@ def main(argv=None):
             raise contract.ContractError(f"train classes {unknown[:5]} have no val images in {args.val_index[0]}")
         train_paths = [args.root / r["image"] for r in train]
         train_labels = [label_of[r["class"]] for r in train]
-    on = device()
     print(f"loading {len(train_paths)} train and {len(val)} val images", file=sys.stderr)
+    return classes, train_paths, train_labels, val
+
+
+def minimax_settings(args):
+    """The Minimax settings of parsed arguments (``add_minimax_settings``), as train_and_test takes them."""
+    return {k: getattr(args, k) for k in ("epochs", *stage_keys("evaluate"), *section("evaluate", execution=True))}
+
+
+def accuracy_row(args, protocol, result, train_count, test_count, on, settings):
+    """The accuracy.csv row of one evaluation run: who, what it scored, and the settings it ran with."""
+    return {
+        "protocol": protocol, "method": args.method, "ipc": args.ipc, "seed": args.distill_seed, "model": args.model,
+        "eval_seed": args.seed, **result, "train_images": train_count, "test_images": test_count, "device": on.type,
+        **{k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in settings.items()},
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    classes, train_paths, train_labels, val = load_sets(args)
+    label_of = {cls: i for i, cls in enumerate(classes)}
+    on = device()
     side = min(load_rgb(train_paths[0]).size) if train_paths else args.input_size
     if side < args.input_size:
         print(f"note: the train images are {side} px and evaluate.input_size is {args.input_size}: every image is "
@@ -248,17 +284,12 @@ def main(argv=None):
     test_paths = [args.root / r["image"] for r in val]
     test_images = image_tensor(test_paths, args.input_size).to(on)
     test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
-    settings = {k: getattr(args, k) for k in ("epochs", *stage_keys("evaluate"), *section("evaluate", execution=True))}
+    settings = minimax_settings(args)
     result = train_and_test(
         train_images, torch.tensor(train_labels, device=on), test_images, test_labels, args.model, len(classes),
         settings, args.seed,
     )
-    row = {
-        "protocol": "minimax", "method": args.method, "ipc": args.ipc, "seed": args.distill_seed, "model": args.model, "eval_seed": args.seed,
-        **result, "train_images": len(train_paths), "test_images": len(test_paths), "device": on.type,
-        **{k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in settings.items()},
-    }
-    contract.write_accuracy(args.out, [row])
+    contract.write_accuracy(args.out, [accuracy_row(args, "minimax", result, len(train_paths), len(test_paths), on, settings)])
     provenance.record(args.out, "evaluate", vars(args))
     print(f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}", file=sys.stderr)
     if on.type == "cuda":

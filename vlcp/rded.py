@@ -20,8 +20,10 @@ Everything runs on the device on whole batches with the run's own generators, as
 protocol does in vlcp.evaluate.
 """
 
+import argparse
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,27 +31,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from vlcp import augment
+from vlcp import augment, contract, provenance
+from vlcp.cli import run
 from vlcp.errors import VlcpError
 from vlcp.parallel import thread_map
+from vlcp.settings import add_settings, section, stage_keys
 
 STUDENTS = ("resnet18", "convnet6")
-# argument.py's batch size when --re-batch-size is 0, by IPC; x2 for 100 and for 1000 classes.
-BATCH_BY_IPC = ((50, 100), (10, 50), (1, 10))
 
 
 class TeacherError(VlcpError, ValueError):
     """A teacher weights file that cannot be used; the message names it and says what to do."""
-
-
-def batch_size(ipc, num_classes):
-    """RDED's training batch (``argument.py``): IPC 50 -> 100, 10 -> 50, 1 -> 10, doubled for 100 and for
-    1000 classes, at most IPC x classes. RDED leaves other IPCs undefined; they take the entry of the
-    largest listed IPC below them (IPC 5 -> 10, 20 -> 50, 100 -> 100)."""
-    base = next((b for least, b in BATCH_BY_IPC if ipc >= least), BATCH_BY_IPC[-1][1])
-    if num_classes in (100, 1000):
-        base *= 2
-    return min(base, ipc * num_classes)
 
 
 def lr_factor(epoch, epochs):
@@ -174,8 +166,8 @@ def is_test_epoch(epoch, epochs):
 
 def train_soft(train_images, test_images, test_labels, student, teacher, settings, streams, progress=True):
     """Train ``student`` on the device-resident uint8 ``train_images`` against ``teacher``; return the
-    accuracy record. ``settings``: epochs, batch_size, learning_rate, weight_decay, temperature, factor,
-    cutmix_beta, input_size, precision; ``streams``: vlcp.evaluate.randomness of the run."""
+    accuracy record. ``settings``: the soft_label section (batch_size and input_size resolved) and
+    test_batch_size; ``streams``: vlcp.evaluate.randomness of the run."""
     from vlcp.evaluate import accuracy, autocast
 
     s = settings
@@ -193,7 +185,7 @@ def train_soft(train_images, test_images, test_labels, student, teacher, setting
             idx = order[start : start + s["batch_size"]]
             images = train_batch(train_images[idx], s["input_size"], s["factor"], generator)
             with torch.no_grad(), autocast(on, s["precision"]):
-                mixed = augment.cutmix(images, no_labels[idx], s["cutmix_beta"], *streams)[0]
+                mixed = augment.cutmix(images, no_labels[idx], s["cutmix"], *streams)[0]
                 student(images)  # RDED's train-accuracy pass: in train mode, so batch-norm statistics move
                 soft = teacher(mixed).float()
             with autocast(on, s["precision"]):
@@ -209,3 +201,53 @@ def train_soft(train_images, test_images, test_labels, student, teacher, setting
             bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{last:.1f}", best=f"{best:.1f}")
         scheduler.step()
     return {"top1_best": round(best, 4), "top1_last": round(last, 4), "best_epoch": best_epoch}
+
+
+def parse_args(argv=None):
+    from vlcp.evaluate import add_set_arguments
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_set_arguments(parser)
+    parser.add_argument("--teacher", required=True, type=Path, help="the teacher's weights (evaluate.teacher, or the teacher rule's)")
+    parser.add_argument("--teacher-architecture", required=True, choices=STUDENTS, help="the teacher's network")
+    # resolved by the workflow (vlcp.config.soft_label_settings) for this IPC and class count
+    resolved = {"type": int, "required": True}
+    add_settings(parser, "soft_label", batch_size=resolved, input_size=resolved)
+    parser.add_argument("--out", required=True, type=Path, help="CSV of one accuracy row")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    from vlcp.evaluate import accuracy_row, image_tensor, load_sets, on_device, randomness
+    from vlcp.images import load_rgb
+    from vlcp.models import device
+
+    args = parse_args(argv)
+    if args.train_index:
+        raise VlcpError("the soft-label protocol evaluates distilled sets (--train-manifest or --train-dir), "
+                        "not a whole train split; 'full' is evaluated with hard labels.")
+    if args.model not in STUDENTS:
+        raise VlcpError(f"the soft-label protocol trains one of {STUDENTS}, not {args.model!r}")
+    classes, train_paths, train_labels, val = load_sets(args)
+    label_of = {cls: i for i, cls in enumerate(classes)}
+    on = device()
+    side = min(load_rgb(train_paths[0]).size)
+    train_images = image_tensor(train_paths, side).to(on)  # at their own side: patches are shuffled before the crop
+    test_paths = [args.root / r["image"] for r in val]
+    test_images = test_tensor(test_paths, args.input_size).to(on)
+    test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
+    teacher = on_device(load_teacher(args.teacher, args.teacher_architecture, len(classes), args.input_size), on)
+    torch.manual_seed(args.seed)  # the student's initial weights
+    student = on_device(build_network(args.model, len(classes), args.input_size), on)
+    settings = {k: getattr(args, k) for k in (*stage_keys("soft_label"), *section("soft_label", execution=True))}
+    result = train_soft(train_images, test_images, test_labels, student, teacher, settings, randomness(args.seed, on))
+    row = accuracy_row(args, "rded", result, len(train_paths), len(test_paths), on,
+                       {**settings, "teacher": str(args.teacher), "teacher_architecture": args.teacher_architecture})
+    contract.write_accuracy(args.out, [row])
+    provenance.record(args.out, "rded", vars(args))
+    print(f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)
