@@ -189,3 +189,44 @@ def test_the_workflow_passes_snakemakes_linter_and_is_formatted(tmp_path):
     snakefmt = Path(sys.executable).parent / "snakefmt"
     result = subprocess.run([str(snakefmt), "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, f"run `snakefmt Snakefile rules`:\n{result.stderr}"
+
+
+RDED_DEMO = {
+    "methods": ["vlcp", "random", "full"],
+    "evaluate": {"protocols": ["minimax", "rded"], "full_epochs": 10},
+    "soft_label": {"epochs": 20},
+    "teacher": {"architecture": "convnet6", "epochs": 10},
+}
+
+
+def test_the_soft_label_protocol_and_ddranking_scores_on_the_demo(demo_run, tmp_path):
+    """The demo's finished run, copied, with RDED's protocol (a teacher the workflow trains), 'full', and
+    DD-Ranking's scores: only the new evaluations, the teacher and the tables run."""
+    import shutil
+
+    import yaml
+
+    work = tmp_path / "run"
+    shutil.copytree(demo_run, work, symlinks=True)
+    extra = tmp_path / "rded.yaml"
+    extra.write_text(yaml.safe_dump(RDED_DEMO))
+    result = snakemake(work, "--cores", "2", "--configfile", DEMO, str(extra))
+    ran = job_counts(result.stdout + result.stderr)
+    assert ran == {"teacher": 1, "evaluate": 5, "aggregate": 1, "all": 1, "total": 8}, ran  # 4 rded + full
+    run = work / "results" / "demo"
+    from safetensors import safe_open
+
+    with safe_open(str(run / "teacher" / "convnet6.safetensors"), framework="pt") as handle:
+        teacher_accuracy = float(handle.metadata()["val_top1_last"])
+    assert teacher_accuracy > 50, "the teacher learnt the digits"
+    assert "teacher val top-1" in (run / "logs" / "teacher" / "convnet6.log").read_text()
+    accuracy = contract.read_accuracy(run / "accuracy.csv")
+    assert sorted(accuracy["protocol"].unique()) == ["minimax", "rded"]
+    soft = accuracy[accuracy.protocol == "rded"]
+    assert len(soft) == 4 and set(soft.method) == {"random", "vlcp-prototype"} and (soft.top1_best > 10).all()
+    summary = __import__("pandas").read_csv(run / "summary.csv", dtype={"ipc": str})
+    vlcp = summary[(summary.method == "vlcp-prototype") & (summary.metric == "top1_best")]
+    assert len(vlcp) == 4 and vlcp[["ior", "hlr", "lrs"]].notna().all().all(), vlcp
+    assert vlcp["lrs"].between(0, 1).all()
+    markdown = (run / "summary.md").read_text()
+    assert "soft labels from a teacher (the RDED protocol)" in markdown and "| rded | convnet6 | vlcp-prototype | 5 |" in markdown

@@ -34,6 +34,18 @@ from tqdm import tqdm
 from vlcp import augment, contract, provenance
 from vlcp.cli import run
 from vlcp.errors import VlcpError
+from vlcp.evaluate import (
+    accuracy,
+    accuracy_row,
+    add_set_arguments,
+    autocast,
+    image_tensor,
+    load_sets,
+    on_device,
+    randomness,
+)
+from vlcp.images import load_rgb, resize_shorter_side
+from vlcp.models import device
 from vlcp.parallel import thread_map
 from vlcp.settings import add_settings, section, stage_keys
 
@@ -151,8 +163,6 @@ def test_tensor(paths, input_size):
     """uint8 test images (N, 3, input, input): Resize(input // 7 * 8) + CenterCrop(input), RDED's."""
     from torchvision.transforms import functional as TF
 
-    from vlcp.images import load_rgb, resize_shorter_side
-
     def decode(path):
         return np.asarray(TF.center_crop(resize_shorter_side(load_rgb(path), input_size // 7 * 8), input_size))
 
@@ -164,36 +174,46 @@ def is_test_epoch(epoch, epochs):
     return (epoch % 10 == 9 or epoch == epochs - 1) and epoch > epochs * 0.8
 
 
+def soft_label_step(student, teacher, optimizer, batch_uint8, settings, streams):
+    """One training step of the soft-label protocol on a uint8 batch on the device; returns the loss."""
+    s, on = settings, batch_uint8.device
+    images = train_batch(batch_uint8, s["input_size"], s["factor"], streams[0])
+    with torch.no_grad(), autocast(on, s["precision"]):
+        mixed = augment.cutmix(images, torch.zeros(len(images), dtype=torch.long, device=on), s["cutmix"], *streams)[0]
+        student(images)  # RDED's train-accuracy pass: in train mode, so batch-norm statistics move
+        soft = teacher(mixed).float()
+    with autocast(on, s["precision"]):
+        logits = student(mixed).float()
+    loss = distillation_loss(logits, soft, s["temperature"])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def soft_label_optimizer(student, settings):
+    """RDED's AdamW: betas (0.9, 0.999), weight decay on weight matrices and kernels only."""
+    return torch.optim.AdamW(decay_groups(student, settings["weight_decay"]), lr=settings["learning_rate"],
+                             betas=(0.9, 0.999))
+
+
 def train_soft(train_images, test_images, test_labels, student, teacher, settings, streams, progress=True):
     """Train ``student`` on the device-resident uint8 ``train_images`` against ``teacher``; return the
     accuracy record. ``settings``: the soft_label section (batch_size and input_size resolved) and
     test_batch_size; ``streams``: vlcp.evaluate.randomness of the run."""
-    from vlcp.evaluate import accuracy, autocast
-
     s = settings
     generator = streams[0]
     on = train_images.device
-    optimizer = torch.optim.AdamW(decay_groups(student, s["weight_decay"]), lr=s["learning_rate"], betas=(0.9, 0.999))
+    optimizer = soft_label_optimizer(student, s)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(epoch, s["epochs"]))
-    no_labels = torch.zeros(len(train_images), dtype=torch.long, device=on)
     best, best_epoch, last = 0.0, 0, 0.0
     bar = tqdm(range(s["epochs"]), desc="train (soft labels)", unit="epoch", disable=not progress, file=sys.stderr)
     for epoch in bar:
         student.train()
         order = torch.randperm(len(train_images), device=on, generator=generator)
         for start in range(0, len(train_images), s["batch_size"]):
-            idx = order[start : start + s["batch_size"]]
-            images = train_batch(train_images[idx], s["input_size"], s["factor"], generator)
-            with torch.no_grad(), autocast(on, s["precision"]):
-                mixed = augment.cutmix(images, no_labels[idx], s["cutmix"], *streams)[0]
-                student(images)  # RDED's train-accuracy pass: in train mode, so batch-norm statistics move
-                soft = teacher(mixed).float()
-            with autocast(on, s["precision"]):
-                logits = student(mixed).float()
-            loss = distillation_loss(logits, soft, s["temperature"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = soft_label_step(student, teacher, optimizer, train_images[order[start : start + s["batch_size"]]],
+                                   s, streams)
         if is_test_epoch(epoch, s["epochs"]):
             last, _ = accuracy(student, test_images, test_labels, s["test_batch_size"], s["precision"])
             if last > best:
@@ -204,8 +224,6 @@ def train_soft(train_images, test_images, test_labels, student, teacher, setting
 
 
 def parse_args(argv=None):
-    from vlcp.evaluate import add_set_arguments
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_set_arguments(parser)
     parser.add_argument("--teacher", required=True, type=Path, help="the teacher's weights (evaluate.teacher, or the teacher rule's)")
@@ -218,10 +236,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from vlcp.evaluate import accuracy_row, image_tensor, load_sets, on_device, randomness
-    from vlcp.images import load_rgb
-    from vlcp.models import device
-
     args = parse_args(argv)
     if args.train_index:
         raise VlcpError("the soft-label protocol evaluates distilled sets (--train-manifest or --train-dir), "
