@@ -201,7 +201,7 @@ RDED_DEMO = {
 
 def test_the_soft_label_protocol_and_ddranking_scores_on_the_demo(demo_run, tmp_path):
     """The demo's finished run, copied, with RDED's protocol (a teacher the workflow trains), 'full', and
-    DD-Ranking's scores: only the new evaluations, the teacher and the tables run."""
+    DD-Ranking's scores: only the new evaluations, the teacher and what they read, and the tables run."""
     import shutil
 
     import yaml
@@ -212,7 +212,8 @@ def test_the_soft_label_protocol_and_ddranking_scores_on_the_demo(demo_run, tmp_
     extra.write_text(yaml.safe_dump(RDED_DEMO))
     result = snakemake(work, "--cores", "2", "--configfile", DEMO, str(extra))
     ran = job_counts(result.stdout + result.stderr)
-    assert ran == {"teacher": 1, "evaluate": 5, "aggregate": 1, "all": 1, "total": 8}, ran  # 4 rded + full
+    # 4 rded evaluations + full; the whole train split's index, which 'full' and the teacher read
+    assert ran == {"split_index": 1, "teacher": 1, "evaluate": 5, "aggregate": 1, "all": 1, "total": 9}, ran
     run = work / "results" / "demo"
     from safetensors import safe_open
 
