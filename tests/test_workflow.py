@@ -193,7 +193,7 @@ def test_the_workflow_passes_snakemakes_linter_and_is_formatted(tmp_path):
 
 RDED_DEMO = {
     "methods": ["vlcp", "random", "full"],
-    "evaluate": {"protocols": ["minimax", "rded"], "full_epochs": 10},
+    "evaluate": {"protocols": ["minimax", "rded"], "full_epochs": 5},
     "soft_label": {"epochs": 20},
     "teacher": {"architecture": "convnet6", "epochs": 10},
 }

@@ -61,7 +61,9 @@ $IN sacctmgr -i add cluster vlcptest > /dev/null 2>&1 || true
 $IN sacctmgr -i add account vlcptest Description=test Organization=test > /dev/null 2>&1 || true
 $IN sacctmgr -i add user "$(id -un)" DefaultAccount=vlcptest > /dev/null 2>&1 || true
 
-$IN slurmctld -i
+# -c: start without the jobs of an earlier run that was killed before they ended (its state is kept in
+# $BASE/spool), which would otherwise hold the node and leave the next run's jobs pending.
+$IN slurmctld -c -i
 $IN slurmd -N "$HOST"
 for _ in $(seq 60); do
     state=$($IN sinfo -h -N -o %t 2> /dev/null | head -1 || true)
