@@ -70,12 +70,22 @@ def test_every_preset_plans_on_empty_class_folders(preset, tmp_path):
     override.write_text(f"dataset: {{root: {tmp_path / 'data'}}}\n")
     result = snakemake(tmp_path, "-n", "-p", "--configfile", str(REPO / "config" / "presets" / f"{preset}.yaml"),
                        str(override), offline=False)
+    protocols = config.get("evaluate", {}).get("protocols", ["minimax"])
     evaluations = [line for line in result.stdout.splitlines() if "python -m vlcp evaluate" in line]
-    assert evaluations, result.stdout[-2000:]
+    soft = [line for line in result.stdout.splitlines() if "python -m vlcp rded" in line]
+    assert bool(evaluations) == ("minimax" in protocols) and bool(soft) == ("rded" in protocols), result.stdout[-2000:]
     # Minimax's settings for the class count: lr 0.1 and batch 128 above 100 classes, else 0.01 and 64
     many = len(classes) > 100
     assert all(f"--learning-rate {0.1 if many else 0.01} " in line for line in evaluations)
     assert all(f"--batch-size {128 if many else 64} " in line for line in evaluations)
+    # RDED's: AdamW 1e-3, the batch of argument.py's rule for the IPC and class count, the run's own teacher
+    from vlcp.config import rded_batch_size
+
+    for line in soft:
+        ipc = int(re.search(r"--ipc (\d+) ", line).group(1))
+        assert "--learning-rate 0.001 " in line and "--epochs 500 " in line, line
+        assert f"--batch-size {rded_batch_size(ipc, len(classes))} " in line, line
+        assert f"--teacher results/{config['run']}/teacher/resnet18.safetensors " in line, line
     if preset == "imagenet100":
         # IPC 10, 100 classes: 2/3 of 2000 epochs, rounded down to a multiple of 100; tested every 13 epochs
         assert any("--ipc 10 " in l and "--epochs 1300 " in l and "--test-every 13 " in l for l in evaluations)
