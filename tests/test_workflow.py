@@ -209,6 +209,7 @@ RDED_DEMO = {
 }
 
 
+@pytest.mark.workflow
 def test_the_soft_label_protocol_and_ddranking_scores_on_the_demo(demo_run, tmp_path):
     """The demo's finished run, copied, with RDED's protocol (a teacher the workflow trains), 'full', and
     DD-Ranking's scores: only the new evaluations, the teacher and what they read, and the tables run."""
