@@ -107,11 +107,16 @@ def model_path(role):
     return f"{TINY_MODEL_DIR}/tiny-{kind}" if name == "tiny" else name
 
 
+def fixed_param(value):
+    """A params value the same for every job of a rule, given as a function of the wildcards: Snakemake
+    compares it to decide reruns (a function of the input it would not), and leaves braces in it alone
+    (templates such as caption.prompt's {label})."""
+    return lambda wildcards: value
+
+
 def model_param(role):
-    """The model a job loads, for its command line: a params value (a new model reruns the job), given
-    as a function of the wildcards alone, since a function of the input would not be compared."""
-    path = model_path(role)
-    return lambda wildcards: path
+    """The model a job loads, for its command line: a params value, so a new model reruns the job."""
+    return fixed_param(model_path(role))
 
 
 def tiny_weights(wildcards):
@@ -149,9 +154,7 @@ def all_targets():
 
 # --- stages 2-4: captions, fine-tuning, latents -----------------------------
 
-CAPTION = config["caption"]
 FINETUNE = config["finetune"]
-ENCODE = config["encode"]
 
 
 def caption_options():
@@ -159,8 +162,7 @@ def caption_options():
     settings = stage_settings(config, "caption")
     if not settings["do_sample"]:
         settings = {k: v for k, v in settings.items() if k not in ("temperature", "seed")}
-    text = options(settings)
-    return lambda wildcards: text
+    return fixed_param(options(settings))
 
 
 def encode_train_option():
@@ -201,10 +203,8 @@ def finetune_files():
 
 def stage_options(name):
     """Stage ``name``'s settings (its config section) as its command-line options: a params value, so that
-    changing one reruns the stage and what depends on it. A function, so that Snakemake leaves the
-    braces of templates such as caption.prompt's {label} alone."""
-    text = options(stage_settings(config, name))
-    return lambda wildcards: text
+    changing one reruns the stage and what depends on it."""
+    return fixed_param(options(stage_settings(config, name)))
 
 
 def execution_options(name):
@@ -214,9 +214,7 @@ def execution_options(name):
 
 # --- stages 5-7: image prototypes, text prototypes, synthesis ---------------
 
-CLUSTER = config["cluster"]
 TEXT_PROTOTYPE = config["text_prototype"]
-SYNTHESIZE = config["synthesize"]
 
 
 def prototype_dir(strategy):
@@ -337,8 +335,7 @@ def evaluation_execution(wildcards):
 
 
 def teacher_options_of_training():
-    text = options(teacher_settings(config, len(CLASSES)))
-    return lambda wildcards: text
+    return fixed_param(options(teacher_settings(config, len(CLASSES))))
 
 
 def selection_latents(wildcards):

@@ -25,8 +25,8 @@ PARSE = {"integer": int, "number": float, "string": str}
 
 @functools.cache
 def schema():
-    with SCHEMA.open() as handle:
-        return yaml.safe_load(handle)
+    with SCHEMA.open() as handle:  # libyaml's loader where PyYAML has it: every job parses the workflow
+        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def section(name, execution=False):
