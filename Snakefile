@@ -57,11 +57,13 @@ include: "rules/synthesize.smk"
 include: "rules/select.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
+include: "rules/export.smk"
 
 
 # Small bookkeeping jobs run where Snakemake runs, not as cluster jobs.
 localrules:
     all,
+    export,
     manifest,
     grid,
 

@@ -29,6 +29,8 @@ rule manifest:
         set_manifest("{method}", "{ipc}", "{seed}"),
     log:
         f"{LOGS}/manifest/{{method}}-ipc{{ipc}}-seed{{seed}}.log",
+    wildcard_constraints:
+        method=OWN_METHODS,
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("default")
@@ -40,6 +42,30 @@ rule manifest:
     shell:
         "python -m vlcp aggregate manifest --folder {params.folder:q} --classes {params.classes:q}"
         " --out {output:q} > {log:q} 2>&1"
+
+
+# A distilled set made elsewhere (config `external`): its images checked where they are and listed.
+rule external:
+    input:
+        lambda wildcards: EXTERNAL[wildcards.method][0],
+    output:
+        set_manifest("{method}", "{ipc}", "{seed}"),
+    log:
+        f"{LOGS}/external/{{method}}-ipc{{ipc}}-seed{{seed}}.log",
+    wildcard_constraints:
+        method=EXTERNAL_METHODS,
+    conda:
+        "../envs/cpu.yaml"
+    threads: rule_threads("default")
+    resources:
+        **rule_resources("default"),
+    params:
+        classes=CLASSES,
+        extensions=DATASET["image_extensions"],
+        max_image_pixels=DATASET["max_image_pixels"],
+    shell:
+        "python -m vlcp external --name {wildcards.method:q} --folder {input:q} --classes {params.classes:q}"
+        " --extensions {params.extensions:q} --max-image-pixels {params.max_image_pixels} --out {output:q} > {log:q} 2>&1"
 
 
 rule grid:

@@ -1,6 +1,7 @@
 # The only place that reads `config`: paths, wildcard values and input functions
 # for every stage. Rules take what they need from the names defined here.
 
+import re
 import shlex
 from pathlib import Path, PurePath
 
@@ -55,6 +56,24 @@ def configured_classes():
 CLASSES = configured_classes()
 
 
+def external_sets():
+    """Distilled sets made elsewhere (config `external`), name -> (folder, IPC), checked before any job starts."""
+    from vlcp.external import ExternalSetError, scan
+
+    found = {}
+    for name, folder in config["external"].items():
+        try:
+            found[name] = (folder, scan(name, folder, CLASSES, DATASET["image_extensions"]))
+        except ExternalSetError as err:
+            raise WorkflowError(str(err)) from None
+    return found
+
+
+EXTERNAL = external_sets()
+OWN_METHODS = "vlcp-[a-z+]+|random|herding|kcenter"
+EXTERNAL_METHODS = "|".join(re.escape(name) for name in EXTERNAL) or "(?!)"
+
+
 wildcard_constraints:
     split="|".join(SPLITS),
     cls="[^/]+",
@@ -63,7 +82,7 @@ wildcard_constraints:
     ipc="[0-9]+",
     seed="[0-9]+",
     strategy="prototype|label|label\+keywords|gpt",
-    method="vlcp-[a-z+]+|random|herding|kcenter|full",
+    method=f"{OWN_METHODS}|full|{EXTERNAL_METHODS}",
     baseline="random|herding|kcenter",
     model="convnet6|resnetap10|resnet18",
 
@@ -284,8 +303,9 @@ def distilled_set(method, ipc, seed):
 
 
 def evaluation_runs():
-    """(method, ipc, distillation seed) of every trained set; 'full' once, with IPC 'all'."""
-    runs = [(m, i, s) for m in distilled_methods() for i in config["ipc"] for s in config["seeds"]]
+    """(method, ipc, distillation seed) of every trained set: the run's own, each external set (its IPC,
+    seed 0), and 'full' once, with IPC 'all'."""
+    runs = own_sets() + [(name, ipc, 0) for name, (_, ipc) in EXTERNAL.items()]
     return runs + ([("full", "all", config["seeds"][0])] if "full" in config["methods"] else [])
 
 
@@ -379,13 +399,20 @@ def evaluate_options(wildcards):
     return options(evaluation_settings(EVALUATE, wildcards.ipc, len(CLASSES), DATASET["eval_size"]))
 
 
+def own_sets():
+    """(method, IPC, seed) of every distilled set the run makes."""
+    return [(m, i, s) for m in distilled_methods() for i in config["ipc"] for s in config["seeds"]]
+
+
 def report_grids():
-    return [
-        f"{RESULTS}/report/grids/{m}-ipc{i}-seed{s}.png"
-        for m in distilled_methods()
-        for i in config["ipc"]
-        for s in config["seeds"]
-    ]
+    sets = own_sets() + [(name, ipc, 0) for name, (_, ipc) in EXTERNAL.items()]
+    return [f"{RESULTS}/report/grids/{m}-ipc{i}-seed{s}.png" for m, i, s in sets]
+
+
+def export_targets():
+    """Every distilled set of the run packaged for sharing, and the run's captions when it has any."""
+    sets = [f"{RESULTS}/export/{m}-ipc{i}-seed{s}" for m, i, s in own_sets()]
+    return sets + ([f"{RESULTS}/export/captions.jsonl"] if "vlcp" in config["methods"] else [])
 
 
 # --- cluster resources ------------------------------------------------------

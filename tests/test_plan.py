@@ -48,3 +48,22 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
     listed.write_text("- run: x\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_run_config([listed], REPO)
+
+
+def test_soft_label_evaluations_and_the_teacher_are_priced_as_their_own_jobs():
+    from vlcp.config import load_run_config
+    from vlcp.plan import gpu_minutes
+    from vlcp.sizing import evaluation_estimate, soft_label_estimate, teacher_estimate
+
+    config = load_run_config([REPO / "config" / "presets" / "imagenet1k.yaml"], REPO)
+    counts = (1000, 1_281_167, 50_000)
+    jobs = [("teacher", {"architecture": "resnet18"}),
+            ("evaluate", {"protocol": "rded", "method": "random", "ipc": "10", "seed": "0", "model": "resnet18", "eval_seed": "0"}),
+            ("evaluate", {"protocol": "minimax", "method": "random", "ipc": "10", "seed": "0", "model": "resnet18", "eval_seed": "0"})]
+    priced = gpu_minutes(config, counts, jobs)
+    soft, hard = soft_label_estimate(config, counts, "resnet18", "10"), evaluation_estimate(config, counts, "resnet18", "10")
+    assert priced["teacher"] == (1, teacher_estimate(config, counts)["minutes"]) and priced["teacher"][1] > 60
+    assert priced["evaluate"] == (2, soft["minutes"] + hard["minutes"])
+    # RDED's 500 epochs with a teacher forward and the student's extra pass per image, against Minimax's 2000
+    assert "500 epochs, soft labels" in soft["case"] and "2000 epochs" in hard["case"]
+    assert soft["minutes"] < hard["minutes"]

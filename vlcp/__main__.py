@@ -7,7 +7,7 @@ from vlcp.cli import run
 
 STAGES = (
     "demo_data", "tiny_models", "tiny_pretrain", "index", "caption", "finetune", "encode", "cluster", "text_prototype",
-    "synthesize", "select", "evaluate", "teacher", "rded", "aggregate", "plan",
+    "synthesize", "select", "evaluate", "teacher", "rded", "aggregate", "plan", "regenerate", "export", "external",
 )
 
 

@@ -246,6 +246,7 @@ def write_part_record(path, outputs):
 
 # A distilled set: an ImageFolder <set>/<class>/<k>.png with IPC images per class, and beside it
 # <set>.manifest.tsv, the list of its images with their sizes and checksums, written once the set is whole.
+# An external set's manifest lists absolute paths into the folder where it lies (vlcp.external).
 # Every reader lists a set the same way: classes in label order, images in natural order (0, 1, ..., 10).
 DISTILLED_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MANIFEST_COLUMNS = ("class", "image", "bytes", "sha256")
@@ -288,11 +289,18 @@ def set_folder(manifest):
 def write_manifest(folder, classes, out=None):
     """List a distilled set's images with size and sha256 in ``<folder>.manifest.tsv`` (or ``out``);
     return the rows."""
+    return write_listed_manifest(distilled_images(folder, classes), out or manifest_path(folder), folder)
+
+
+def write_listed_manifest(listed, out, folder=None):
+    """A manifest of ``(class, path)`` pairs: paths relative to ``folder``, or absolute where no folder is
+    given (an external set, read where it is); return the rows."""
     rows = []
-    for cls, path in distilled_images(folder, classes):
-        data = path.read_bytes()
-        rows.append((cls, path.relative_to(folder).as_posix(), len(data), hashlib.sha256(data).hexdigest()))
-    write_tsv(out or manifest_path(folder), MANIFEST_COLUMNS, rows)
+    for cls, path in listed:
+        data = Path(path).read_bytes()
+        name = Path(path).relative_to(folder).as_posix() if folder is not None else str(Path(path).absolute())
+        rows.append((cls, name, len(data), hashlib.sha256(data).hexdigest()))
+    write_tsv(out, MANIFEST_COLUMNS, rows)
     return rows
 
 

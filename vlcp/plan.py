@@ -18,9 +18,9 @@ from pathlib import Path
 from vlcp import demo_data
 from vlcp.config import load_run_config
 from vlcp.errors import VlcpError
-from vlcp.sizing import REPO, evaluation_estimate, format_minutes, size_preset
+from vlcp.sizing import REPO, evaluation_estimate, format_minutes, size_preset, soft_label_estimate, teacher_estimate
 
-GPU_RULES = ("caption", "encode", "finetune", "synthesize", "evaluate")
+GPU_RULES = ("caption", "encode", "finetune", "synthesize", "evaluate", "teacher")
 
 
 class PlanError(VlcpError):
@@ -76,6 +76,10 @@ def gpu_minutes(config, counts, jobs):
             minutes = sizes[rule]["minutes"] * per_job * int(wildcards["ipc"]) / largest
         elif rule == "finetune":
             minutes = sizes[rule]["minutes"]
+        elif rule == "teacher":
+            minutes = teacher_estimate(config, counts)["minutes"]
+        elif wildcards.get("protocol") == "rded":
+            minutes = soft_label_estimate(config, counts, wildcards["model"], wildcards["ipc"])["minutes"]
         else:
             minutes = evaluation_estimate(config, counts, wildcards["model"], wildcards["ipc"])["minutes"]
         count, total = totals.get(rule, (0, 0.0))

@@ -279,6 +279,60 @@ def evaluation_estimate(config, dataset, model, ipc):
     return {**request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60), "case": f"{model}, IPC {ipc}, {epochs} epochs"}
 
 
+@functools.cache
+def soft_label_costs(name, num_classes, size):
+    """``classifier_costs`` of a network of the soft-label protocol (``vlcp.rded.build_network``)."""
+    from vlcp.rded import build_network
+
+    with torch.device("meta"):
+        model = build_network(name, num_classes, size)
+        x = torch.randn(1, 3, size, size)
+        return {"params": params(model), "flops": flops(model, x), "saved": saved_bytes(model, x),
+                "peak": peak_intermediate_bytes(model.eval(), x)}
+
+
+def soft_label_estimate(config, dataset, model, ipc):
+    """The request of one soft-label (RDED protocol) job: ``model`` trained on ``ipc`` images per class
+    against the teacher, which runs forward on every augmented batch, as does the student's extra
+    no-grad pass (vlcp.rded.soft_label_step)."""
+    from vlcp.config import soft_label_settings
+
+    classes, train, val = dataset
+    a = ASSUMED
+    soft = soft_label_settings(config["soft_label"], ipc, classes, config["dataset"]["eval_size"])
+    size = soft["input_size"]
+    student = soft_label_costs(model, classes, size)
+    teacher = soft_label_costs(config["teacher"]["architecture"], classes, size)
+    epochs, train_images = soft["epochs"], int(ipc) * classes
+    tests = max(1, epochs // 5 // 10) + 1  # every 10 epochs past 80 %, and after the last
+    per_image = 3 * student["flops"] + student["flops"] + teacher["flops"]
+    seconds = (epochs * train_images * per_image + tests * val * student["flops"]) / a["small_flops"]
+    test_batch = min(config["execution"]["soft_label"]["test_batch_size"], val)
+    gpu = (student["params"] * 16 + teacher["params"] * 4 + soft["batch_size"] * (student["saved"] + teacher["peak"])
+           + test_batch * student["peak"])
+    host = (train_images + val) * 3 * size**2 / GIB + a["host_base_gib"]
+    return {**request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60),
+            "case": f"{model}, IPC {ipc}, {epochs} epochs, soft labels"}
+
+
+def teacher_estimate(config, dataset):
+    """The request of the teacher rule's job: teacher.architecture trained on the whole train split with
+    hard labels for teacher.epochs (``vlcp.config.teacher_settings``)."""
+    from vlcp.config import teacher_settings
+
+    classes, train, val = dataset
+    a = ASSUMED
+    t = teacher_settings(config, classes)
+    c = soft_label_costs(config["teacher"]["architecture"], classes, t["input_size"])
+    tests = t["epochs"] // t["test_every"] + 1
+    seconds = (t["epochs"] * train * 3 * c["flops"] + tests * val * c["flops"]) / a["small_flops"]
+    test_batch = min(config["execution"]["evaluate"]["test_batch_size"], val)
+    gpu = c["params"] * 16 + t["batch_size"] * c["saved"] + test_batch * c["peak"]
+    host = (train + val) * 3 * t["input_size"] ** 2 / GIB + a["host_base_gib"]
+    return {**request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60),
+            "case": f"{config['teacher']['architecture']}, {t['epochs']} epochs"}
+
+
 def table(names):
     """A markdown table of every preset in ``names``: one row per GPU rule."""
     lines = [

@@ -138,12 +138,13 @@ def set_scheduler(pipe, name):
 
 
 def synthesize(pipe, centres, prompts, seeds, negative_prompt, strength, guidance_scale, steps, batch_size,
-               encoding="authors", done=None, on_image=None):
+               encoding="authors", done=None, on_image=None, wanted=None):
     """Generate one PIL image per centre; ``done`` maps already finished cluster -> image.
 
     Prompts are grouped by the length of their encoding (``prompt_embeddings``), so a batch never pads
     a prompt beyond its own length; batches whose images are all in ``done`` are skipped, and
-    ``on_image(cluster, image)`` is called as each new image finishes.
+    ``on_image(cluster, image)`` is called as each new image finishes. ``wanted`` (a set of clusters)
+    makes only the batches that hold one of them. Returns the images in cluster order (None where not made).
     """
     done = dict(done or {})
     on = pipe.unet.device
@@ -156,6 +157,8 @@ def synthesize(pipe, centres, prompts, seeds, negative_prompt, strength, guidanc
     # A resumed job redoes a partly finished batch whole: float kernels may round differently at
     # another batch size, and the images must equal those of an uninterrupted run.
     batches = [b for b in batches if not all(k in done for k in b)]
+    if wanted is not None:
+        batches = [b for b in batches if wanted & set(b)]
     for batch in tqdm(batches, desc="synthesize", unit="batch", file=sys.stderr):
         images = pipe(
             image=centres[batch].to(on, dtype),
@@ -173,7 +176,7 @@ def synthesize(pipe, centres, prompts, seeds, negative_prompt, strength, guidanc
             done[k] = img
             if on_image is not None:
                 on_image(k, img)
-    return [done[k] for k in range(len(prompts))]
+    return [done.get(k) for k in range(len(prompts))]
 
 
 def resize_for_evaluation(img, size):
@@ -240,7 +243,10 @@ def synthesize_class(pipe, args):
     with atomic_dir(args.out) as tmp:
         for k in range(len(prototypes)):
             shutil.copyfile(args.work / f"{k}.png", tmp / f"{k}.png")
-        provenance.record(tmp, "synthesize", vars(args), models=[args.model])
+        # The device and CPU threads are recorded for `vlcp regenerate`: float sums on the CPU can round
+        # differently with another thread count.
+        run_on = {"device": pipe.unet.device.type, "threads": torch.get_num_threads()}
+        provenance.record(tmp, "synthesize", {**vars(args), **run_on}, models=[args.model])
     shutil.rmtree(args.work)
     print(f"{len(prototypes)} images written to {args.out} ({len(prototypes) - len(done)} new)", file=sys.stderr)
 
