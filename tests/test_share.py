@@ -30,7 +30,7 @@ def shared_run(demo_run, tmp_path_factory):
     shutil.copytree(demo_run / "results/demo/distilled/random/ipc5/seed0", theirs)  # with its provenance.json files
     extra = root / "external.yaml"
     extra.write_text(yaml.safe_dump({"external": {"theirs": str(theirs)}}))
-    snakemake(work, "--cores", "2", "--configfile", DEMO, str(extra), "all", "export")
+    snakemake(work, "all", "export", "--cores", "2", "--configfile", DEMO, str(extra))
     return work / "results" / "demo", theirs
 
 
