@@ -56,6 +56,9 @@ def repo():
 
 
 DEMO_CONFIG = REPO / "config" / "demo.yaml"
+# The demo without its soft-label evaluations, the teacher and 'full': for the tests that run the demo again
+# from scratch to check something else (reruns, parts of classes), where those jobs would only add minutes.
+HARD_LABELS_ONLY = {"methods": ["vlcp", "random"], "evaluate": {"protocols": ["minimax"]}}
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,10 @@ def test_plan_of_the_demo_lists_its_jobs_and_gpu_time(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("run 'demo': 10 classes, 400 train and 200 val images; IPC [1, 5]")
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in out.splitlines() if line.startswith("| ")}
-    # the dry run's own counts: a caption job per class, 2 sets x 2 IPCs evaluated, 140 jobs in all
-    assert rows["caption"][0] == "10" and rows["evaluate"][0] == "4" and rows["total"][0] == "140"
+    # the dry run's own counts: a caption job per class, 2 sets x 2 IPCs x 2 protocols and 'full' evaluated,
+    # a teacher, 147 jobs in all
+    assert rows["caption"][0] == "10" and rows["evaluate"][0] == "9" and rows["total"][0] == "147"
+    assert rows["teacher"][0] == "1" and rows["teacher"][1].strip(" |") != "-", "the teacher is priced"
     assert rows["index"][1].strip(" |") == "-", "CPU rules have no GPU time"
     assert "GPU hours" in rows["total"][1]
     assert "this run's diffusion and captioner model(s) are tiny" in out

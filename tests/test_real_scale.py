@@ -194,3 +194,24 @@ def test_a_folder_of_plain_weights_loads_them(tmp_path):
     assert models.weights_variant("someone/hub-id") is None and models.weights_variant("someone/hub-id", "fp16") == "fp16"
     with pytest.raises(models.ModelNotFoundError, match="models.diffusion"):
         models.load_stable_diffusion(str(tmp_path / "sd"), variant="fp16")
+
+
+def test_every_gpu_rule_goes_to_the_gpu_partition():
+    """A rule that asks for a GPU (its resources entry has gpu >= 1 by default) is listed in the SLURM profile's
+    set-resources with a partition: otherwise it lands in the CPU partition with a GPU request and never starts."""
+    import re
+
+    import yaml
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    defaults = schema["properties"]["resources"]["properties"]
+    profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
+    gpu_rules = set()
+    for smk in (REPO / "rules").glob("*.smk"):
+        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), re.M):
+            entry = re.search(r'rule_resources\("(\w+)"', body)
+            if entry and defaults[entry.group(1)]["properties"]["gpu"]["default"] >= 1:
+                gpu_rules.add(name)
+    assert {"caption", "finetune", "encode", "synthesize", "evaluate", "teacher"} <= gpu_rules, gpu_rules
+    missing = sorted(r for r in gpu_rules if "slurm_partition" not in profile["set-resources"].get(r, {}))
+    assert not missing, f"GPU rules without a GPU partition in slurm/config.yaml: {missing}"

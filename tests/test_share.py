@@ -80,12 +80,15 @@ def test_an_external_set_is_evaluated_like_the_runs_own(shared_run):
     """The demo's random set copied elsewhere: the same images under another name get the same numbers."""
     run, theirs = shared_run
     accuracy = contract.read_accuracy(run / "accuracy.csv")
-    external = accuracy[accuracy.method == "theirs"]
-    assert len(external) == 1 and external.iloc[0]["ipc"] == "5", external
-    random = accuracy[(accuracy.method == "random") & (accuracy.ipc == "5")]
-    assert external.iloc[0][["top1_best", "top1_last"]].tolist() == random.iloc[0][["top1_best", "top1_last"]].tolist()
+    external = accuracy[accuracy.method == "theirs"].set_index("protocol")
+    assert sorted(external.index) == ["minimax", "rded"] and set(external.ipc) == {"5"}, external
+    random = accuracy[(accuracy.method == "random") & (accuracy.ipc == "5")].set_index("protocol")
+    metrics = ["top1_best", "top1_last"]
+    assert external.loc[["minimax", "rded"], metrics].equals(random.loc[["minimax", "rded"], metrics])
     summary = pd.read_csv(run / "summary.csv", dtype={"ipc": str})
-    assert ((summary.method == "theirs") & (summary.metric == "top1_best")).sum() == 1
+    scored = summary[(summary.method == "theirs") & (summary.metric == "top1_best")]
+    assert len(scored) == 2 and scored[["ior", "hlr", "lrs"]].notna().all().all(), scored
+    assert (scored["ior"] == 0).all(), "the random set under another name does as well as random"
     assert (run / "report" / "grids" / "theirs-ipc5-seed0.png").is_file()
     assert all(str(path).startswith(str(theirs)) for _, path in contract.read_manifest(run / "distilled/theirs/ipc5/seed0.manifest.tsv"))
     assert not any(p.name.endswith(".manifest.tsv") for p in theirs.parent.iterdir()), "nothing written beside their set"

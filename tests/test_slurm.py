@@ -16,7 +16,12 @@ from conftest import DEMO_CONFIG, REPO
 
 pytestmark = pytest.mark.workflow
 BASE = os.environ.get("VLCP_SLURM_BASE")
-GPU_RULES = {"caption", "finetune", "encode", "synthesize", "evaluate"}
+GPU_RULES = {"caption", "finetune", "encode", "synthesize", "evaluate", "teacher"}
+ARRAY_RULES = {"index", "cluster", "text_prototype", "select", "encode", "synthesize"}
+# The whole demo (both protocols, the teacher, 'full') with its per-class stages in parts of 5 classes: every
+# SLURM job starts Snakemake and parses the workflow (about 15 s on the 2-core test machine), and parts
+# halve the demo's 140 jobs; a job per class is tested locally (test_workflow, test_reruns).
+SLURM_DEMO = {"classes_per_job": 5}
 FAULT = Path(__file__).parent / "fault"
 
 
@@ -55,8 +60,10 @@ def test_demo_through_the_slurm_profile(tmp_path):
         VLCP_FAIL_ONCE=f"vlcp.aggregate:summarize:{workdir / 'failed-once'}",
     )
     start = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    parts = tmp_path / "parts.yaml"
+    parts.write_text(yaml.safe_dump(SLURM_DEMO))
     run = in_cluster(sys.executable, "-m", "snakemake", "-s", REPO / "Snakefile", "--directory", workdir,
-                     "--profile", profile, "--configfile", DEMO_CONFIG, env=env)
+                     "--profile", profile, "--configfile", DEMO_CONFIG, parts, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "submitted with SLURM jobid" in run.stdout + run.stderr
     assert (workdir / "failed-once").exists(), "the injected failure happened"
@@ -83,5 +90,10 @@ def test_demo_through_the_slurm_profile(tmp_path):
     submissions = {job_id.split("_")[0] for job_id, *_ in mine}
     arrays = {job_id.split("_")[0] for job_id, *_ in mine if "_" in job_id}
     assert arrays, "the per-class jobs went in as job arrays"
-    assert len(submissions) < len(mine) / 3, f"{len(submissions)} submissions for {len(mine)} jobs"
+    per_part = [job_id for job_id, name, state, tres, comment in mine if comment.split("_", 1)[1].split("_wildcards")[0] in ARRAY_RULES]
+    per_part_submissions = {job_id.split("_")[0] for job_id in per_part}
+    assert len(per_part_submissions) <= len(per_part) / 2, f"{len(per_part_submissions)} submissions for {len(per_part)} per-part jobs"
+    assert (workdir / "results" / "demo" / "parts" / "captions" / "part2.tsv").is_file(), "the stages ran in parts"
+    accuracy = (workdir / "results" / "demo" / "accuracy.csv").read_text()
+    assert "rded,vlcp-prototype,5" in accuracy and "minimax,full,all" in accuracy, accuracy
     print(f"SLURM: {len(mine)} jobs in {len(submissions)} submissions ({len(arrays)} arrays)")

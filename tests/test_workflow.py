@@ -35,7 +35,9 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
     assert counts["text_prototype"] == per_ipc_seed
     assert counts["synthesize"] == per_ipc_seed
     assert counts["select"] == per_ipc_seed, "the random baseline picks per class too"
-    assert counts["evaluate"] == 2 * 2  # (vlcp-prototype, random) x IPC (1, 5) x 1 model x 1 eval seed
+    # (vlcp-prototype, random) x IPC (1, 5) x 1 model x 1 eval seed x (minimax, rded), and 'full' (minimax only)
+    assert counts["evaluate"] == 2 * 2 * 2 + 1
+    assert counts["teacher"] == 1 and counts["split_index"] == 2, "the train split's index too: the teacher and 'full' read it"
     assert counts["grid"] == 2 * 2
     assert counts["aggregate"] == 1
     assert counts["all"] == 1
@@ -137,8 +139,8 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
             assert [p.name for p in images] == [f"{k}.png" for k in range(ipc)]
             assert Image.open(images[0]).size == (32, 32)
     accuracy = contract.read_accuracy(run / "accuracy.csv")
-    assert sorted(accuracy["method"].unique()) == ["random", "vlcp-prototype"] and len(accuracy) == 4
-    best = {(r.method, r.ipc): float(r.top1_best) for r in accuracy.itertuples()}
+    assert sorted(accuracy["method"].unique()) == ["full", "random", "vlcp-prototype"] and len(accuracy) == 9
+    best = {(r.method, r.ipc): float(r.top1_best) for r in accuracy[accuracy.protocol == "minimax"].itertuples()}
     assert best["random", "5"] > 30, "real images beat chance"
     # The pretrained tiny diffusion model makes digits (vlcp.tiny_pretrain): a defect that destroys the signal
     # (mis-scaled latents, a wrong img2img strength, centres in the wrong order) drops VLCP towards 10 %.
@@ -201,31 +203,11 @@ def test_the_workflow_passes_snakemakes_linter_and_is_formatted(tmp_path):
     assert result.returncode == 0, f"run `snakefmt Snakefile rules`:\n{result.stderr}"
 
 
-RDED_DEMO = {
-    "methods": ["vlcp", "random", "full"],
-    "evaluate": {"protocols": ["minimax", "rded"], "full_epochs": 5},
-    "soft_label": {"epochs": 20},
-    "teacher": {"architecture": "convnet6", "epochs": 10},
-}
-
-
 @pytest.mark.workflow
-def test_the_soft_label_protocol_and_ddranking_scores_on_the_demo(demo_run, tmp_path):
-    """The demo's finished run, copied, with RDED's protocol (a teacher the workflow trains), 'full', and
-    DD-Ranking's scores: only the new evaluations, the teacher and what they read, and the tables run."""
-    import shutil
-
-    import yaml
-
-    work = tmp_path / "run"
-    shutil.copytree(demo_run, work, symlinks=True)
-    extra = tmp_path / "rded.yaml"
-    extra.write_text(yaml.safe_dump(RDED_DEMO))
-    result = snakemake(work, "--cores", "2", "--configfile", DEMO, str(extra))
-    ran = job_counts(result.stdout + result.stderr)
-    # 4 rded evaluations + full; the whole train split's index, which 'full' and the teacher read
-    assert ran == {"split_index": 1, "teacher": 1, "evaluate": 5, "aggregate": 1, "all": 1, "total": 9}, ran
-    run = work / "results" / "demo"
+def test_the_demo_evaluates_both_protocols_and_scores_its_sets(demo_run):
+    """The demo's soft-label evaluations (RDED's protocol, a ConvNet-6 teacher the teacher rule trains on the
+    digits), 'full' and DD-Ranking's scores of its sets."""
+    run = demo_run / "results" / "demo"
     from safetensors import safe_open
 
     with safe_open(str(run / "teacher" / "convnet6.safetensors"), framework="pt") as handle:
@@ -236,6 +218,8 @@ def test_the_soft_label_protocol_and_ddranking_scores_on_the_demo(demo_run, tmp_
     assert sorted(accuracy["protocol"].unique()) == ["minimax", "rded"]
     soft = accuracy[accuracy.protocol == "rded"]
     assert len(soft) == 4 and set(soft.method) == {"random", "vlcp-prototype"} and (soft.top1_best > 10).all()
+    full = accuracy[accuracy.method == "full"]
+    assert list(full.protocol) == ["minimax"] and list(full.ipc) == ["all"] and full.iloc[0]["train_images"] == 400
     summary = __import__("pandas").read_csv(run / "summary.csv", dtype={"ipc": str})
     vlcp = summary[(summary.method == "vlcp-prototype") & (summary.metric == "top1_best")]
     assert len(vlcp) == 4 and vlcp[["ior", "hlr", "lrs"]].notna().all().all(), vlcp
