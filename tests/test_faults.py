@@ -36,10 +36,15 @@ def faults(**injected):
                 os.environ[key] = value
 
 
+# The killed runs go as far as the distilled images (what the killed stages make); evaluation's determinism
+# is checked by test_reruns' two runs from scratch.
+UNTIL = ("--until", "synthesize")
+
+
 def run_with_kill(workdir, spec):
     """Run the demo with VLCP_KILL=spec in every job; return the failed CompletedProcess."""
     with faults(VLCP_KILL=spec):
-        return snakemake(workdir, "--cores", "2", "--keep-going", "--configfile", str(DEMO_CONFIG), check=False)
+        return snakemake(workdir, *UNTIL, "--cores", "2", "--keep-going", "--configfile", str(DEMO_CONFIG), check=False)
 
 
 def test_killed_jobs_resume_and_end_where_an_uninterrupted_run_ends(demo_run, tmp_path):
@@ -63,10 +68,12 @@ def test_killed_jobs_resume_and_end_where_an_uninterrupted_run_ends(demo_run, tm
     leftovers = list((run / "work" / "synthesize").rglob("*.png"))
     assert leftovers, "finished images of a killed synthesis are kept aside"
 
-    snakemake(tmp_path, "--cores", "2", "--configfile", str(DEMO_CONFIG))
+    snakemake(tmp_path, *UNTIL, "--cores", "2", "--configfile", str(DEMO_CONFIG))
     resumed = [p for p in (run / "logs" / "synthesize").rglob("*.log") if "resuming: 1 of 5 images already made" in p.read_text()]
     assert resumed, "synthesis resumed from the images it had finished"
-    assert result_hashes(run) == result_hashes(demo_run / "results" / "demo")
+    mine = result_hashes(run, accuracy=False)
+    uninterrupted = result_hashes(demo_run / "results" / "demo", accuracy=False)
+    assert len(mine) > 100 and mine == {k: v for k, v in uninterrupted.items() if not k.startswith("distilled/random/")}
 
 
 def stage(*args):

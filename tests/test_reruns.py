@@ -47,10 +47,10 @@ def folder_run(tmp_path_factory):
     return workdir, config
 
 
-def result_hashes(run, hard_labels_only=False):
+def result_hashes(run, hard_labels_only=False, accuracy=True):
     """sha256 of every result file that must be identical across runs (provenance files excepted), and the
-    accuracy rows (``hard_labels_only``: those of the run's distilled sets under Minimax's protocol, for a
-    run against one made with ``HARD_LABELS_ONLY``)."""
+    accuracy rows unless not ``accuracy`` (``hard_labels_only``: those of the run's distilled sets under
+    Minimax's protocol, for a run against one made with ``HARD_LABELS_ONLY``)."""
     patterns = ["captions/*.jsonl", "latents/*.safetensors", "clusters/**/*.json", "clusters/**/*.safetensors",
                 "prototypes/**/*.json", "distilled/**/*.png", "finetune/*/unet/*.safetensors"]
     hashes = {}
@@ -58,6 +58,8 @@ def result_hashes(run, hard_labels_only=False):
         for path in sorted(run.glob(pattern)):
             if not path.name.endswith(".provenance.json"):
                 hashes[str(path.relative_to(run))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not accuracy:
+        return hashes
     frame = contract.read_accuracy(run / "accuracy.csv")
     if hard_labels_only:
         frame = frame[(frame.protocol == "minimax") & (frame.method != "full")]
