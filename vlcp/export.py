@@ -130,12 +130,12 @@ def dataset_card(method, ipc, seed, run_name, classes, rows, records, accuracy):
             *({"name": k, "dtype": "int64" if k in ("cluster_size", "seed") else "string"} for k in METADATA_KEYS[2:]),
         ]},
     }
+    stages = sorted(chain, key=lambda stage: STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER))
     models = []
-    for stage in sorted(chain, key=lambda stage: STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)):
+    for stage in stages:
         for model in chain[stage].get("models", []):
             name = model.get("hub_id") or f"{model['path']} (fingerprint {model['fingerprint'][:16]})"
             models.append(f"- {stage}: {name}")
-    stages = sorted(chain, key=lambda stage: STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER))
     made = [f"### {stage}\n\n```yaml\n{yaml_block(card_settings(chain[stage]['settings']))}\n```\n" for stage in stages]
     packages = first.get("packages", {})
     lines = [
