@@ -102,7 +102,7 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype"):
         image_seed,
         resize_for_evaluation,
         set_scheduler,
-        synthesize,
+        synthesize_with,
     )
 
     folder = set_class_folder(run_dir, strategy, ipc, seed, cls)
@@ -131,11 +131,7 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype"):
     set_scheduler(pipe, settings["scheduler"])
     pipe.set_progress_bar_config(disable=True)
     seeds = [image_seed(cls, k, seed) for k in range(len(prototypes))]
-    images = synthesize(
-        pipe, centres, [p["prompt"] for p in prototypes], seeds, settings["negative_prompt"], settings["strength"],
-        settings["guidance_scale"], settings["num_inference_steps"], settings["batch_size"], settings["prompt_encoding"],
-        wanted={cluster},
-    )
+    images = synthesize_with(pipe, centres, [p["prompt"] for p in prototypes], seeds, settings, wanted={cluster})
     return resize_for_evaluation(images[cluster], settings["size"]), folder / f"{cluster}.png"
 
 

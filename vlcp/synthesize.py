@@ -179,6 +179,14 @@ def synthesize(pipe, centres, prompts, seeds, negative_prompt, strength, guidanc
     return [done.get(k) for k in range(len(prompts))]
 
 
+def synthesize_with(pipe, centres, prompts, seeds, settings, done=None, on_image=None, wanted=None):
+    """``synthesize`` with the stage's settings by name: its parsed options, or the settings its provenance
+    record holds (``vlcp regenerate``)."""
+    s = settings
+    return synthesize(pipe, centres, prompts, seeds, s["negative_prompt"], s["strength"], s["guidance_scale"],
+                      s["num_inference_steps"], s["batch_size"], s["prompt_encoding"], done, on_image, wanted)
+
+
 def resize_for_evaluation(img, size):
     """Resize a square generated image to the evaluation side as the authors' gen_syn_image.py does
     (``images[0].resize((256, 256))``: Pillow's default filter for RGB, bicubic)."""
@@ -236,10 +244,7 @@ def synthesize_class(pipe, args):
             resize_for_evaluation(img, args.size).save(handle, format="PNG")
 
     seeds = [image_seed(args.cls, k, args.seed) for k in range(len(prototypes))]
-    synthesize(
-        pipe, centres, [p["prompt"] for p in prototypes], seeds, args.negative_prompt, args.strength,
-        args.guidance_scale, args.num_inference_steps, args.batch_size, args.prompt_encoding, done, keep,
-    )
+    synthesize_with(pipe, centres, [p["prompt"] for p in prototypes], seeds, vars(args), done, keep)
     with atomic_dir(args.out) as tmp:
         for k in range(len(prototypes)):
             shutil.copyfile(args.work / f"{k}.png", tmp / f"{k}.png")
