@@ -61,9 +61,10 @@ def result_hashes(run, hard_labels_only=False, accuracy=True):
     if not accuracy:
         return hashes
     frame = contract.read_accuracy(run / "accuracy.csv")
-    if hard_labels_only:
-        frame = frame[(frame.protocol == "minimax") & (frame.method != "full")]
-    hashes["accuracy rows"] = frame.to_csv(index=False)
+    if hard_labels_only:  # and without the columns only the other rows fill (the soft-label settings)
+        frame = frame[(frame.protocol == "minimax") & (frame.method != "full")].dropna(axis=1, how="all")
+    # each column in the narrowest type that holds it: a column that other rows leave empty reads as float
+    hashes["accuracy rows"] = frame.convert_dtypes().to_csv(index=False)
     return hashes
 
 

@@ -51,7 +51,7 @@ def test_generated_sentences_strategy_plans_its_model_and_sets(tmp_path):
     counts = job_counts(result.stdout)
     assert counts["tiny_model"] == 3, "the tiny text generator is built too"
     assert counts["text_prototype"] == counts["synthesize"] == 2 * len(CLASSES) * 2
-    assert counts["evaluate"] == 3 * 2  # (vlcp-prototype, vlcp-gpt, random) x IPC (1, 5)
+    assert counts["evaluate"] == 3 * 2 * 2 + 1  # (vlcp-prototype, vlcp-gpt, random) x IPC (1, 5) x protocol, and 'full'
     gpt = [line for line in result.stdout.splitlines() if "--strategy gpt" in line]
     assert len(gpt) == 2 * len(CLASSES) and all("--text-generator results/demo/models/tiny-gpt" in l for l in gpt)
     assert all("--text-generator" not in l for l in result.stdout.splitlines() if "--strategy prototype" in l)
@@ -101,7 +101,7 @@ def test_classes_per_job_makes_a_job_per_part_of_classes(tmp_path):
     assert counts["caption"] == counts["encode"] == parts
     for rule in ("cluster", "text_prototype", "synthesize", "select"):
         assert counts[rule] == parts * 2, rule  # IPC 1 and 5, seed 0
-    assert counts["evaluate"] == 4 and counts["manifest"] == 4 and counts["finetune"] == 1
+    assert counts["evaluate"] == 2 * 2 * 2 + 1 and counts["manifest"] == 4 and counts["finetune"] == 1
     # a job lists every class of its part, and declares its part's record
     block = result.stdout.split("rule cluster:")[1].split("\n\n")[0]
     record = re.search(r"output: (\S+)", block).group(1)
