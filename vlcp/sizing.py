@@ -160,12 +160,11 @@ def llava_costs():
     }
 
 
-@functools.cache
-def classifier_costs(name, num_classes, size, norm):
-    from vlcp.networks import build_model
-
+def network_costs(build, size):
+    """Parameters, forward FLOPs, bytes saved for the backward and peak intermediate bytes of one image of
+    side ``size`` through the network ``build()`` makes, on the meta device."""
     with torch.device("meta"):
-        model = build_model(name, num_classes, size, norm)
+        model = build()
         x = torch.randn(1, 3, size, size)
         return {
             "params": params(model),
@@ -173,6 +172,13 @@ def classifier_costs(name, num_classes, size, norm):
             "saved": saved_bytes(model, x),
             "peak": peak_intermediate_bytes(model.eval(), x),  # float32, as normalisation upcasts to it
         }
+
+
+@functools.cache
+def classifier_costs(name, num_classes, size, norm):
+    from vlcp.networks import build_model
+
+    return network_costs(lambda: build_model(name, num_classes, size, norm), size)
 
 
 def request(gpu_gib, host_gib, minutes, least=30):
@@ -284,11 +290,7 @@ def soft_label_costs(name, num_classes, size):
     """``classifier_costs`` of a network of the soft-label protocol (``vlcp.rded.build_network``)."""
     from vlcp.rded import build_network
 
-    with torch.device("meta"):
-        model = build_network(name, num_classes, size)
-        x = torch.randn(1, 3, size, size)
-        return {"params": params(model), "flops": flops(model, x), "saved": saved_bytes(model, x),
-                "peak": peak_intermediate_bytes(model.eval(), x)}
+    return network_costs(lambda: build_network(name, num_classes, size), size)
 
 
 def soft_label_estimate(config, dataset, model, ipc):
