@@ -59,10 +59,12 @@ def test_presets_carry_the_authors_values():
     cifar100 = validated(load_yaml(REPO / "config" / "presets" / "cifar100.yaml"))
     assert cifar100["text_prototype"]["beta"] == 0.2 and cifar100["cluster"]["contamination"] == 0.0
     assert cifar100["dataset"]["eval_size"] == 32
-    # run_cifar10.sh: --contamination 0.0 --threshold 0.3 --tpk 30; fine-tuned with --resolution=32
-    # (cifar100_dm.sh too); gen_prototype.py's clustering latents at its default --size 512
+    # run_cifar10.sh line 14: --contamination 0.0 --threshold 0.3 --tpk 30, but line 15 synthesizes from
+    # --text_prototype cifar10_text/text_10_0.7_30.json (gen_prototype.py line 214 names the file by the
+    # threshold; its default, line 42, is 0.7): beta 0.7, the prompts the images were made from.
+    # Fine-tuned with --resolution=32 (cifar100_dm.sh too); clustering latents at --size 512
     cifar10 = validated(load_yaml(REPO / "config" / "presets" / "cifar10.yaml"))
-    assert cifar10["text_prototype"]["beta"] == 0.3 and cifar10["text_prototype"]["top_k"] == 30
+    assert cifar10["text_prototype"]["beta"] == 0.7 and cifar10["text_prototype"]["top_k"] == 30
     assert cifar10["cluster"]["contamination"] == 0.0 and cifar10["dataset"]["eval_size"] == 32
     assert cifar10["finetune"]["resolution"] == cifar100["finetune"]["resolution"] == 32
     assert cifar10["encode"]["resolution"] == 512 and cifar10["encode"]["resize"] == "squash"
@@ -75,6 +77,15 @@ def test_presets_carry_the_authors_values():
     for cifar in (cifar10, cifar100):
         assert cifar["evaluate"]["protocols"] == ["rded"]
         assert (cifar["soft_label"]["factor"], cifar["soft_label"]["epochs"]) == (1, 500)
+    # The authors' teachers: RDED's synthesize/utils.py load_model, line 238, reads
+    # ./data/pretrain_models/{dataset}_{model_name}.pth (CIFAR, resnet18_modified); line 253 takes
+    # torchvision's pretrained ResNet-18 for ImageNet-1K (resnet18-f37072fd.pth). Table 3 and 4: ResNet-18
+    # students only (the *_resnet-18*_to_resnet-18* scripts), no run the tables did not make.
+    assert cifar10["evaluate"]["teacher"] == "data/pretrain_models/cifar10_resnet18_modified.pth"
+    assert cifar100["evaluate"]["teacher"] == "data/pretrain_models/cifar100_resnet18_modified.pth"
+    assert imagenet1k["evaluate"]["teacher"] == "data/pretrain_models/resnet18-f37072fd.pth"
+    for preset in (cifar10, cifar100, imagenet1k):
+        assert preset["evaluate"]["models"] == ["resnet18"] and preset["teacher"]["architecture"] == "resnet18"
     assert validated(load_yaml(REPO / "config" / "presets" / "imagewoof.yaml"))["evaluate"]["protocols"] == ["minimax"]
     # RDED's defaults (argument.py, validation/main.py): T 20 with cutmix 1.0, AdamW 1e-3 / 0.01, 300 epochs
     soft = validated({})["soft_label"]

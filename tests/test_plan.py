@@ -1,5 +1,6 @@
 """`python -m vlcp plan`: the jobs a run still has to do and their GPU time, before it starts."""
 
+import pytest
 from conftest import REPO
 
 from vlcp.plan import dataset_counts, main
@@ -69,3 +70,36 @@ def test_soft_label_evaluations_and_the_teacher_are_priced_as_their_own_jobs():
     # RDED's 500 epochs with a teacher forward and the student's extra pass per image, against Minimax's 2000
     assert "500 epochs, soft labels" in soft["case"] and "2000 epochs" in hard["case"]
     assert soft["minutes"] < hard["minutes"]
+
+
+PRESET_TEACHERS = {
+    "cifar10": ("cifar10_resnet18_modified.pth", ["RDED's CIFAR-10 ResNet-18", "93.86 %", "04_evaluation/RDED/data/pretrain_models/"]),
+    "cifar100": ("cifar100_resnet18_modified.pth", ["RDED's CIFAR-100 ResNet-18", "72.27 %"]),
+    "imagenet1k": ("resnet18-f37072fd.pth", ["IMAGENET1K_V1", "69.76 %", "https://download.pytorch.org/models/resnet18-f37072fd.pth"]),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_TEACHERS))
+def test_the_soft_label_presets_name_the_authors_teacher_and_price_no_teacher_training(preset, tmp_path, capsys, monkeypatch):
+    from vlcp.config import ConfigError, load_run_config
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the presets name hub models, not in this cache
+
+    config = load_run_config([REPO / "config" / "presets" / f"{preset}.yaml"], REPO)
+    root = tmp_path / config["dataset"]["root"]
+    for split in ("train", "val"):
+        for cls in ("n01440764", "n01443537"):
+            (root / split / cls).mkdir(parents=True)
+    argv = ["--configfile", str(REPO / "config" / "presets" / f"{preset}.yaml"), "--directory", str(tmp_path)]
+    name, source = PRESET_TEACHERS[preset]
+    with pytest.raises(ConfigError) as info:
+        main(argv)
+    message = str(info.value)
+    assert message.startswith(f"Invalid config: evaluate.teacher = 'data/pretrain_models/{name}': no such file")
+    assert all(words in message for words in source), message
+    teacher = tmp_path / "data" / "pretrain_models" / name
+    teacher.parent.mkdir()
+    teacher.write_bytes(b"")  # the plan checks that the file is there; the rded jobs load it
+    main(argv)
+    rows = {line.split(" | ")[0].strip("| ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
+    assert "evaluate" in rows and "teacher" not in rows, "the authors' teacher is used, none is trained"

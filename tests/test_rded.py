@@ -61,26 +61,50 @@ def test_the_batch_size_rule(ipc, classes, batch):
     assert rded_batch_size(ipc, classes) == batch
 
 
-def test_the_teacher_loader_takes_plain_tensors_only(tmp_path):
+def test_the_teacher_loader_takes_every_layout_of_plain_tensors(tmp_path):
+    import argparse
+
     from safetensors.torch import save_file
 
     teacher = rded.build_network("resnet18", 10, 32)
-    torch.save(teacher.state_dict(), tmp_path / "state.pth")
-    save_file(teacher.state_dict(), tmp_path / "state.safetensors")
-    for name in ("state.pth", "state.safetensors"):
+    state = teacher.state_dict()
+    layouts = {
+        "state.pth": state,
+        "state.safetensors": state,
+        # RDED's observers: synthesize/utils.py line 240 reads torch.load(path)["model"]
+        "rded.pth": {"model": state},
+        "lightning.pth": {"state_dict": state, "epoch": 90},
+        # saved from a DataParallel model (validation/main.py line 66 wraps both networks in one)
+        "parallel.pth": {"model": {f"module.{k}": v for k, v in state.items()}},
+    }
+    for name, content in layouts.items():
+        if name.endswith(".safetensors"):
+            save_file(content, tmp_path / name)
+        else:
+            torch.save(content, tmp_path / name)
         loaded = rded.load_teacher(tmp_path / name, "resnet18", 10, 32)
-        assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
-        assert torch.equal(loaded.fc.weight, teacher.fc.weight)
-    torch.save(teacher, tmp_path / "module.pth")  # a whole pickled module: refused, never unpickled
-    with pytest.raises(rded.TeacherError, match=r"module.pth are not a file of plain tensors"):
+        assert not loaded.training and not any(p.requires_grad for p in loaded.parameters()), name
+        assert torch.equal(loaded.fc.weight, teacher.fc.weight) and torch.equal(loaded.conv1.weight, teacher.conv1.weight), name
+
+    # torchvision's reference training script saves its args beside the weights: refused, never unpickled,
+    # with the one line that saves the weights alone
+    torch.save({"model": state, "args": argparse.Namespace(lr=0.1)}, tmp_path / "reference.pth")
+    with pytest.raises(rded.TeacherError, match=r"reference.pth pickle more than tensors") as info:
+        rded.load_teacher(tmp_path / "reference.pth", "resnet18", 10, 32)
+    assert "torch.save(c.get('model'" in str(info.value) and "reference.pth.weights.pth" in str(info.value)
+    torch.save(teacher, tmp_path / "module.pth")  # a whole pickled module
+    with pytest.raises(rded.TeacherError, match=r"module.pth pickle more than tensors"):
         rded.load_teacher(tmp_path / "module.pth", "resnet18", 10, 32)
     torch.save({"fc.weight": 1}, tmp_path / "numbers.pth")
-    with pytest.raises(rded.TeacherError, match=r"numbers.pth do not hold a state dict"):
+    with pytest.raises(rded.TeacherError, match=r"numbers.pth hold no state dict .*found: 'fc.weight'"):
         rded.load_teacher(tmp_path / "numbers.pth", "resnet18", 10, 32)
     with pytest.raises(rded.TeacherError, match=r"do not fit a resnet18 of 100 classes"):
-        rded.load_teacher(tmp_path / "state.safetensors", "resnet18", 100, 32)
+        rded.load_teacher(tmp_path / "rded.pth", "resnet18", 100, 32)
     with pytest.raises(rded.TeacherError, match=r"no such file"):
         rded.load_teacher(tmp_path / "missing.safetensors", "resnet18", 10, 32)
+    (tmp_path / "text.pth").write_text("not a checkpoint")
+    with pytest.raises(rded.TeacherError, match=r"text.pth"):
+        rded.load_teacher(tmp_path / "text.pth", "resnet18", 10, 32)
 
 
 def test_the_students_are_torchvisions_resnet18_and_rdeds_modified_one():
@@ -90,3 +114,23 @@ def test_the_students_are_torchvisions_resnet18_and_rdeds_modified_one():
     groups = rded.decay_groups(small, 0.01)
     assert all(p.dim() > 1 for p in groups[0]["params"]) and groups[1]["weight_decay"] == 0.0
     assert all(p.dim() == 1 for p in groups[1]["params"]), "biases and norm parameters take no weight decay"
+
+
+def test_the_students_no_grad_pass_sees_the_mixed_batch():
+    # RDED's CutMix pastes into the batch in place (validation/utils.py line 143), and train() runs
+    # student_model(images) after mix_aug (validation/main.py lines 211-213): the same mixed batch the
+    # teacher labels and the student learns from
+    from vlcp.evaluate import randomness
+
+    student, teacher = rded.build_network("convnet6", 3, 32), rded.build_network("convnet6", 3, 32).eval()
+    seen = []
+    student.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    teacher.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    settings = {"input_size": 32, "factor": 1, "cutmix": 1.0, "temperature": 20, "precision": "float32",
+                "learning_rate": 1e-3, "weight_decay": 0.01}
+    batch = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    rded.soft_label_step(student, teacher, rded.soft_label_optimizer(student, settings), batch, settings, randomness(0, torch.device("cpu")))
+    no_grad_pass, teacher_input, learning_pass = seen
+    assert torch.equal(no_grad_pass, teacher_input) and torch.equal(no_grad_pass, learning_pass)
+    unmixed = rded.train_batch(batch, 32, 1, randomness(0, torch.device("cpu"))[0])
+    assert not torch.equal(no_grad_pass, unmixed), "CutMix pasted a box from another image"

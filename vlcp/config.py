@@ -276,8 +276,38 @@ def check_models(config):
         check_model(role, config["models"][role])
 
 
+# Where the teachers of the authors' soft-label runs come from, by file name: the ImageNet-1K teacher is
+# torchvision's (RDED's synthesize/utils.py, load_model: thmodels.resnet18(pretrained=True)); the CIFAR
+# teachers are RDED's, read from ./data/pretrain_models/{dataset}_{model}.pth by the same function.
+RDED_OBSERVERS = ("LINs-lab/RDED's README links them (a Google Drive folder of its pretrained observers); the "
+                  "repository zou-yawen/Dataset-Distillation-via-Vision-Language-Category-Prototype carries the "
+                  "file under 04_evaluation/RDED/data/pretrain_models/")
+KNOWN_TEACHERS = {
+    "resnet18-f37072fd.pth": "torchvision's ResNet-18 IMAGENET1K_V1 weights (69.76 % top-1), the authors' ImageNet-1K "
+                             "teacher: download https://download.pytorch.org/models/resnet18-f37072fd.pth (torchvision's "
+                             "resnet18(weights='IMAGENET1K_V1') also leaves it in ~/.cache/torch/hub/checkpoints/)",
+    "cifar10_resnet18_modified.pth": f"RDED's CIFAR-10 ResNet-18 (modified stem, 93.86 % top-1): {RDED_OBSERVERS}",
+    "cifar100_resnet18_modified.pth": f"RDED's CIFAR-100 ResNet-18 (modified stem, 72.27 % top-1): {RDED_OBSERVERS}",
+}
+
+
+def check_teacher(config):
+    """The rded protocol's teacher file, when evaluate.teacher names one: it must exist before any job
+    starts; the message says where a known teacher comes from."""
+    teacher = config["evaluate"]["teacher"]
+    if "rded" not in config["evaluate"]["protocols"] or teacher is None or Path(teacher).expanduser().is_file():
+        return
+    source = KNOWN_TEACHERS.get(Path(teacher).name)
+    where = (f"It is {source}; put it there." if source else
+             "Give the weights file of a teacher.architecture classifier of this dataset's classes, or null to "
+             "have the teacher rule train one.")
+    raise ConfigError(f"Invalid config: evaluate.teacher = {teacher!r}: no such file ({Path(teacher).expanduser().resolve()}). "
+                      f"{where}")
+
+
 def check_config(config):
     """Checks across keys that the schema cannot state; raises ConfigError naming the key."""
+    check_teacher(config)
     for ipc in config["ipc"]:
         epochs_for_ipc(config["evaluate"]["epochs"], ipc)
     dataset = config["dataset"]

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from vlcp import demo_data
-from vlcp.config import load_run_config
+from vlcp.config import check_config, load_run_config
 from vlcp.errors import VlcpError
 from vlcp.sizing import REPO, evaluation_estimate, format_minutes, size_preset, soft_label_estimate, teacher_estimate
 
@@ -34,7 +34,10 @@ def planned_jobs(configfiles, workdir="."):
         cmd += ["--configfile", *map(str, configfiles)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
     if result.returncode != 0:
-        raise PlanError(f"the dry run failed: {(result.stderr or result.stdout).strip()[-2000:]}")
+        # Snakemake writes its error to stdout and its notes (the profile it uses) to stderr
+        said = [line for line in (result.stdout + result.stderr).splitlines()
+                if line.strip() and not line.startswith(("Using workflow specific profile", "Config file "))]
+        raise PlanError(f"the dry run failed: {chr(10).join(said)[-2000:]}")
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
         match = re.match(r"(?:local)?rule (\w+):", block)
@@ -121,10 +124,11 @@ def main(argv=None):
     parser.add_argument("--directory", type=Path, default=Path("."), help="the run's working directory")
     args = parser.parse_args(argv)
     config = load_run_config(args.configfile, REPO)
-    jobs = planned_jobs([p.resolve() for p in args.configfile], args.directory)
-    previous = os.getcwd()
-    os.chdir(args.directory)
+    files, previous = [p.resolve() for p in args.configfile], os.getcwd()
+    os.chdir(args.directory)  # relative paths of the config (dataset, teacher) are the run's
     try:
+        check_config(config)  # the workflow's own checks, so that their message is the plan's
+        jobs = planned_jobs(files)
         counts = dataset_counts(config)
     finally:
         os.chdir(previous)

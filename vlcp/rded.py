@@ -11,8 +11,10 @@ authors' ``04_evaluation/RDED`` is an unchanged copy) and their scripts (ImageNe
 - loss KLDiv(batchmean) of log_softmax(student / T) against softmax(teacher / T), T = 20, no T^2;
 - AdamW (betas 0.9, 0.999; weight decay 0.01 on the weight matrices and kernels only, ``get_parameters``),
   the learning rate times 0.5 (1 + cos(pi e / E / 2)) at epoch e, stepped once per epoch;
-- the student also sees each unmixed batch in train mode without gradients (RDED computes its train
-  accuracy so), which moves batch-norm running statistics: kept, it is part of the numbers;
+- the student also sees each batch in train mode without gradients (RDED computes its train accuracy
+  so), which moves batch-norm running statistics: kept, it is part of the numbers. RDED's CutMix pastes
+  into the batch in place (``validation/utils.py``, ``cutmix``), so that pass already sees the mixed
+  batch; so here;
 - test: Resize(input // 7 * 8) + CenterCrop(input), every 10 epochs past 80 % of training and after
   the last; the best is RDED's number, the last ours.
 
@@ -114,10 +116,36 @@ def build_network(name, num_classes, input_size):
     raise ValueError(f"the soft-label protocol trains one of {STUDENTS}, not {name!r}")
 
 
+# The layouts a classifier's weights are saved in: the state dict itself; RDED's ``torch.save({"model":
+# state_dict})`` (``synthesize/utils.py``, ``load_model``, reads ``checkpoint["model"]``); and
+# ``{"state_dict": ...}`` (PyTorch Lightning and others). DataParallel prefixes every name with ``module.``.
+WRAPPING_KEYS = ("model", "state_dict")
+
+
+def unwrap_state(state):
+    """The state dict inside a loaded checkpoint (one of ``WRAPPING_KEYS``, or the dict itself), with a
+    ``module.`` prefix that every name carries removed; None when it holds no names -> tensors."""
+    for key in WRAPPING_KEYS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not state or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        return None
+    if all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
 def read_weights(path):
-    """A state dict from a safetensors file, or from a plain tensor file read with
-    ``torch.load(weights_only=True)`` (torchvision's ``resnet18-f37072fd.pth``); anything else is refused."""
+    """A state dict from a safetensors file, or from a file of ``torch.save`` read with
+    ``torch.load(weights_only=True)``: the weights alone, or under "model" or "state_dict" (``unwrap_state``).
+    A checkpoint that also pickles other objects is refused, with the line that re-saves its weights."""
+    import pickle
+
     path = str(path)
+    resave = (f"if you trust the file, save its weights alone once: python -c \"import torch; c = torch.load('{path}', "
+              f"weights_only=False); torch.save(c.get('model', c.get('state_dict', c)), '{path}.weights.pth')\" "
+              "and point evaluate.teacher at the new file.")
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
@@ -127,13 +155,18 @@ def read_weights(path):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise TeacherError(f"teacher weights {path}: no such file; set evaluate.teacher to the file.") from None
-    except Exception as err:  # noqa: BLE001 - whatever the unpickler refuses, the message is the same
-        raise TeacherError(f"teacher weights {path} are not a file of plain tensors ({type(err).__name__}: {err}); "
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0]
+        raise TeacherError(f"teacher weights {path} pickle more than tensors, which are not read ({first}); {resave}") from None
+    except Exception as err:  # noqa: BLE001 - whatever the reader refuses, the message is the same
+        raise TeacherError(f"teacher weights {path} are not a weights file ({type(err).__name__}: {err}); "
                            "give a .safetensors file or a state dict saved with torch.save(model.state_dict()).") from None
-    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
-        raise TeacherError(f"teacher weights {path} do not hold a state dict (names -> tensors); give the weights "
-                           "alone, saved with torch.save(model.state_dict()) or safetensors.")
-    return state
+    weights = unwrap_state(state)
+    if weights is None:
+        keys = ", ".join(map(repr, list(state)[:5])) if isinstance(state, dict) else type(state).__name__
+        raise TeacherError(f"teacher weights {path} hold no state dict (names -> tensors), alone or under "
+                           f"{' or '.join(map(repr, WRAPPING_KEYS))} (found: {keys}); {resave}")
+    return weights
 
 
 def load_teacher(path, name, num_classes, input_size):
@@ -180,7 +213,9 @@ def soft_label_step(student, teacher, optimizer, batch_uint8, settings, streams)
     images = train_batch(batch_uint8, s["input_size"], s["factor"], streams[0])
     with torch.no_grad(), autocast(on, s["precision"]):
         mixed = augment.cutmix(images, torch.zeros(len(images), dtype=torch.long, device=on), s["cutmix"], *streams)[0]
-        student(images)  # RDED's train-accuracy pass: in train mode, so batch-norm statistics move
+        # RDED's train-accuracy pass, in train mode, so batch-norm statistics move; on the mixed batch,
+        # as RDED's in-place CutMix leaves it (validation/main.py, train: mix_aug, then student(images))
+        student(mixed)
         soft = teacher(mixed).float()
     with autocast(on, s["precision"]):
         logits = student(mixed).float()
