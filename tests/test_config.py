@@ -1,5 +1,7 @@
 """The config schema: every preset passes, bad values fail with a message naming the key."""
 
+from pathlib import Path
+
 import jsonschema
 import pytest
 from conftest import REPO, deep_update, load_yaml, snakemake
@@ -40,8 +42,14 @@ def test_presets_cover_the_papers_datasets():
 
 
 @pytest.mark.parametrize("path", [REPO / "config" / "demo.yaml", *PRESETS], ids=lambda p: p.stem)
-def test_every_preset_validates_and_gets_defaults(path):
+def test_every_preset_validates_and_gets_defaults(path, tmp_path, monkeypatch):
     config = validated(load_yaml(path))
+    monkeypatch.chdir(tmp_path)  # the run's folder, holding the teacher file a preset names
+    if config["evaluate"]["teacher"]:
+        with pytest.raises(ConfigError, match=r"evaluate.teacher = 'data/pretrain_models/.*': no such file"):
+            check_config(config)
+        Path(config["evaluate"]["teacher"]).parent.mkdir(parents=True)
+        Path(config["evaluate"]["teacher"]).write_bytes(b"")
     check_config(config)
     # defaults are filled in for keys the file leaves out
     assert config["synthesize"]["negative_prompt"] == "cartoon, anime, painting"

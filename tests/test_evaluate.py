@@ -215,6 +215,43 @@ def test_crop_boxes_follow_torchvision_random_resized_crop():
     assert t.tolist() == [0] * 4 and l.tolist() == [(100 - 13) // 2] * 4
 
 
+def torchvision_crops(images, boxes, size, flipped):
+    """torchvision's bilinear resized_crop (no antialiasing) and horizontal flip, one image at a time."""
+    from torchvision.transforms.v2 import functional as TF
+
+    crops = [TF.resized_crop(img, t, l, h, w, [size, size], antialias=False)
+             for img, (t, l, h, w) in zip(images, boxes.long().tolist())]
+    return torch.stack([TF.horizontal_flip(c) if f else c for c, f in zip(crops, flipped)])
+
+
+def test_resized_crops_are_torchvision_resized_crop_and_read_only_their_box():
+    images = torch.rand(5, 3, 16, 20, generator=torch.Generator().manual_seed(0))
+    # (top, left, height, width): corners of the image, inside it, the whole image, one pixel
+    boxes = torch.tensor([[0, 0, 5, 7], [3, 2, 9, 4], [11, 13, 5, 7], [0, 0, 16, 20], [7, 19, 1, 1]]).float()
+    mixed = torch.tensor([False, True, False, True, True])
+    fenced = torch.full_like(images, 1e6)  # every pixel outside its image's box
+    for i, (t, l, h, w) in enumerate(boxes.long().tolist()):
+        fenced[i, :, t : t + h, l : l + w] = images[i, :, t : t + h, l : l + w]
+    for flipped in (torch.zeros(5, dtype=torch.bool), mixed, ~mixed):
+        # upsampling (every box smaller than the output), where antialiasing changes nothing
+        ours = augment.resized_crops(images, *boxes.T, 24, flipped)
+        torch.testing.assert_close(ours, torchvision_crops(images, boxes, 24, flipped), atol=1e-5, rtol=0)
+        for size in (24, 3):
+            assert augment.resized_crops(fenced, *boxes.T, size, flipped).max() <= 1, "read outside a box"
+
+
+def test_random_resized_crop_is_torchvision_with_its_boxes_and_flips():
+    images = torch.rand(16, 3, 16, 20, generator=torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(2)
+    replay = torch.Generator()
+    replay.set_state(generator.get_state())
+    ours = augment.random_resized_crop(images, 24, generator)
+    boxes = torch.stack(augment.crop_boxes(16, 16, 20, (0.5, 1.0), (3 / 4, 4 / 3), replay), 1)
+    flipped = torch.rand(16, generator=replay) < 0.5  # the draws random_resized_crop makes, in its order
+    assert 0 < flipped.sum() < 16
+    torch.testing.assert_close(ours, torchvision_crops(images, boxes, 24, flipped), atol=1e-5, rtol=0)
+
+
 def test_image_tensor_is_resize_and_centre_crop(tmp_path):
     import torchvision.transforms as T
     from PIL import Image

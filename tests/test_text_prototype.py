@@ -101,6 +101,10 @@ def test_label_and_label_keywords_strategies():
     assert label[0]["keywords"] == [["running", 2], ["grass", 1], ["across", 1]]
     lfk = class_text_prototypes(CAPTIONS, MEMBERS, LABEL, 0.7, 3, strategy="label+keywords")
     assert lfk[0]["prompt"] == "Saluki, gazelle hound, running, grass, across"
+    # GGS: the label, then the generated sentence; the label alone where the sentence is empty
+    sentences = ["A dog runs.", ""]
+    gpt = class_text_prototypes(CAPTIONS, MEMBERS, LABEL, 0.7, 3, strategy="gpt", generate=lambda keywords: sentences)
+    assert [p["prompt"] for p in gpt] == ["Saluki, gazelle hound, A dog runs.", LABEL]
     with pytest.raises(ValueError, match="unknown prompt strategy"):
         class_text_prototypes(CAPTIONS, MEMBERS, LABEL, 0.7, 3, strategy="ggs")
 
@@ -137,11 +141,12 @@ def test_generated_sentences_strategy_with_a_tiny_language_model(tmp_path):
     assert first == again, "greedy generation repeats, batched or one prompt at a time"
     vocabulary = set(tiny_models.vocabulary())
     for entry, keywords in zip(first, (["running", "grass", "across"], ["carpet", "brown", "standing"])):
-        words = entry["prompt"].rstrip(".").split()
+        words = entry["prompt"].removeprefix(f"{LABEL}, ").rstrip(".").split()
         assert entry["image"] is None and 0 < len(words) <= 12 and set(words) <= vocabulary, entry
         assert [w for w, _ in entry["keywords"]] == keywords  # the keywords the sentence was generated from
-    # each sentence is the generator's continuation of the prompt made of the label and that cluster's keywords
+    # each prompt is the label, then the generator's continuation of the prompt made of the label and that
+    # cluster's keywords, so the class is named whatever the generator writes
     prompts = [generator_prompt(GENERATOR_PROMPT, LABEL, e["keywords"]) for e in first]
-    assert [e["prompt"] for e in first] == generate_sentences(model, tokenizer, prompts, 12)
+    assert [e["prompt"] for e in first] == [f"{LABEL}, {s}" for s in generate_sentences(model, tokenizer, prompts, 12)]
     provenance = (tmp_path / "a.json.provenance.json").read_text()
     assert "gpt" in provenance

@@ -9,6 +9,7 @@ row of a distilled set also gets DD-Ranking's scores (vlcp.scores).
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -82,6 +83,23 @@ def scores_table(scored, metric="top1_best"):
     return "\n".join(lines)
 
 
+def scores_notes(part):
+    """What the HLR of the distilled rows ``part`` rests on: which network, and any reference 'full' accuracy."""
+    notes = []
+    if (part["protocol"] == scores.HARD_LABEL_PROTOCOL).any():
+        notes.append("HLR and LRS of a minimax row compare the set with the whole train set on the row's own "
+                     "network, as DD-Ranking does: comparable with its leaderboard.")
+    if (part["protocol"] != scores.HARD_LABEL_PROTOCOL).any():
+        notes.append("HLR and LRS of a soft-label row take both hard-label accuracies from the Minimax protocol's "
+                     "network of that name (instance norm by default), not from the row's own network (rded: "
+                     "torchvision's batch-norm ResNet-18, a batch-norm ConvNet-6): not comparable with DD-Ranking's leaderboard, which "
+                     "uses one network for both. summary.csv: hlr_comparable.")
+    references = part[part["full_source"].notna() & (part["full_source"] != scores.RUN)]
+    for model, source in sorted(set(zip(references["model"], references["full_source"]))):
+        notes.append(f"Acc(whole real train set) of {model} from evaluate.full_reference: {source}.")
+    return " ".join(notes)
+
+
 def write_markdown(path, scored, missing=()):
     parts = []
     for metric in METRICS:
@@ -93,11 +111,14 @@ def write_markdown(path, scored, missing=()):
                 f"{markdown_table(scored, metric, protocol)}\n"
             )
     notes = "".join(f"\n- {m}" for m in missing)
+    about = scores_notes(scored[scored["method"] != "full"])
     parts.append(
         "### DD-Ranking scores (from top1_best)\n\nIOR: improvement over random real images; HLR: hard-label "
         "recovery, what the set loses to the whole real train set with hard labels; LRS: label-robust score "
-        "(NUS-HPC-AI-Lab/DD-Ranking). Fractions of 1.\n\n"
+        "(NUS-HPC-AI-Lab/DD-Ranking). Fractions of 1, as DD-Ranking's documentation defines them (its code "
+        "takes percentages).\n\n"
         f"{scores_table(scored)}\n"
+        + (f"\n{about}\n" if about else "")
         + (f"\nEmpty cells need these runs:{notes}\n" if notes else "")
     )
     with atomic_write(path) as handle:
@@ -171,6 +192,8 @@ def main(argv=None):
     table.add_argument("--summary", required=True, type=Path)
     table.add_argument("--markdown", required=True, type=Path)
     table.add_argument("--plot", required=True, type=Path)
+    table.add_argument("--full-reference", type=json.loads, default=None,
+                       help="config evaluate.full_reference as JSON: model -> {top1, source}, for models without 'full'")
     grid = commands.add_parser("grid", help="image grid of one distilled set")
     grid.add_argument("--manifest", required=True, type=Path, help="the set's manifest (<set>.manifest.tsv)")
     grid.add_argument("--out", required=True, type=Path)
@@ -191,7 +214,7 @@ def main(argv=None):
     frame = pd.concat([contract.read_accuracy(p) for p in args.rows], ignore_index=True)
     frame = frame.sort_values(["protocol", "method", "ipc", "seed", "model", "eval_seed"], key=lambda c: c.map(ipc_key) if c.name == "ipc" else c)
     contract.write_accuracy(args.accuracy, frame.to_dict("records"))
-    summary, missing = scores.add_scores(summarize(frame))
+    summary, missing = scores.add_scores(summarize(frame), args.full_reference)
     with atomic_write(args.summary) as handle:
         summary.to_csv(handle, index=False)
     write_markdown(args.markdown, summary, missing)

@@ -15,7 +15,6 @@ the per-image draws, and, for CutMix's box, a numpy Generator as Minimax draws i
 import math
 
 import torch
-import torch.nn.functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,23 +57,49 @@ def crop_boxes(b, h, w, scale, ratio, generator, attempts=10):
     return top, left, crop_h, crop_w
 
 
+def bilinear_taps(start, length, size, flipped):
+    """``interpolate``'s bilinear taps (half-pixel centres) for ``size`` outputs from each image's ``length``
+    pixels from ``start``: the two source indices (B, size), clamped into the box, and the second's weight."""
+    j = torch.arange(size, device=start.device, dtype=torch.float32)
+    j = torch.where(flipped[:, None], size - 1 - j, j)  # a mirrored output reads its mirror image's source
+    src = ((j + 0.5) * (length / size)[:, None] - 0.5).clamp_(min=0)
+    first = src.floor()
+    second = torch.minimum(first + 1, length[:, None] - 1)
+    return (start[:, None] + first).long(), (start[:, None] + second).long(), src - first
+
+
+def resized_crops(images, top, left, crop_h, crop_w, size, flipped):
+    # Integer taps gathered per image rather than one clamped grid_sample: grid_sample's float coordinates
+    # land a rounding error past a box's last pixel centre and blend in the pixel beyond it.
+    """Each image's box resized to ``size`` x ``size`` as torchvision's bilinear ``resized_crop`` without
+    antialiasing (only pixels of the box are read), mirrored left to right where ``flipped``."""
+    b, c, _, w = images.shape
+    y0, y1, wy = bilinear_taps(top, crop_h, size, torch.zeros_like(flipped))
+    x0, x1, wx = bilinear_taps(left, crop_w, size, flipped)
+
+    def rows(i):
+        return images.gather(2, i.view(b, 1, size, 1).expand(b, c, size, w))
+
+    resized = torch.lerp(rows(y0), rows(y1), wy.view(b, 1, size, 1).to(images.dtype))
+
+    def columns(i):
+        return resized.gather(3, i.view(b, 1, 1, size).expand(b, c, size, size))
+
+    return torch.lerp(columns(x0), columns(x1), wx.view(b, 1, 1, size).to(images.dtype))
+
+
 def random_resized_crop(images, size, generator, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip=True):
-    # One grid_sample for the whole batch instead of torchvision.transforms.v2.functional.resized_crop per
-    # image (a box of its own each): the batched form is what makes the device loop fast (bench/evaluate.py).
-    """torchvision's RandomResizedCrop (bilinear) and RandomHorizontalFlip on a float batch (B, 3, H, W):
-    each image's box from ``crop_boxes``, resized to ``size`` by one ``grid_sample``, which samples the
-    same points as ``interpolate`` of the cropped box (bilinear, half-pixel centres)."""
+    # All boxes in one pass instead of torchvision.transforms.v2.functional.resized_crop per image (a box
+    # of its own each): the batched form is what makes the device loop fast (bench/evaluate.py).
+    """torchvision's RandomResizedCrop (bilinear, no antialiasing) and RandomHorizontalFlip on a float
+    batch (B, C, H, W): each image's box from ``crop_boxes``, resized by ``resized_crops``."""
     b, _, h, w = images.shape
-    dev = images.device
     top, left, crop_h, crop_w = crop_boxes(b, h, w, scale, ratio, generator)
-    sign = torch.where(torch.rand(b, device=dev, generator=generator) < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=dev)
-    theta = torch.zeros(b, 2, 3, device=dev)
-    theta[:, 0, 0] = crop_w / w * sign
-    theta[:, 0, 2] = (2 * left + crop_w) / w - 1
-    theta[:, 1, 1] = crop_h / h
-    theta[:, 1, 2] = (2 * top + crop_h) / h - 1
-    grid = F.affine_grid(theta, (b, 3, size, size), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if flip:
+        flipped = torch.rand(b, device=images.device, generator=generator) < 0.5
+    else:
+        flipped = torch.zeros(b, dtype=torch.bool, device=images.device)
+    return resized_crops(images, top, left, crop_h, crop_w, size, flipped)
 
 
 def grayscale(images):

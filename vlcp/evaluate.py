@@ -26,21 +26,31 @@ from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
 from vlcp.models import device
 from vlcp.networks import build_model
-from vlcp.parallel import thread_map
 from vlcp.seeds import derive
 from vlcp.settings import add_settings, section, stage_keys
+from vlcp.split_images import decode_batch, load_images
 
 
 
-def image_tensor(paths, size):
-    """uint8 tensor (N, 3, size, size): each image through torchvision's Resize(size) and CenterCrop(size),
-    Minimax's resizing of train and test images alike (``transform_imagenet``)."""
+def resized(size):
+    """The decoding of one image as Minimax resizes train and test images alike (``transform_imagenet``):
+    torchvision's Resize(size) and CenterCrop(size), as an HWC uint8 array."""
 
     def decode(path):
         return np.asarray(resize_center_crop(load_rgb(path), size))
 
-    arrays = thread_map(decode, paths)
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return decode
+
+
+def image_tensor(paths, size):
+    """uint8 tensor (N, 3, size, size) of the images through Resize(size) and CenterCrop(size)."""
+    return decode_batch(paths, resized(size))
+
+
+def split_images(paths, size, on, loading, what):
+    """The images of ``paths`` as ``image_tensor`` makes them, on ``on``: in memory or read from disk by
+    batches (vlcp.split_images, ``execution.<stage>.image_loading``)."""
+    return load_images(paths, resized(size), size, on, loading, what)
 
 
 def distilled_set(listed, classes):
@@ -258,8 +268,10 @@ def load_sets(args):
 
 
 def minimax_settings(args):
-    """The Minimax settings of parsed arguments (``add_minimax_settings``), as train_and_test takes them."""
-    return {k: getattr(args, k) for k in ("epochs", *stage_keys("evaluate"), *section("evaluate", execution=True))}
+    """The Minimax settings of parsed arguments (``add_minimax_settings``), as train_and_test takes them;
+    of the execution settings, those the training reads (not how its images are loaded)."""
+    executed = [k for k in section("evaluate", execution=True) if k != "image_loading"]
+    return {k: getattr(args, k) for k in ("epochs", *stage_keys("evaluate"), *executed)}
 
 
 def accuracy_row(args, protocol, result, train_count, test_count, on, settings):
@@ -280,9 +292,9 @@ def main(argv=None):
     if side < args.input_size:
         print(f"note: the train images are {side} px and evaluate.input_size is {args.input_size}: every image is "
               f"upsampled, at about {(args.input_size / side) ** 2:.0f}x the compute of {side} px", file=sys.stderr)
-    train_images = image_tensor(train_paths, args.input_size).to(on)
+    train_images = split_images(train_paths, args.input_size, on, args.image_loading, "train set")
     test_paths = [args.root / r["image"] for r in val]
-    test_images = image_tensor(test_paths, args.input_size).to(on)
+    test_images = split_images(test_paths, args.input_size, on, args.image_loading, "val split")
     test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
     settings = minimax_settings(args)
     result = train_and_test(

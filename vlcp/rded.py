@@ -48,8 +48,8 @@ from vlcp.evaluate import (
 )
 from vlcp.images import load_rgb, resize_shorter_side
 from vlcp.models import device
-from vlcp.parallel import thread_map
 from vlcp.settings import add_settings, section, stage_keys
+from vlcp.split_images import decode_batch, load_images
 
 STUDENTS = ("resnet18", "convnet6")
 
@@ -192,14 +192,19 @@ def decay_groups(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-def test_tensor(paths, input_size):
-    """uint8 test images (N, 3, input, input): Resize(input // 7 * 8) + CenterCrop(input), RDED's."""
+def test_decoding(input_size):
+    """RDED's test transform of one image: Resize(input // 7 * 8) + CenterCrop(input), an HWC uint8 array."""
     from torchvision.transforms import functional as TF
 
     def decode(path):
         return np.asarray(TF.center_crop(resize_shorter_side(load_rgb(path), input_size // 7 * 8), input_size))
 
-    return torch.from_numpy(np.stack(thread_map(decode, paths))).permute(0, 3, 1, 2).contiguous()
+    return decode
+
+
+def test_tensor(paths, input_size):
+    """uint8 test images (N, 3, input, input) through RDED's test transform."""
+    return decode_batch(paths, test_decoding(input_size))
 
 
 def is_test_epoch(epoch, epochs):
@@ -283,12 +288,13 @@ def main(argv=None):
     side = min(load_rgb(train_paths[0]).size)
     train_images = image_tensor(train_paths, side).to(on)  # at their own side: patches are shuffled before the crop
     test_paths = [args.root / r["image"] for r in val]
-    test_images = test_tensor(test_paths, args.input_size).to(on)
+    test_images = load_images(test_paths, test_decoding(args.input_size), args.input_size, on, args.image_loading, "val split")
     test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
     teacher = on_device(load_teacher(args.teacher, args.teacher_architecture, len(classes), args.input_size), on)
     torch.manual_seed(args.seed)  # the student's initial weights
     student = on_device(build_network(args.model, len(classes), args.input_size), on)
-    settings = {k: getattr(args, k) for k in (*stage_keys("soft_label"), *section("soft_label", execution=True))}
+    executed = [k for k in section("soft_label", execution=True) if k != "image_loading"]
+    settings = {k: getattr(args, k) for k in (*stage_keys("soft_label"), *executed)}
     result = train_soft(train_images, test_images, test_labels, student, teacher, settings, randomness(args.seed, on))
     row = accuracy_row(args, "rded", result, len(train_paths), len(test_paths), on,
                        {**settings, "teacher": str(args.teacher), "teacher_architecture": args.teacher_architecture})

@@ -15,7 +15,7 @@ import torch
 from vlcp import contract, provenance
 from vlcp.atomic import atomic_write
 from vlcp.cli import run
-from vlcp.evaluate import add_minimax_settings, image_tensor, minimax_settings, on_device, train_and_test
+from vlcp.evaluate import add_minimax_settings, minimax_settings, on_device, split_images, train_and_test
 from vlcp.models import device
 from vlcp.rded import build_network
 from vlcp.settings import add_settings
@@ -45,8 +45,8 @@ def main(argv=None):
         raise contract.ContractError(f"train classes {unknown[:5]} have no val images in {args.val_index[0]}")
     on = device()
     print(f"training a {args.architecture} teacher on {len(train)} train images; testing on {len(val)}", file=sys.stderr)
-    train_images = image_tensor([args.root / r["image"] for r in train], args.input_size).to(on)
-    test_images = image_tensor([args.root / r["image"] for r in val], args.input_size).to(on)
+    train_images = split_images([args.root / r["image"] for r in train], args.input_size, on, args.image_loading, "train split")
+    test_images = split_images([args.root / r["image"] for r in val], args.input_size, on, args.image_loading, "val split")
     torch.manual_seed(args.seed)
     model = on_device(build_network(args.architecture, len(classes), args.input_size), on)
     result = train_and_test(
@@ -61,6 +61,8 @@ def main(argv=None):
         handle.write(save(state, metadata=metadata))
     provenance.record(args.out, "teacher", vars(args))
     print(f"teacher val top-1 {result['top1_last']:.2f} after the last epoch (best {result['top1_best']:.2f})", file=sys.stderr)
+    if on.type == "cuda":
+        print(f"peak GPU memory {torch.cuda.max_memory_allocated(on) / 2**30:.2f} GiB", file=sys.stderr)
 
 
 if __name__ == "__main__":

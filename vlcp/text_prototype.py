@@ -12,8 +12,10 @@ is used instead.
 The paper's Table 5 compares three other prompts: the label (L), the label and
 the cluster's keywords (L+FK), and GPT-generated sentences (GGS): a causal
 language model (``models.text_generator``) writes one sentence per cluster from
-the label and its keywords. The authors publish no code for GGS; the prompt and
-the decoding here are documented in the config schema.
+the label and its keywords, and the prompt is "<label>, <sentence>": the label
+first, as in L+FK, since the sentence alone need not name the class. The authors
+publish no code for GGS; the generator's prompt and decoding are documented in
+the config schema.
 """
 
 import argparse
@@ -111,7 +113,8 @@ def class_text_prototypes(captions, members, label, beta, top_k, strategy="proto
     ``captions`` maps image path -> caption for the class's inliers, in index order; ``members`` lists
     each cluster's image paths. Returns one dict per cluster with ``prompt``, ``image``, ``keywords``
     and ``nonrepresentative``. For the 'gpt' strategy (the paper's GPT-generated sentences, GGS),
-    ``generate(keywords_per_cluster)`` returns one sentence per cluster; an empty one falls back to the label.
+    ``generate(keywords_per_cluster)`` returns one sentence per cluster and the prompt is "<label>, <sentence>",
+    or the label alone when the sentence is empty.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown prompt strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -135,7 +138,7 @@ def class_text_prototypes(captions, members, label, beta, top_k, strategy="proto
     if strategy == "gpt":
         sentences = generate([[tuple(k) for k in p["keywords"]] for p in prototypes])
         for p, sentence in zip(prototypes, sentences):
-            p["prompt"] = sentence or label
+            p["prompt"] = f"{label}, {sentence}" if sentence else label
     return prototypes
 
 
