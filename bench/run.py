@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["dag.py", "prototypes.py", "evaluate.py", "soft_label.py", "caption.py", "synthesize.py", "finetune.py"]
+SCRIPTS = [
+    "dag.py", "prototypes.py", "evaluate.py", "soft_label.py", "whole_split_memory.py", "caption.py", "synthesize.py",
+    "finetune.py",
+]
 FULL_CAPABLE = {"soft_label.py", "caption.py", "synthesize.py", "finetune.py"}
 
 

@@ -41,7 +41,7 @@ from vlcp.evaluate import (
     accuracy_row,
     add_set_arguments,
     autocast,
-    image_tensor,
+    resized,
     load_sets,
     on_device,
     randomness,
@@ -286,7 +286,8 @@ def main(argv=None):
     label_of = {cls: i for i, cls in enumerate(classes)}
     on = device()
     side = min(load_rgb(train_paths[0]).size)
-    train_images = image_tensor(train_paths, side).to(on)  # at their own side: patches are shuffled before the crop
+    # at their own side: patches are shuffled before the crop
+    train_images = load_images(train_paths, resized(side), side, on, args.image_loading, "distilled set")
     test_paths = [args.root / r["image"] for r in val]
     test_images = load_images(test_paths, test_decoding(args.input_size), args.input_size, on, args.image_loading, "val split")
     test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)

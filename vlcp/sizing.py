@@ -256,12 +256,15 @@ def size_preset(config, dataset):
                                   ipc * per_image / a["half_flops"] / 60, least=10)
     rules["synthesize"]["images_per_class"] = sets
 
+    from vlcp.rded import STUDENTS
+
     worst = None
-    for name in config["evaluate"]["models"]:
-        for ipc in config["ipc"]:
-            estimate = evaluation_estimate(config, dataset, name, ipc)
-            if worst is None or estimate["minutes"] > worst["minutes"]:
-                worst = {**estimate, "gpu_gib": max(estimate["gpu_gib"], (worst or estimate)["gpu_gib"])}
+    runs = [(protocol, name, ipc) for protocol in config["evaluate"]["protocols"] for name in config["evaluate"]["models"]
+            if protocol == "minimax" or name in STUDENTS for ipc in config["ipc"]]
+    for protocol, name, ipc in runs:  # each protocol's models (the rded protocol trains its students only)
+        estimate = (soft_label_estimate if protocol == "rded" else evaluation_estimate)(config, dataset, name, ipc)
+        if worst is None or estimate["minutes"] > worst["minutes"]:
+            worst = {**estimate, "gpu_gib": max(estimate["gpu_gib"], (worst or estimate)["gpu_gib"])}
     rules["evaluate"] = worst
     return rules
 
