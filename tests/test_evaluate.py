@@ -250,6 +250,12 @@ def test_random_resized_crop_is_torchvision_with_its_boxes_and_flips():
     flipped = torch.rand(16, generator=replay) < 0.5  # the draws random_resized_crop makes, in its order
     assert 0 < flipped.sum() < 16
     torch.testing.assert_close(ours, torchvision_crops(images, boxes, 24, flipped), atol=1e-5, rtol=0)
+    # uint8 batches are cropped before conversion: the same crops on the 0-255 scale
+    pixels = torch.randint(0, 256, (16, 3, 16, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    replay.set_state(torch.Generator().manual_seed(2).get_state())
+    crops = augment.random_resized_crop(pixels, 24, replay)
+    assert crops.dtype == torch.float32 and crops.is_contiguous()
+    torch.testing.assert_close(crops, torchvision_crops(pixels.float(), boxes, 24, flipped), atol=5e-4, rtol=0)
 
 
 def test_image_tensor_is_resize_and_centre_crop(tmp_path):

@@ -94,8 +94,9 @@ def shuffle_patches(images, factor, generator):
 def train_batch(images_uint8, input_size, factor, generator):
     """RDED's training augmentation of a uint8 batch: ShufflePatches, RandomResizedCrop (scale 1/factor to
     1; bilinear, without RDED's antialiasing) with a random flip, ImageNet normalisation."""
-    images = shuffle_patches(images_uint8.float().div_(255), factor, generator)
-    return augment.normalize(augment.random_resized_crop(images, input_size, generator, scale=(1 / factor, 1.0)))
+    images = shuffle_patches(images_uint8, factor, generator)
+    crops = augment.random_resized_crop(images, input_size, generator, scale=(1 / factor, 1.0))
+    return augment.normalize(crops.div_(255))
 
 
 def build_network(name, num_classes, input_size):
