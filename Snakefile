@@ -7,7 +7,7 @@ import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -34,13 +34,12 @@ USER_DATASET = workflow.config_settings.overwrite_config.get("dataset", {})
 own_dataset(config, workflow.config_settings.overwrite_config)
 
 
-try:
-    validate(config, "config/schema.yaml")
-except WorkflowError as err:
-    from vlcp.config import describe_validation_error, find_validation_error
+from vlcp.config import ConfigError, validate_config
 
-    problem = find_validation_error(err)
-    raise WorkflowError(describe_validation_error(problem) if problem else str(err)) from None
+try:
+    validate_config(config, os.path.join(workflow.basedir, "config/schema.yaml"))
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 
 include: "rules/common.smk"

@@ -69,6 +69,28 @@ def demo_run(tmp_path_factory):
     return workdir
 
 
+# What two runs of the same config may write differently, by design: every other file under
+# results/<run>/ must be byte-identical (tests/test_reruns.py, tests/test_faults.py).
+VOLATILE = {
+    "*provenance.json": "a provenance record holds the time it was written ('created')",
+    "logs/*": "job logs: timings, progress bars, a resumed job's notes",
+    "work/*": "what killed jobs keep aside to resume from (partial captions, checkpoints, finished images); not a result",
+}
+
+
+def output_hashes(run):
+    """sha256 of every file under ``run`` (results/<run>/) but the VOLATILE ones, by path relative to it."""
+    import fnmatch
+    import hashlib
+
+    hashes = {}
+    for path in sorted(p for p in run.rglob("*") if p.is_file()):
+        name = path.relative_to(run).as_posix()
+        if not any(fnmatch.fnmatch(name, pattern) for pattern in VOLATILE):
+            hashes[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
 def dry_run_jobs(workdir, *args):
     """The jobs ``snakemake -n`` would run, as a set of (rule, 'key=value, ...') pairs."""
     result = snakemake(workdir, "-n", *args)

@@ -1,5 +1,8 @@
 """Outputs appear whole or not at all, and nothing already there is overwritten."""
 
+import os
+import stat
+
 import pytest
 
 from vlcp.atomic import OutputExistsError, atomic_dir, atomic_write
@@ -36,3 +39,20 @@ def test_dir_appears_complete(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "a").write_text("1")
     assert (target / "a").read_text() == "1"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_modes_of_the_users_umask(tmp_path, umask):
+    # a group sharing a results folder reads it: not the owner-only modes of mkstemp and mkdtemp
+    old = os.umask(umask)
+    try:
+        with atomic_write(tmp_path / "table.csv") as handle:
+            handle.write("a\n")
+        with atomic_dir(tmp_path / "set") as folder:
+            (folder / "0.png").write_bytes(b"")
+        (tmp_path / "plain").mkdir()
+        (tmp_path / "plain.txt").write_text("")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "table.csv").stat().st_mode) == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "set").stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o777 & ~umask

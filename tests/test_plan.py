@@ -103,3 +103,41 @@ def test_the_soft_label_presets_name_the_authors_teacher_and_price_no_teacher_tr
     main(argv)
     rows = {line.split(" | ")[0].strip("| ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
     assert "evaluate" in rows and "teacher" not in rows, "the authors' teacher is used, none is trained"
+
+
+# Mistakes a newcomer makes, each with words the one-line message must hold: the plan and the workflow
+# give the same message (one function behind both), naming the key or the file.
+MISTAKES = {
+    "misspelled top-level key": ("clustre: {}\n", ["unknown key(s) 'clustre' at the top level"]),
+    "misspelled stage key": ("cluster: {n_neigbors: 5}\n", ["'n_neigbors'", "under cluster"]),
+    "value out of range": ("cluster: {contamination: 0.9}\n", ["cluster.contamination = 0.9"]),
+    "missing dataset root": ("dataset: {root: nowhere}\n", ["dataset.root = 'nowhere'", "nowhere/train is not a folder"]),
+    "root without val/": ("dataset: {root: noval}\n", ["dataset.root = 'noval'", "val"]),
+    "class not on disk": ("dataset: {root: data, classes: [cat, cow]}\n", ["cow"]),
+    "label table not a file": ("dataset: {root: data, label_table: labels.tsv}\n", ["dataset.label_table = 'labels.tsv' is not a file"]),
+    "missing teacher file": ("dataset: {root: data}\nevaluate: {protocols: [rded], teacher: t.pth}\n",
+                             ["evaluate.teacher = 't.pth': no such file"]),
+    "missing model folder": ("dataset: {root: data}\nmodels: {diffusion: ./sd15, captioner: tiny}\n",
+                             ["models.diffusion = './sd15': no such folder"]),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_the_plan_and_the_workflow_give_the_same_one_line_message(mistake, tmp_path):
+    from conftest import snakemake
+
+    from vlcp.errors import VlcpError
+
+    for split in ("train", "val"):
+        (tmp_path / "data" / split / "cat").mkdir(parents=True)
+    (tmp_path / "noval" / "train" / "cat").mkdir(parents=True)
+    text, words = MISTAKES[mistake]
+    config = tmp_path / "mine.yaml"
+    tiny = "" if "models:" in text else "models: {diffusion: tiny, captioner: tiny}\n"  # none in this cache
+    config.write_text("run: mine\n" + tiny + text)
+    with pytest.raises(VlcpError) as info:
+        main(["--configfile", str(config), "--directory", str(tmp_path)])
+    message = str(info.value)
+    assert "\n" not in message and all(w in message for w in words), message
+    workflow = snakemake(tmp_path, "-n", "--configfile", str(config), check=False)
+    assert workflow.returncode != 0 and message in workflow.stdout + workflow.stderr, (message, workflow.stdout[-1500:])

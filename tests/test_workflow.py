@@ -216,10 +216,7 @@ def test_the_demo_evaluates_both_protocols_and_scores_its_sets(demo_run):
     """The demo's soft-label evaluations (RDED's protocol, a ConvNet-6 teacher the teacher rule trains on the
     digits), 'full' and DD-Ranking's scores of its sets."""
     run = demo_run / "results" / "demo"
-    from safetensors import safe_open
-
-    with safe_open(str(run / "teacher" / "convnet6.safetensors"), framework="pt") as handle:
-        teacher_accuracy = float(handle.metadata()["val_top1_last"])
+    teacher_accuracy = contract.read_network_record(run / "teacher" / "convnet6.safetensors")["val_top1_last"]
     assert teacher_accuracy > 50, "the teacher learnt the digits"
     assert "teacher val top-1" in (run / "logs" / "teacher" / "convnet6.log").read_text()
     accuracy = contract.read_accuracy(run / "accuracy.csv")
@@ -234,3 +231,19 @@ def test_the_demo_evaluates_both_protocols_and_scores_its_sets(demo_run):
     assert vlcp["lrs"].between(0, 1).all()
     markdown = (run / "summary.md").read_text()
     assert "soft labels from a teacher (the RDED protocol)" in markdown and "| rded | convnet6 | vlcp-prototype | 5 |" in markdown
+
+
+def test_every_output_has_the_modes_of_the_users_umask(demo_run):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    wrong = []
+    for path in (demo_run / "results" / "demo").rglob("*"):
+        want = (0o777 if path.is_dir() else 0o666) & ~mask
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        # others may read what the owner may (the umask decides), never owner-only where the umask allows more
+        if not path.is_symlink() and mode & want != want:
+            wrong.append(f"{path.relative_to(demo_run)} {oct(mode)}")
+    assert not wrong, f"{len(wrong)} outputs narrower than the umask gives: {wrong[:10]}"

@@ -25,6 +25,26 @@ def _check_free(path):
         )
 
 
+def current_umask():
+    """This process's umask, read without changing it (os.umask sets it for every thread while it reads)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp and mkdtemp make owner-only files and folders; an output gets the modes the user's umask gives an
+# ordinary file or folder, so that a group sharing results can read them.
+def file_mode():
+    return 0o666 & ~current_umask()
+
+
+def dir_mode():
+    return 0o777 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w", overwrite=False, newline=None):
     """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success."""
@@ -34,6 +54,7 @@ def atomic_write(path, mode="w", overwrite=False, newline=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": newline})) as handle:
             yield handle
             handle.flush()
@@ -55,6 +76,7 @@ def atomic_dir(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
     try:
+        tmp.chmod(dir_mode())
         yield tmp
         os.rename(tmp, path)
     except BaseException:

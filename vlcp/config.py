@@ -100,6 +100,20 @@ def find_validation_error(exc):
     return None
 
 
+def validate_config(config, schema):
+    """Validate ``config`` against the schema file ``schema``, filling its defaults; a failure is a
+    ConfigError of one line naming the key (the workflow's message and the plan's alike)."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(schema), set_default=True)
+    except WorkflowError as err:
+        problem = find_validation_error(err)
+        raise ConfigError(describe_validation_error(problem) if problem else str(err).strip().splitlines()[0]) from None
+    return config
+
+
 def epochs_for_ipc(table, ipc, scale=None, num_classes=10):
     """Training epochs for one IPC: the first row of ``table`` covering it, times ``scale``; with no scale,
     Minimax's rule (``ipc_epoch`` in ``argument.py``): exactly 100 classes train 2/3 as long, rounded
@@ -252,8 +266,6 @@ def read_config_file(path):
 def load_run_config(files, repo):
     """The config a run of these files gets: config/config.yaml, each file over it key by key (lists
     replaced), the dataset rule of ``own_dataset``, then the schema's defaults and checks."""
-    from snakemake.utils import validate
-
     def merge(base, over):
         for key, value in over.items():
             both = isinstance(value, dict) and isinstance(base.get(key), dict)
@@ -265,8 +277,7 @@ def load_run_config(files, repo):
     for path in files:
         merge(user, read_config_file(path))
     own_dataset(merge(config, user), user)
-    validate(config, str(Path(repo) / "config" / "schema.yaml"), set_default=True)
-    return config
+    return validate_config(config, Path(repo) / "config" / "schema.yaml")
 
 
 def check_models(config):

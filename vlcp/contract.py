@@ -114,6 +114,29 @@ def write_latents(path, tensors, images):
         handle.write(blob)
 
 
+# safetensors writes the keys of its metadata in no fixed order, so a file with two keys has no stable
+# bytes: a network's record goes into one key as canonical JSON.
+RECORD_KEY = "vlcp"
+
+
+def write_network(path, state, record):
+    """Write a trained network's state dict with ``record`` (a JSON-able dict) in its metadata."""
+    from safetensors.torch import save
+
+    blob = save({k: v.detach().to("cpu").contiguous() for k, v in state.items()},
+                metadata={RECORD_KEY: json.dumps(record, sort_keys=True)})
+    with atomic_write(path, "wb") as handle:
+        handle.write(blob)
+
+
+def read_network_record(path):
+    """The record ``write_network`` stored beside a network's weights."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads((handle.metadata() or {})[RECORD_KEY])
+
+
 def read_latents(path):
     """``(tensors, images)`` of a latents file written by ``write_latents``."""
     from safetensors import safe_open

@@ -27,6 +27,22 @@ class PlanError(VlcpError):
     """The dry run behind the plan failed; the message carries Snakemake's words."""
 
 
+def dry_run_error(output):
+    """What a failed dry run says: the message of the workflow's own error (the lines after Snakemake's
+    'WorkflowError in file ...', up to its traceback), else every line but Snakemake's notes."""
+    lines = output.splitlines()
+    start = next((i + 1 for i, line in enumerate(lines) if re.match(r"\w+Error in file ", line)), None)
+    if start is not None:
+        message = []
+        for line in lines[start:]:
+            if line.startswith("  File ") or not line.strip():
+                break
+            message.append(line)
+        return " ".join(message)
+    notes = ("Using workflow specific profile", "Config file ")
+    return "the dry run failed: " + "\n".join(l for l in lines if l.strip() and not l.startswith(notes))[-2000:]
+
+
 def planned_jobs(configfiles, workdir="."):
     """(rule, {wildcard: value}) of every job a dry run of the workflow lists, in its order."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-n"]
@@ -34,10 +50,7 @@ def planned_jobs(configfiles, workdir="."):
         cmd += ["--configfile", *map(str, configfiles)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
     if result.returncode != 0:
-        # Snakemake writes its error to stdout and its notes (the profile it uses) to stderr
-        said = [line for line in (result.stdout + result.stderr).splitlines()
-                if line.strip() and not line.startswith(("Using workflow specific profile", "Config file "))]
-        raise PlanError(f"the dry run failed: {chr(10).join(said)[-2000:]}")
+        raise PlanError(dry_run_error(result.stdout + result.stderr))
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
         match = re.match(r"(?:local)?rule (\w+):", block)

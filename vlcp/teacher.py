@@ -6,14 +6,12 @@ whole train set, for teacher.epochs epochs. Saved as safetensors with its val ac
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 from vlcp import contract, provenance
-from vlcp.atomic import atomic_write
 from vlcp.cli import run
 from vlcp.evaluate import add_minimax_settings, minimax_settings, on_device, split_images, train_and_test
 from vlcp.models import device
@@ -33,8 +31,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from safetensors.torch import save
-
     args = parse_args(argv)
     train = [r for path in args.train_index for r in contract.read_index(path)]
     val = [r for path in args.val_index for r in contract.read_index(path)]
@@ -54,11 +50,9 @@ def main(argv=None):
         torch.tensor([label_of[r["class"]] for r in val], device=on), args.architecture, len(classes),
         minimax_settings(args), args.seed, model=model,
     )
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    metadata = {"architecture": args.architecture, "input_size": str(args.input_size), "classes": json.dumps(classes),
-                "val_top1_last": str(result["top1_last"]), "val_top1_best": str(result["top1_best"])}
-    with atomic_write(args.out, "wb") as handle:
-        handle.write(save(state, metadata=metadata))
+    record = {"architecture": args.architecture, "input_size": args.input_size, "classes": classes,
+              "val_top1_last": result["top1_last"], "val_top1_best": result["top1_best"]}
+    contract.write_network(args.out, model.state_dict(), record)
     provenance.record(args.out, "teacher", vars(args))
     print(f"teacher val top-1 {result['top1_last']:.2f} after the last epoch (best {result['top1_best']:.2f})", file=sys.stderr)
     if on.type == "cuda":
