@@ -25,10 +25,12 @@ rule index:
         part=part_option,
         extensions=DATASET["image_extensions"],
         max_image_pixels=DATASET["max_image_pixels"],
+        min_image_side=DATASET["min_image_side"],
     shell:
         "python -m vlcp index scan --root {params.root:q} --split {wildcards.split} --class {params.classes:q}"
         " --label-table {params.label_table:q} --label {params.labels}"
         " --extensions {params.extensions} --max-image-pixels {params.max_image_pixels}"
+        " --min-image-side {params.min_image_side}"
         " --index {params.index:q} --rejected {params.rejected:q} {params.part} > {log:q} 2>&1"
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vlcp import augment, contract, demo_data
+from vlcp import augment, contract, demo_data, scores
 from vlcp.aggregate import markdown_table, summarize
 from vlcp.evaluate import image_tensor, milestone_epochs, randomness, train_and_test
 from vlcp.index import index_class
@@ -165,6 +165,24 @@ def test_aggregation_on_hand_made_rows(tmp_path):
     assert run_count(summary["runs"]) == "1 to 3 runs"
     assert run_count(summary[summary.method == "random"]["runs"]) == "1 run"
     assert run_count(summary[summary.method == "vlcp-prototype"]["runs"]) == "3 runs"
+
+
+def test_a_set_smaller_than_its_ipc_is_named_in_the_summary(tmp_path):
+    from vlcp.aggregate import short_sets, write_markdown
+
+    # a class of 60 images at IPC 100: random takes the 60, so its set holds 960 of 10 x 100 images
+    base = {"protocol": "minimax", "seed": 0, "model": "convnet6", "eval_seed": 0, "top1_best": 50.0, "top1_last": 50.0,
+            "test_images": 500, "classes": 10}
+    rows = [{**base, "method": "random", "ipc": "100", "train_images": 960},
+            {**base, "method": "random", "ipc": "100", "train_images": 960, "eval_seed": 1},
+            {**base, "method": "vlcp-prototype", "ipc": "100", "train_images": 1000},
+            {**base, "method": "full", "ipc": "all", "train_images": 9000}]
+    contract.write_accuracy(tmp_path / "a.csv", rows)
+    frame = contract.read_accuracy(tmp_path / "a.csv")
+    assert short_sets(frame) == ["random at IPC 100, seed 0: 960 images, not 1000 (100 x 10 classes)"]
+    write_markdown(tmp_path / "summary.md", scores.add_scores(summarize(frame))[0], short=short_sets(frame))
+    assert "### Sets smaller than their IPC" in (tmp_path / "summary.md").read_text()
+    assert short_sets(frame.drop(columns="classes")) == [], "rows from before the column are not judged"
 
 
 def minimax_color_jitter(img, factors, order):

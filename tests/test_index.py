@@ -165,3 +165,17 @@ def test_index_rule_on_a_folder_dataset(dataset, tmp_path):
     log = (workdir / "results/t/logs/index/val/plain.log").read_text()
     assert "class 'plain' has no usable image" in log
     assert not (workdir / "results/t/index/val/plain.jsonl").exists()
+
+
+def test_an_image_below_the_smallest_side_is_rejected_with_its_size(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "train" / "dots"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (1, 1)).save(folder / "a_dot.png")
+    Image.new("RGB", (32, 7)).save(folder / "b_strip.png")
+    Image.new("RGB", (8, 8)).save(folder / "c_tile.png")
+    records, rejected = scan_class(tmp_path, "train", "dots", EXTENSIONS, MAX_PIXELS, min_side=8)
+    assert [r["image"] for r in records] == ["train/dots/c_tile.png"]
+    assert dict(rejected) == {"train/dots/a_dot.png": "1 x 1 px, smaller than dataset.min_image_side = 8",
+                              "train/dots/b_strip.png": "32 x 7 px, smaller than dataset.min_image_side = 8"}

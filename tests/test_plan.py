@@ -90,6 +90,7 @@ def test_the_soft_label_presets_name_the_authors_teacher_and_price_no_teacher_tr
     for split in ("train", "val"):
         for cls in ("n01440764", "n01443537"):
             (root / split / cls).mkdir(parents=True)
+            (root / split / cls / "0.png").write_bytes(b"")  # planned, never indexed
     argv = ["--configfile", str(REPO / "config" / "presets" / f"{preset}.yaml"), "--directory", str(tmp_path)]
     name, source = PRESET_TEACHERS[preset]
     with pytest.raises(ConfigError) as info:
@@ -114,9 +115,12 @@ MISTAKES = {
     "missing dataset root": ("dataset: {root: nowhere}\n", ["dataset.root = 'nowhere'", "nowhere/train is not a folder"]),
     "root without val/": ("dataset: {root: noval}\n", ["dataset.root = 'noval'", "val"]),
     "class not on disk": ("dataset: {root: data, classes: [cat, cow]}\n", ["cow"]),
+    "empty class folder": ("dataset: {root: empty}\n", ["dataset.root = 'empty'", "no file under empty/val: cat"]),
     "label table not a file": ("dataset: {root: data, label_table: labels.tsv}\n", ["dataset.label_table = 'labels.tsv' is not a file"]),
     "missing teacher file": ("dataset: {root: data}\nevaluate: {protocols: [rded], teacher: t.pth}\n",
                              ["evaluate.teacher = 't.pth': no such file"]),
+    "results under a file": ("dataset: {root: data}\nresults_dir: data/train/cat/0.png/results\n",
+                             ["results_dir = 'data/train/cat/0.png/results'", "is a file, not a folder"]),
     "missing model folder": ("dataset: {root: data}\nmodels: {diffusion: ./sd15, captioner: tiny}\n",
                              ["models.diffusion = './sd15': no such folder"]),
 }
@@ -130,7 +134,11 @@ def test_the_plan_and_the_workflow_give_the_same_one_line_message(mistake, tmp_p
 
     for split in ("train", "val"):
         (tmp_path / "data" / split / "cat").mkdir(parents=True)
+        (tmp_path / "data" / split / "cat" / "0.png").write_bytes(b"")
     (tmp_path / "noval" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "empty" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "empty" / "train" / "cat" / "0.png").write_bytes(b"")
+    (tmp_path / "empty" / "val" / "cat").mkdir(parents=True)
     text, words = MISTAKES[mistake]
     config = tmp_path / "mine.yaml"
     tiny = "" if "models:" in text else "models: {diffusion: tiny, captioner: tiny}\n"  # none in this cache

@@ -68,6 +68,7 @@ def test_every_preset_plans_on_empty_class_folders(preset, tmp_path):
     for split in ("train", "val"):
         for cls in classes:
             (tmp_path / "data" / split / cls).mkdir(parents=True)
+            (tmp_path / "data" / split / cls / "0.JPEG").write_bytes(b"")  # planned, never indexed
     override = tmp_path / "here.yaml"
     override.write_text(f"dataset: {{root: {tmp_path / 'data'}}}\n")
     teacher = config.get("evaluate", {}).get("teacher")
@@ -168,6 +169,7 @@ def test_a_config_that_names_its_dataset_plans_the_classes_on_disk(tmp_path):
     for split in ("train", "val"):
         for cls in ("cat", "dog"):
             (tmp_path / "pets" / split / cls).mkdir(parents=True)
+            (tmp_path / "pets" / split / cls / "0.jpg").write_bytes(b"")
     mine = tmp_path / "pets.yaml"
     mine.write_text(f"run: pets\ndataset: {{root: {tmp_path / 'pets'}}}\n")
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", str(mine), offline=False).stdout)

@@ -100,8 +100,26 @@ def scores_notes(part):
     return " ".join(notes)
 
 
-def write_markdown(path, scored, missing=()):
+def short_sets(frame):
+    """Lines naming each distilled set that holds fewer images than its IPC x classes (a class with fewer
+    images than the IPC gives what it has), from the accuracy rows' train_images and classes."""
+    if "classes" not in frame.columns:  # rows written before the column existed
+        return []
+    sets = frame[frame["ipc"].astype(str).str.isdigit()].drop_duplicates(["method", "ipc", "seed"])
+    lines = []
+    for r in sets.itertuples():
+        if r.classes == r.classes and r.train_images < int(r.ipc) * int(r.classes):  # NaN: an older row
+            lines.append(f"{r.method} at IPC {r.ipc}, seed {r.seed}: {r.train_images} images, not "
+                         f"{int(r.ipc) * int(r.classes)} ({r.ipc} x {int(r.classes)} classes)")
+    return lines
+
+
+def write_markdown(path, scored, missing=(), short=()):
     parts = []
+    if short:
+        parts.append("### Sets smaller than their IPC\n\nSome classes have fewer images than the IPC; these sets hold "
+                     "what there is (the cluster and select logs name the classes):\n"
+                     + "".join(f"\n- {line}" for line in short) + "\n")
     for metric in METRICS:
         for protocol in sorted(scored["protocol"].unique()):
             runs = scored[(scored["metric"] == metric) & (scored["protocol"] == protocol)]["runs"]
@@ -217,7 +235,7 @@ def main(argv=None):
     summary, missing = scores.add_scores(summarize(frame), args.full_reference)
     with atomic_write(args.summary) as handle:
         summary.to_csv(handle, index=False)
-    write_markdown(args.markdown, summary, missing)
+    write_markdown(args.markdown, summary, missing, short_sets(frame))
     plot(args.plot, summary)
     print(markdown_table(summary, "top1_best"), file=sys.stderr)
 

@@ -45,6 +45,15 @@ def dir_mode():
     return 0o777 & ~current_umask()
 
 
+def share(folder):
+    """Give everything under ``folder`` the umask's modes: writers such as safetensors' (save_pretrained)
+    make owner-only files."""
+    files, dirs = file_mode(), dir_mode()
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(dirs if path.is_dir() else files | (path.stat().st_mode & 0o111 & dirs))
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w", overwrite=False, newline=None):
     """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success."""
@@ -78,6 +87,7 @@ def atomic_dir(path):
     try:
         tmp.chmod(dir_mode())
         yield tmp
+        share(tmp)
         os.rename(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -316,9 +316,23 @@ def check_teacher(config):
                       f"{where}")
 
 
+def check_results_dir(config):
+    """results_dir must be a folder this user can write, or one that can be made: its nearest existing
+    ancestor a writable folder."""
+    results = Path(config["results_dir"]).expanduser() / config["run"]
+    existing = next(p for p in (results, *results.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise ConfigError(f"Invalid config: results_dir = {config['results_dir']!r}: {existing} is a file, not a folder; "
+                          "set results_dir to a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"Invalid config: results_dir = {config['results_dir']!r}: cannot write in {existing.resolve()} "
+                          "(permissions or a read-only file system); set results_dir to a folder you can write.")
+
+
 def check_config(config):
     """Checks across keys that the schema cannot state; raises ConfigError naming the key."""
     check_teacher(config)
+    check_results_dir(config)
     for ipc in config["ipc"]:
         epochs_for_ipc(config["evaluate"]["epochs"], ipc)
     dataset = config["dataset"]

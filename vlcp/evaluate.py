@@ -274,11 +274,13 @@ def minimax_settings(args):
     return {k: getattr(args, k) for k in ("epochs", *stage_keys("evaluate"), *executed)}
 
 
-def accuracy_row(args, protocol, result, train_count, test_count, on, settings):
-    """The accuracy.csv row of one evaluation run: who, what it scored, and the settings it ran with."""
+def accuracy_row(args, protocol, result, train_count, test_count, on, settings, classes):
+    """The accuracy.csv row of one evaluation run: who, what it scored, on how many images of how many
+    classes (a set can hold fewer than IPC x classes: a class with fewer images), and its settings."""
     return {
         "protocol": protocol, "method": args.method, "ipc": args.ipc, "seed": args.distill_seed, "model": args.model,
-        "eval_seed": args.seed, **result, "train_images": train_count, "test_images": test_count, "device": on.type,
+        "eval_seed": args.seed, **result, "train_images": train_count, "test_images": test_count, "classes": classes,
+        "device": on.type,
         **{k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in settings.items()},
     }
 
@@ -301,7 +303,8 @@ def main(argv=None):
         train_images, torch.tensor(train_labels, device=on), test_images, test_labels, args.model, len(classes),
         settings, args.seed,
     )
-    contract.write_accuracy(args.out, [accuracy_row(args, "minimax", result, len(train_paths), len(test_paths), on, settings)])
+    row = accuracy_row(args, "minimax", result, len(train_paths), len(test_paths), on, settings, len(classes))
+    contract.write_accuracy(args.out, [row])
     provenance.record(args.out, "evaluate", vars(args))
     print(f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}", file=sys.stderr)
     if on.type == "cuda":

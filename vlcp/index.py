@@ -22,11 +22,17 @@ class DatasetError(VlcpError, ValueError):
     """A dataset that cannot be indexed as configured; the message names the folder."""
 
 
+def is_empty(folder):
+    """Whether ``folder`` holds no entry at all (read as far as its first one)."""
+    with os.scandir(folder) as entries:
+        return next(entries, None) is None
+
+
 def find_classes(root, configured=()):
     """The class folders to use: ``configured`` in its order, or every folder under train/, sorted.
 
-    Raises DatasetError if a split is missing, a configured class is missing on disk, or a train
-    class has no val folder.
+    Raises DatasetError if a split is missing, a configured class is missing on disk, a train class has
+    no val folder, or a class folder is empty.
     """
     root = Path(root)
     for split in SPLITS:
@@ -42,6 +48,13 @@ def find_classes(root, configured=()):
             shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
             what = "configured in dataset.classes but missing" if configured else "missing"
             raise DatasetError(f"class folder(s) {what} under {root / split}: {shown}")
+    for split in SPLITS:
+        # one look per class (its first entry), not a scan: every job of a large dataset plans again
+        empty = [c for c in classes if is_empty(root / split / c)]
+        if empty:
+            shown = ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else "")
+            raise DatasetError(f"class folder(s) with no file under {root / split}: {shown}; put its images there, "
+                               "or leave the class out (dataset.classes)")
     return classes
 
 
@@ -54,12 +67,13 @@ def class_files(folder):
     return sorted(found)
 
 
-def scan_class(root, split, cls, extensions, max_pixels, progress=False):
+def scan_class(root, split, cls, extensions, max_pixels, progress=False, min_side=1):
     """Check every file of ``root/split/cls``; return (records, rejected) in index order.
 
     A record is a dict with the image path relative to ``root``, width, height and mode; a
     rejected entry is (path relative to ``root``, reason). Every file is fully decoded, so
-    truncated data is caught here rather than mid-way through a GPU stage.
+    truncated data is caught here rather than mid-way through a GPU stage; an image whose shorter side is
+    below ``min_side`` pixels is rejected.
     """
     root = Path(root)
     suffixes = {e.lower() for e in extensions}
@@ -74,6 +88,8 @@ def scan_class(root, split, cls, extensions, max_pixels, progress=False):
             if path.is_file() and path.stat().st_size == 0:
                 raise ImageRejected("empty file (zero bytes)")
             img = open_image(path, max_pixels)
+            if min(img.size) < min_side:
+                raise ImageRejected(f"{img.width} x {img.height} px, smaller than dataset.min_image_side = {min_side}")
         except ImageRejected as err:
             return rel, str(err)
         finally:
@@ -87,9 +103,9 @@ def scan_class(root, split, cls, extensions, max_pixels, progress=False):
     return records, rejected
 
 
-def index_class(root, split, cls, label, extensions, max_pixels, progress=False):
+def index_class(root, split, cls, label, extensions, max_pixels, progress=False, min_side=1):
     """``scan_class`` plus the class and label text on each record; a class with no usable image is an error."""
-    records, rejected = scan_class(root, split, cls, extensions, max_pixels, progress)
+    records, rejected = scan_class(root, split, cls, extensions, max_pixels, progress, min_side)
     if not records:
         reasons = "; ".join(f"{p}: {r}" for p, r in rejected[:5]) or "the folder is empty"
         raise DatasetError(
@@ -129,6 +145,7 @@ def main(argv=None):
     scan.add_argument("--label", nargs="+", help="per class: label text that overrides the table, or ''")
     scan.add_argument("--extensions", nargs="+", required=True)
     scan.add_argument("--max-image-pixels", type=int, required=True)
+    scan.add_argument("--min-image-side", type=int, default=1, help="dataset.min_image_side")
     scan.add_argument("--index", nargs="+", required=True, type=Path, help="per class: output JSON-lines index")
     scan.add_argument("--rejected", nargs="+", required=True, type=Path, help="per class: output TSV of rejected files")
     merge = commands.add_parser("merge", help="one split's index: the class indexes one after another")
@@ -159,7 +176,8 @@ def main(argv=None):
 def scan_one(args):
     label = label_text(args.cls, args.label_table, args.label or None)
     records, rejected = index_class(
-        args.root, args.split, args.cls, label, args.extensions, args.max_image_pixels, progress=True
+        args.root, args.split, args.cls, label, args.extensions, args.max_image_pixels, progress=True,
+        min_side=args.min_image_side,
     )
     contract.write_rejected(args.rejected, rejected)
     contract.write_index(args.index, records)

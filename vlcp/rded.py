@@ -299,7 +299,8 @@ def main(argv=None):
     settings = {k: getattr(args, k) for k in (*stage_keys("soft_label"), *executed)}
     result = train_soft(train_images, test_images, test_labels, student, teacher, settings, randomness(args.seed, on))
     row = accuracy_row(args, "rded", result, len(train_paths), len(test_paths), on,
-                       {**settings, "teacher": str(args.teacher), "teacher_architecture": args.teacher_architecture})
+                       {**settings, "teacher": str(args.teacher), "teacher_architecture": args.teacher_architecture},
+                       len(classes))
     contract.write_accuracy(args.out, [row])
     provenance.record(args.out, "rded", vars(args))
     print(f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}",
