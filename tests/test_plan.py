@@ -121,6 +121,8 @@ MISTAKES = {
                              ["evaluate.teacher = 't.pth': no such file"]),
     "results under a file": ("dataset: {root: data}\nresults_dir: data/train/cat/0.png/results\n",
                              ["results_dir = 'data/train/cat/0.png/results'", "is a file, not a folder"]),
+    "misspelled preset": (None, ["config file", "imagenete.yaml: No such file or directory",
+                                 "did you mean", "config/presets/imagenette.yaml?"]),
     "missing model folder": ("dataset: {root: data}\nmodels: {diffusion: ./sd15, captioner: tiny}\n",
                              ["models.diffusion = './sd15': no such folder"]),
 }
@@ -141,11 +143,16 @@ def test_the_plan_and_the_workflow_give_the_same_one_line_message(mistake, tmp_p
     (tmp_path / "empty" / "val" / "cat").mkdir(parents=True)
     text, words = MISTAKES[mistake]
     config = tmp_path / "mine.yaml"
-    tiny = "" if "models:" in text else "models: {diffusion: tiny, captioner: tiny}\n"  # none in this cache
-    config.write_text("run: mine\n" + tiny + text)
+    if text is None:  # a preset's name mistyped
+        config = REPO / "config" / "presets" / "imagenete.yaml"
+    else:
+        tiny = "" if "models:" in text else "models: {diffusion: tiny, captioner: tiny}\n"  # none in this cache
+        config.write_text("run: mine\n" + tiny + text)
     with pytest.raises(VlcpError) as info:
         main(["--configfile", str(config), "--directory", str(tmp_path)])
     message = str(info.value)
     assert "\n" not in message and all(w in message for w in words), message
+    if text is None:
+        return  # Snakemake reads the config files itself before the workflow's code runs: its own message
     workflow = snakemake(tmp_path, "-n", "--configfile", str(config), check=False)
     assert workflow.returncode != 0 and message in workflow.stdout + workflow.stderr, (message, workflow.stdout[-1500:])

@@ -247,7 +247,13 @@ def read_config_file(path):
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
-        raise ConfigError(f"config file {path}: {err.strerror}") from None
+        import difflib
+
+        folder = Path(path).parent
+        names = [p.name for p in folder.glob("*.y*ml")] if folder.is_dir() else []
+        near = difflib.get_close_matches(Path(path).name, names, n=1)
+        hint = f"; did you mean {folder / near[0]}?" if near else ""
+        raise ConfigError(f"config file {path}: {err.strerror}{hint}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
