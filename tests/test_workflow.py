@@ -235,6 +235,7 @@ def test_the_demo_evaluates_both_protocols_and_scores_its_sets(demo_run):
     assert "soft labels from a teacher (the RDED protocol)" in markdown and "| rded | convnet6 | vlcp-prototype | 5 |" in markdown
 
 
+@pytest.mark.workflow
 def test_every_output_has_the_modes_of_the_users_umask(demo_run):
     import os
     import stat
