@@ -75,6 +75,8 @@ VOLATILE = {
     "*provenance.json": "a provenance record holds the time it was written ('created')",
     "logs/*": "job logs: timings, progress bars, a resumed job's notes",
     "work/*": "what killed jobs keep aside to resume from (partial captions, checkpoints, finished images); not a result",
+    "*.snakemake_timestamp": "Snakemake's empty mark in a folder output; which folders are outputs of their own "
+                             "depends on how jobs are cut (classes_per_job)",
 }
 
 
