@@ -72,7 +72,7 @@ def test_killed_jobs_resume_and_end_where_an_uninterrupted_run_ends(demo_run, tm
     assert resumed, "synthesis resumed from the images it had finished"
     # resumed = uninterrupted for every output, but those VOLATILE by design (conftest.py)
     mine, uninterrupted = output_hashes(run), output_hashes(demo_run / "results" / "demo")
-    assert len(mine) > 300 and "teacher/convnet6.safetensors" in mine and "summary.md" in mine
+    assert len(mine) > 250 and "teacher/convnet6.safetensors" in mine and "summary.md" in mine
     assert mine.keys() == uninterrupted.keys(), sorted(mine.keys() ^ uninterrupted.keys())[:10]
     different = sorted(k for k in mine if mine[k] != uninterrupted[k])
     assert not different, f"differ from the uninterrupted run: {different[:10]}"

@@ -67,7 +67,7 @@ def test_two_runs_from_scratch_are_byte_identical(demo_run, folder_run):
 
     demo, folder = demo_run / "results" / "demo", folder_run[0] / "results" / "demo"
     a, b = output_hashes(demo), output_hashes(folder)
-    assert len(b) > 300 and not b.keys() - a.keys(), sorted(b.keys() - a.keys())[:10]
+    assert len(b) > 250 and not b.keys() - a.keys(), sorted(b.keys() - a.keys())[:10]
     unexplained = [k for k in a.keys() - b.keys() if not any(fnmatch.fnmatch(k, p) for p in ONLY_IN_DEMO_RUN)]
     assert not unexplained, f"only in the demo run: {unexplained[:10]}"
     different = sorted(k for k in b if a[k] != b[k] and k not in AGGREGATE)
