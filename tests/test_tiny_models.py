@@ -97,10 +97,28 @@ def digit_classifier():
     return classify
 
 
+# The shipped weights were made on an Intel CPU with AMX (bench/RESULTS.md's machine); other CPUs' kernels
+# round differently, so a remake there is equal in what it does, not bit for bit.
+SHIPPED_ON = ("GenuineIntel", "amx_tile")
+
+
+def same_cpu_kind():
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return all(word in info for word in SHIPPED_ON)
+
+
 @pytest.mark.slow
 def test_the_shipped_digit_weights_are_what_tiny_pretrain_makes(repo, tmp_path):
     import subprocess
     import sys
+
+    from safetensors.torch import load_file
+
+    from vlcp import tiny_pretrain
+    from vlcp.tiny_models import build_tiny_stable_diffusion
 
     result = subprocess.run([sys.executable, "-m", "vlcp", "tiny_pretrain", str(tmp_path / "w")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -108,12 +126,25 @@ def test_the_shipped_digit_weights_are_what_tiny_pretrain_makes(repo, tmp_path):
 
     for name in ("vae", "unet"):
         shipped = repo / "vlcp" / "data" / "tiny_sd_digits" / f"{name}.safetensors"
-        # the tensors bit for bit and the settings; the header's key order is not fixed by safetensors
+        # the settings and the tensor names; the header's key order is not fixed by safetensors
         with safe_open(tmp_path / "w" / f"{name}.safetensors", "pt") as made, safe_open(shipped, "pt") as kept:
             assert made.metadata() == kept.metadata()
             assert sorted(made.keys()) == sorted(kept.keys())
             changed = [k for k in kept.keys() if not torch.equal(made.get_tensor(k), kept.get_tensor(k))]
+        if same_cpu_kind():
             assert not changed, f"{shipped}: {len(changed)} tensor(s) differ, first {changed[0]}"
+    # what both sets of weights do on the demo's val digits: within 2 % (a random VAE's MSE is ~100x)
+    torch.set_num_threads(tiny_pretrain.THREADS)
+    scores = []
+    for folder in (tmp_path / "w", repo / "vlcp" / "data" / "tiny_sd_digits"):
+        pipe = build_tiny_stable_diffusion(0, tiny_pretrain.RESOLUTION)
+        for name in tiny_pretrain.WEIGHTS:
+            getattr(pipe, name).load_state_dict(load_file(folder / f"{name}.safetensors"))
+        scores.append(tiny_pretrain.quality(pipe.vae, pipe.unet, pipe.scheduler.alphas_cumprod))
+    made, kept = scores
+    assert kept["vae_mse"] < 0.01 and kept["unet_mse"] < 0.2, kept
+    for key in kept:
+        assert abs(made[key] - kept[key]) <= 0.02 * kept[key], (key, made, kept)
 
 
 def test_the_pretrained_tiny_stable_diffusion_makes_digits():
