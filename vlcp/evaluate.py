@@ -267,11 +267,14 @@ def load_sets(args):
     return classes, train_paths, train_labels, val
 
 
+def training_execution(stage):
+    """The keys of ``execution.<stage>`` that a training loop reads: all but how its images are loaded."""
+    return [k for k in section(stage, execution=True) if k != "image_loading"]
+
+
 def minimax_settings(args):
-    """The Minimax settings of parsed arguments (``add_minimax_settings``), as train_and_test takes them;
-    of the execution settings, those the training reads (not how its images are loaded)."""
-    executed = [k for k in section("evaluate", execution=True) if k != "image_loading"]
-    return {k: getattr(args, k) for k in ("epochs", *stage_keys("evaluate"), *executed)}
+    """The Minimax settings of parsed arguments (``add_minimax_settings``), as train_and_test takes them."""
+    return {k: getattr(args, k) for k in ("epochs", *stage_keys("evaluate"), *training_execution("evaluate"))}
 
 
 def accuracy_row(args, protocol, result, train_count, test_count, on, settings, classes):

@@ -42,13 +42,14 @@ from vlcp.evaluate import (
     add_set_arguments,
     autocast,
     resized,
+    training_execution,
     load_sets,
     on_device,
     randomness,
 )
 from vlcp.images import load_rgb, resize_shorter_side
 from vlcp.models import device
-from vlcp.settings import add_settings, section, stage_keys
+from vlcp.settings import add_settings, stage_keys
 from vlcp.split_images import decode_batch, load_images
 
 STUDENTS = ("resnet18", "convnet6")
@@ -295,8 +296,7 @@ def main(argv=None):
     teacher = on_device(load_teacher(args.teacher, args.teacher_architecture, len(classes), args.input_size), on)
     torch.manual_seed(args.seed)  # the student's initial weights
     student = on_device(build_network(args.model, len(classes), args.input_size), on)
-    executed = [k for k in section("soft_label", execution=True) if k != "image_loading"]
-    settings = {k: getattr(args, k) for k in (*stage_keys("soft_label"), *executed)}
+    settings = {k: getattr(args, k) for k in (*stage_keys("soft_label"), *training_execution("soft_label"))}
     result = train_soft(train_images, test_images, test_labels, student, teacher, settings, randomness(args.seed, on))
     row = accuracy_row(args, "rded", result, len(train_paths), len(test_paths), on,
                        {**settings, "teacher": str(args.teacher), "teacher_architecture": args.teacher_architecture},
