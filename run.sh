@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One entry point for a fresh machine: builds .venv from pyproject.toml when needed, then
+# One entry point for a fresh machine: builds .venv from pyproject.toml, at the versions of
+# constraints.txt, when needed, then
 #   ./run.sh demo [snakemake args]   runs the whole workflow on the embedded demo (2 cores)
 #   ./run.sh test [pytest args]      runs the test suite
 #   ./run.sh snakemake [args]        runs snakemake from the environment
@@ -11,7 +12,7 @@ PYTHON=${PYTHON:-python3}
 
 ensure_env() {
     local stamp="$VENV/.vlcp-installed" want
-    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         return
     fi
@@ -21,7 +22,7 @@ ensure_env() {
     fi
     echo "installing vlcp and its dependencies into $VENV (first time: a few minutes)" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".[test]"
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]"
     echo "$want" > "$stamp"
 }
 
@@ -45,7 +46,7 @@ case "$command" in
         exec snakemake "$@"
         ;;
     *)
-        sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac

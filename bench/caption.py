@@ -42,9 +42,14 @@ def main():
 
     base = timed(loop, on)
     ours = timed(batched, on)
-    print(f"device: {on}, model: {'LLaVA-1.5-7B shape' if args.full else 'tiny'}, {args.images} images, {args.tokens} tokens each")
-    report([(f"{args.images / base:.2f}", f"{args.images / ours:.2f}", f"{base / ours:.2f}x")],
-           ("batch-1 captions/s", f"batch-{args.batch} captions/s", "speed-up"))
+    print(
+        f"device: {on}, model: {'LLaVA-1.5-7B shape' if args.full else 'tiny'}, "
+        f"{args.images} images, {args.tokens} tokens each"
+    )
+    report(
+        [(f"{args.images / base:.2f}", f"{args.images / ours:.2f}", f"{base / ours:.2f}x")],
+        ("batch-1 captions/s", f"batch-{args.batch} captions/s", "speed-up"),
+    )
 
 
 if __name__ == "__main__":

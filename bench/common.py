@@ -45,7 +45,9 @@ def stable_diffusion(full, on, dtype):
 
     from vlcp import full_models, tiny_models
 
-    base = full_models.build_stable_diffusion() if full else tiny_models.build_tiny_stable_diffusion(seed=0, resolution=64)
+    base = (
+        full_models.build_stable_diffusion() if full else tiny_models.build_tiny_stable_diffusion(seed=0, resolution=64)
+    )
     pipe = StableDiffusionImg2ImgPipeline(**base.components).to(on, dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe

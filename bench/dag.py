@@ -34,8 +34,22 @@ def fake_imagefolder(root, wnids):
 def dry_run(workdir, config, per_job=None):
     base = os.environ.get("VLCP_SLURM_BASE")  # inside a cluster's namespace the SLURM plugin starts fast
     prefix = [f"{base}/in-cluster.sh"] if base else []
-    cmd = [*prefix, sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-n",
-           "--quiet", "rules", "--configfile", str(REPO / "config/presets/imagenet1k.yaml"), str(config)]
+    cmd = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "-n",
+        "--quiet",
+        "rules",
+        "--configfile",
+        str(REPO / "config/presets/imagenet1k.yaml"),
+        str(config),
+    ]
     if per_job:
         cmd += ["--config", f"classes_per_job={per_job}"]
     start = time.perf_counter()
@@ -59,8 +73,10 @@ def main():
     from vlcp.labels import imagenet_labels
 
     wnids = sorted(imagenet_labels())
-    print(f"{'classes':>8} {'jobs':>7} {'dry-run s':>10} {'per-class jobs':>15} {'dry-run s':>10} {'speed-up':>9}"
-          f" {'vs 10 s':>8}")
+    print(
+        f"{'classes':>8} {'jobs':>7} {'dry-run s':>10} {'per-class jobs':>15} {'dry-run s':>10} {'speed-up':>9}"
+        f" {'vs 10 s':>8}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.classes:
             work = Path(tmp) / f"n{n}"
@@ -70,8 +86,11 @@ def main():
             grouped = best_of(args.repeats, work, config)
             baseline = (0.0, 0) if args.no_baseline else best_of(args.repeats, work, config, per_job=1)
             ratio = f"{baseline[0] / grouped[0]:.2f}x" if baseline[1] else "-"
-            print(f"{n:>8} {grouped[1]:>7} {grouped[0]:>10.2f} {baseline[1]:>15} {baseline[0]:>10.2f} {ratio:>9}"
-                  f" {grouped[0] / TARGET_S:>7.2f}x", flush=True)
+            print(
+                f"{n:>8} {grouped[1]:>7} {grouped[0]:>10.2f} {baseline[1]:>15} {baseline[0]:>10.2f} {ratio:>9}"
+                f" {grouped[0] / TARGET_S:>7.2f}x",
+                flush=True,
+            )
 
 
 def best_of(repeats, workdir, config, per_job=None):

@@ -55,14 +55,20 @@ def optimizer_for(model):
 def pil_loader(arrays, labels, size, workers):
     from torchvision import transforms
 
-    transform = transforms.Compose([
-        transforms.RandomResizedCrop(size, scale=(0.5, 1.0)), transforms.RandomHorizontalFlip(),
-        transforms.ColorJitter(0.4, 0.4, 0.4), transforms.ToTensor(), Lighting(0.1),
-        transforms.Normalize(augment.IMAGENET_MEAN, augment.IMAGENET_STD),
-    ])
+    transform = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(size, scale=(0.5, 1.0)),
+            transforms.RandomHorizontalFlip(),
+            transforms.ColorJitter(0.4, 0.4, 0.4),
+            transforms.ToTensor(),
+            Lighting(0.1),
+            transforms.Normalize(augment.IMAGENET_MEAN, augment.IMAGENET_STD),
+        ]
+    )
     pil = [Image.fromarray(a) for a in arrays]
-    return torch.utils.data.DataLoader(PilSet(pil, labels, transform), batch_size=64, shuffle=True,
-                                       num_workers=workers, persistent_workers=workers > 0)
+    return torch.utils.data.DataLoader(
+        PilSet(pil, labels, transform), batch_size=64, shuffle=True, num_workers=workers, persistent_workers=workers > 0
+    )
 
 
 class PilLoop:
@@ -99,8 +105,15 @@ class DeviceLoop:
         torch.manual_seed(0)
         self.train, self.size = train, size
         self.streams = randomness(0, on)
-        self.settings = {"batch_size": 64, "input_size": size, "rrc_scale_min": 0.5, "color_jitter": 0.4,
-                         "lighting": 0.1, "cutmix_beta": 1.0, "precision": "float32"}
+        self.settings = {
+            "batch_size": 64,
+            "input_size": size,
+            "rrc_scale_min": 0.5,
+            "color_jitter": 0.4,
+            "lighting": 0.1,
+            "cutmix_beta": 1.0,
+            "precision": "float32",
+        }
         self.images = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous().to(on)
         self.labels = labels.to(on)
         self.model = training_model(args.model, 10, size, "instance", on) if train else None

@@ -28,8 +28,13 @@ def main():
     images = torch.rand(args.batch, 3, side, side, device=on) * 2 - 1
     with torch.no_grad():
         cached = vae.encode(images).latent_dist.mean * vae.config.scaling_factor
-    ids = pipe.tokenizer(["a tench held by a man"] * args.batch, padding="max_length", max_length=77,
-                         truncation=True, return_tensors="pt").input_ids.to(on)
+    ids = pipe.tokenizer(
+        ["a tench held by a man"] * args.batch,
+        padding="max_length",
+        max_length=77,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids.to(on)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-5)
     amp = dict(device_type=on.type, dtype=torch.float16, enabled=on.type == "cuda")
 
@@ -58,8 +63,10 @@ def main():
     base = timed(from_images, on)
     ours = timed(from_cache, on)
     print(f"device: {on}, model: {'SD v1.5 shape, 512 px' if args.full else 'tiny, 64 px'}, batch {args.batch}")
-    report([(f"{args.steps / base:.2f}", f"{args.steps / ours:.2f}", f"{base / ours:.2f}x")],
-           ("encode-every-step steps/s", "cached-latents steps/s", "speed-up"))
+    report(
+        [(f"{args.steps / base:.2f}", f"{args.steps / ours:.2f}", f"{base / ours:.2f}x")],
+        ("encode-every-step steps/s", "cached-latents steps/s", "speed-up"),
+    )
 
 
 if __name__ == "__main__":

@@ -36,14 +36,24 @@ def write_train_set(folder, n, classes):
     for k, count in enumerate(per_class):
         cls = f"c{k:04d}"
         images = [f"train/{cls}/{i}.png" for i in range(count)]
-        paths = {kind: folder / kind / f"{cls}{suffix}" for kind, suffix in
-                 (("index", ".jsonl"), ("captions", ".jsonl"), ("latents", ".safetensors"))}
-        contract.write_index(paths["index"], [
-            {"image": im, "class": cls, "label": f"class {k}", "width": 512, "height": 512, "mode": "RGB"} for im in images
-        ])
-        contract.write_captions(paths["captions"], [
-            {"image": im, "caption": f"a photo of the class {k} object number {i}, seen from the side"} for i, im in enumerate(images)
-        ])
+        paths = {
+            kind: folder / kind / f"{cls}{suffix}"
+            for kind, suffix in (("index", ".jsonl"), ("captions", ".jsonl"), ("latents", ".safetensors"))
+        }
+        contract.write_index(
+            paths["index"],
+            [
+                {"image": im, "class": cls, "label": f"class {k}", "width": 512, "height": 512, "mode": "RGB"}
+                for im in images
+            ],
+        )
+        contract.write_captions(
+            paths["captions"],
+            [
+                {"image": im, "caption": f"a photo of the class {k} object number {i}, seen from the side"}
+                for i, im in enumerate(images)
+            ],
+        )
         latents = torch.randn(count, *LATENT_SHAPE, generator=generator)
         contract.write_latents(paths["latents"], {"latents": latents, "latents_flipped": latents.flip(-1)}, images)
         for kind, path in paths.items():
@@ -76,21 +86,53 @@ def main():
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     (n1, n2), (m1, m2) = args.sizes, peaks
-    print(f"peak RSS of the fine-tune job: N={n1}: {m1:.0f} MB, N={n2}: {m2:.0f} MB, ratio {m2 / m1:.2f} (target <= 1.3)")
+    print(
+        f"peak RSS of the fine-tune job: N={n1}: {m1:.0f} MB, N={n2}: {m2:.0f} MB, ratio {m2 / m1:.2f} (target <= 1.3)"
+    )
 
 
 def measure(folder, model, steps):
     """Peak resident memory (MB) of one fine-tune job over the train set in ``folder``, as the kernel accounts it."""
     files = {kind: sorted((folder / kind).iterdir()) for kind in ("index", "captions", "latents")}
     work = folder / "run"
-    cmd = [sys.executable, "-m", "vlcp.finetune", "--model", str(model),
-           "--index", *map(str, files["index"]), "--captions", *map(str, files["captions"]),
-           "--latents", *map(str, files["latents"]), "--out", str(work / "out"), "--work", str(work / "ckpt"),
-           "--resolution", "512", "--train-batch-size", "8", "--gradient-accumulation-steps", "1",
-           "--mixed-precision", "no", "--no-gradient-checkpointing", "--max-train-steps", str(steps),
-           "--checkpointing-steps", str(10**6)]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="2",
-               PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("VLCP_CODE", str(REPO)), os.environ.get("PYTHONPATH")])))
+    cmd = [
+        sys.executable,
+        "-m",
+        "vlcp.finetune",
+        "--model",
+        str(model),
+        "--index",
+        *map(str, files["index"]),
+        "--captions",
+        *map(str, files["captions"]),
+        "--latents",
+        *map(str, files["latents"]),
+        "--out",
+        str(work / "out"),
+        "--work",
+        str(work / "ckpt"),
+        "--resolution",
+        "512",
+        "--train-batch-size",
+        "8",
+        "--gradient-accumulation-steps",
+        "1",
+        "--mixed-precision",
+        "no",
+        "--no-gradient-checkpointing",
+        "--max-train-steps",
+        str(steps),
+        "--checkpointing-steps",
+        str(10**6),
+    ]
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="2",
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [os.environ.get("VLCP_CODE", str(REPO)), os.environ.get("PYTHONPATH")])
+        ),
+    )
     with open(work.parent / "finetune.log", "w") as log:
         process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)

@@ -42,7 +42,9 @@ def main():
     print(f"{'IPC':>4} {'cluster s':>10} {'text s':>8} {'total s':>8} {'vs 5 s target':>14}")
     for ipc in (10, 50):
         start = time.perf_counter()
-        inliers, labels, centres, _ = image_prototypes(latents, ipc, seed=0, contamination=0.1, n_neighbors=10, n_init=10)
+        inliers, labels, centres, _ = image_prototypes(
+            latents, ipc, seed=0, contamination=0.1, n_neighbors=10, n_init=10
+        )
         members = cluster_members(images, labels, ipc)
         clustered = time.perf_counter()
         kept = {img: captions[img] for img, keep in zip(images, inliers) if keep}

@@ -1,6 +1,6 @@
 """Run every benchmark in turn with its defaults (CPU: tiny models; add --full on a GPU for full-size ones).
 
-    python bench/run.py [--full]
+python bench/run.py [--full]
 """
 
 import subprocess
@@ -9,7 +9,13 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 SCRIPTS = [
-    "dag.py", "prototypes.py", "evaluate.py", "soft_label.py", "whole_split_memory.py", "caption.py", "synthesize.py",
+    "dag.py",
+    "prototypes.py",
+    "evaluate.py",
+    "soft_label.py",
+    "whole_split_memory.py",
+    "caption.py",
+    "synthesize.py",
     "finetune.py",
 ]
 FULL_CAPABLE = {"soft_label.py", "caption.py", "synthesize.py", "finetune.py"}

@@ -84,8 +84,9 @@ def rded_epoch(loader, student, teacher, optimizer, settings, on):
 def vlcp_epoch(images, student, teacher, optimizer, settings, streams):
     order = torch.randperm(len(images), device=images.device, generator=streams[0])
     for start in range(0, len(images), settings["batch_size"]):
-        rded.soft_label_step(student, teacher, optimizer, images[order[start : start + settings["batch_size"]]],
-                             settings, streams)
+        rded.soft_label_step(
+            student, teacher, optimizer, images[order[start : start + settings["batch_size"]]], settings, streams
+        )
 
 
 def main():
@@ -103,9 +104,16 @@ def main():
         args.images, args.classes, args.size, args.model, args.workers = 10_000, 1000, 224, "resnet18", 8
     on = device()
     ipc = max(1, args.images // args.classes)
-    settings = {"batch_size": rded_batch_size(ipc, args.classes), "input_size": args.size, "factor": args.factor,
-                "cutmix": 1.0, "temperature": 20.0, "learning_rate": 1e-3, "weight_decay": 0.01,
-                "precision": "bfloat16" if on.type == "cuda" else "float32"}
+    settings = {
+        "batch_size": rded_batch_size(ipc, args.classes),
+        "input_size": args.size,
+        "factor": args.factor,
+        "cutmix": 1.0,
+        "temperature": 20.0,
+        "learning_rate": 1e-3,
+        "weight_decay": 0.01,
+        "precision": "bfloat16" if on.type == "cuda" else "float32",
+    }
     arrays = np.random.default_rng(0).integers(0, 256, (args.images, args.size, args.size, 3), dtype=np.uint8)
     torch.manual_seed(0)
     teacher = on_device(rded.build_network(args.model, args.classes, args.size), on).eval().requires_grad_(False)
@@ -117,24 +125,46 @@ def main():
 
     from torchvision import transforms
 
-    transform = transforms.Compose([
-        transforms.ToTensor(), ShufflePatches(args.factor),
-        transforms.RandomResizedCrop(args.size, scale=(1 / args.factor, 1), antialias=True),
-        transforms.RandomHorizontalFlip(), transforms.Normalize(augment.IMAGENET_MEAN, augment.IMAGENET_STD),
-    ])
-    loader = torch.utils.data.DataLoader(PilSet([Image.fromarray(a) for a in arrays], transform),
-                                         batch_size=settings["batch_size"], shuffle=True, num_workers=args.workers,
-                                         pin_memory=on.type == "cuda", persistent_workers=args.workers > 0)
+    transform = transforms.Compose(
+        [
+            transforms.ToTensor(),
+            ShufflePatches(args.factor),
+            transforms.RandomResizedCrop(args.size, scale=(1 / args.factor, 1), antialias=True),
+            transforms.RandomHorizontalFlip(),
+            transforms.Normalize(augment.IMAGENET_MEAN, augment.IMAGENET_STD),
+        ]
+    )
+    loader = torch.utils.data.DataLoader(
+        PilSet([Image.fromarray(a) for a in arrays], transform),
+        batch_size=settings["batch_size"],
+        shuffle=True,
+        num_workers=args.workers,
+        pin_memory=on.type == "cuda",
+        persistent_workers=args.workers > 0,
+    )
     student, optimizer = fresh_student()
     next(iter(loader))  # workers started outside the timing
-    base = timed(lambda: [rded_epoch(loader, student, teacher, optimizer, settings, on) for _ in range(args.epochs)], on)
+    base = timed(
+        lambda: [rded_epoch(loader, student, teacher, optimizer, settings, on) for _ in range(args.epochs)], on
+    )
     images = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous().to(on)
     student, optimizer = fresh_student()
     streams = randomness(0, on)
-    ours = timed(lambda: [vlcp_epoch(images, student, teacher, optimizer, settings, streams) for _ in range(args.epochs)],
-                 on)
-    rows = [(args.images, args.classes, args.size, args.model, settings["batch_size"],
-             f"{args.epochs / base:.3f}", f"{args.epochs / ours:.3f}", f"{base / ours:.2f}x")]
+    ours = timed(
+        lambda: [vlcp_epoch(images, student, teacher, optimizer, settings, streams) for _ in range(args.epochs)], on
+    )
+    rows = [
+        (
+            args.images,
+            args.classes,
+            args.size,
+            args.model,
+            settings["batch_size"],
+            f"{args.epochs / base:.3f}",
+            f"{args.epochs / ours:.3f}",
+            f"{base / ours:.2f}x",
+        )
+    ]
     print(f"device: {on}, {args.workers} loader workers, {settings['precision']}")
     report(rows, ("images", "classes", "px", "model", "batch", "RDED's way epochs/s", "vlcp epochs/s", "speed-up"))
 

@@ -32,9 +32,14 @@ def main():
     kwargs = dict(negative_prompt="cartoon, anime, painting", strength=0.7, guidance_scale=10.0, steps=args.steps)
     base = timed(lambda: synthesize(pipe, centres, prompts, seeds, batch_size=1, **kwargs), on)
     ours = timed(lambda: synthesize(pipe, centres, prompts, seeds, batch_size=args.batch, **kwargs), on)
-    print(f"device: {on}, model: {'SD v1.5 shape, 512 px' if args.full else 'tiny'}, {args.images} images, {args.steps} steps x 0.7")
-    report([(f"{args.images / base:.3f}", f"{args.images / ours:.3f}", f"{base / ours:.2f}x")],
-           ("one-by-one images/s", f"batch-{args.batch} images/s", "speed-up"))
+    print(
+        f"device: {on}, model: {'SD v1.5 shape, 512 px' if args.full else 'tiny'}, "
+        f"{args.images} images, {args.steps} steps x 0.7"
+    )
+    report(
+        [(f"{args.images / base:.3f}", f"{args.images / ours:.3f}", f"{base / ours:.2f}x")],
+        ("one-by-one images/s", f"batch-{args.batch} images/s", "speed-up"),
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,16 @@ def write_split(root, split, per_class, side, seed):
             name = folder / f"{i}.png"
             if not name.exists():
                 Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(name, compress_level=0)
-            records.append({"image": f"{split}/{cls}/{i}.png", "class": cls, "label": cls, "width": side, "height": side,
-                            "mode": "RGB"})
+            records.append(
+                {
+                    "image": f"{split}/{cls}/{i}.png",
+                    "class": cls,
+                    "label": cls,
+                    "width": side,
+                    "height": side,
+                    "mode": "RGB",
+                }
+            )
     index = root / f"{split}-{per_class}.jsonl"
     contract.write_index(index, records)
     return index
@@ -50,15 +58,44 @@ def teacher_run(root, train_index, val_index, side, loading, out):
     """Peak RSS (bytes) and peak GPU memory (GiB, None on the CPU) of one teacher run, and its seconds."""
     import time
 
-    cmd = [sys.executable, "-m", "vlcp", "teacher", "--train-index", str(train_index), "--val-index", str(val_index),
-           "--root", str(root), "--architecture", "convnet6", "--epochs", "1", "--seed", "0", "--test-every", "1",
-           "--batch-size", "256", "--input-size", str(side), "--learning-rate", "0.01", "--weight-decay", "0.0005",
-           "--image-loading", loading, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vlcp",
+        "teacher",
+        "--train-index",
+        str(train_index),
+        "--val-index",
+        str(val_index),
+        "--root",
+        str(root),
+        "--architecture",
+        "convnet6",
+        "--epochs",
+        "1",
+        "--seed",
+        "0",
+        "--test-every",
+        "1",
+        "--batch-size",
+        "256",
+        "--input-size",
+        str(side),
+        "--learning-rate",
+        "0.01",
+        "--weight-decay",
+        "0.0005",
+        "--image-loading",
+        loading,
+        "--out",
+        str(out),
+    ]
     log = out.with_suffix(".log")
     start = time.perf_counter()
     with log.open("w") as handle:
-        process = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO,
-                                   env={**os.environ, "PYTHONPATH": str(REPO)})
+        process = subprocess.Popen(
+            cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -80,8 +117,9 @@ def main():
     for count in args.images:
         train_index = write_split(work, "train", count // len(CLASSES), args.side, seed=0)
         for loading in ("memory", "stream"):
-            peaks[loading, count] = teacher_run(work, train_index, val_index, args.side, loading,
-                                                work / f"teacher-{loading}-{count}.safetensors")
+            peaks[loading, count] = teacher_run(
+                work, train_index, val_index, args.side, loading, work / f"teacher-{loading}-{count}.safetensors"
+            )
     small, large = args.images
     rows = []
     for (loading, count), (rss, gpu, seconds) in peaks.items():
@@ -91,8 +129,10 @@ def main():
         host = peaks[loading, large][0] / peaks[loading, small][0]
         gpus = peaks[loading, large][1], peaks[loading, small][1]
         device = f", GPU {gpus[0] / gpus[1]:.2f}" if None not in gpus and gpus[1] > 0 else ""
-        print(f"{loading}: ratio {large} / {small} images: host {host:.2f}{device}"
-              f"{' (target <= 1.3)' if loading == 'stream' else ''}")
+        print(
+            f"{loading}: ratio {large} / {small} images: host {host:.2f}{device}"
+            f"{' (target <= 1.3)' if loading == 'stream' else ''}"
+        )
 
 
 if __name__ == "__main__":

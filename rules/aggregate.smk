@@ -4,6 +4,44 @@
 import json
 
 
+def evaluation_runs():
+    """(method, ipc, distillation seed) of every trained set: the run's own, each external set (its IPC,
+    seed 0), and 'full' once, with IPC 'all'."""
+    runs = own_sets() + [(name, ipc, 0) for name, (_, ipc) in EXTERNAL.items()]
+    return runs + ([("full", "all", config["seeds"][0])] if "full" in config["methods"] else [])
+
+
+def accuracy_files():
+    """Every evaluation run's row: each protocol's models on each set; soft labels only for distilled sets."""
+    evaluate = config["evaluate"]
+    return [
+        f"{RESULTS}/eval/{p}/{m}/ipc{i}/seed{s}/{model}/eval{e}.csv"
+        for p in evaluate["protocols"]
+        for m, i, s in evaluation_runs()
+        if not (p == "rded" and m == "full")
+        for model in evaluate["models"]
+        if model in names.PROTOCOL_MODELS[p]
+        for e in evaluate["seeds"]
+    ]
+
+
+def report_grids():
+    sets = own_sets() + [(name, ipc, 0) for name, (_, ipc) in EXTERNAL.items()]
+    return [f"{RESULTS}/report/grids/{m}-ipc{i}-seed{s}.png" for m, i, s in sets]
+
+
+def all_targets():
+    """The default target: the class table, the rejected files, the accuracy table and its summary, and
+    an image grid per distilled set."""
+    return [
+        f"{RESULTS}/index/classes.tsv",
+        f"{RESULTS}/index/rejected.tsv",
+        f"{RESULTS}/accuracy.csv",
+        f"{RESULTS}/summary.md",
+        *report_grids(),
+    ]
+
+
 rule aggregate:
     input:
         accuracy_files(),
@@ -21,7 +59,7 @@ rule aggregate:
         **rule_resources("default"),
     params:
         # a params value, so a new reference reruns the summary
-        full_reference=fixed_param(json.dumps(EVALUATE["full_reference"], sort_keys=True)),
+        full_reference=fixed_param(json.dumps(config["evaluate"]["full_reference"], sort_keys=True)),
     shell:
         "python -m vlcp aggregate table --rows {input:q} --accuracy {output.accuracy:q}"
         " --summary {output.summary:q} --markdown {output.markdown:q} --plot {output.plot:q}"
@@ -76,7 +114,7 @@ rule external:
 
 rule grid:
     input:
-        lambda wildcards: set_manifest(wildcards.method, wildcards.ipc, wildcards.seed),
+        wildcard_manifest,
     output:
         report(
             f"{RESULTS}/report/grids/{{method}}-ipc{{ipc}}-seed{{seed}}.png",

@@ -1,37 +1,80 @@
 # Stage 8: train a classifier on a distilled set and test on the real val split, one job per
-# (protocol, method, IPC, distillation seed, model, evaluation seed): hard labels (Minimax's protocol,
-# vlcp.evaluate) or soft labels from a teacher (RDED's, vlcp.rded).
+# (method, IPC, distillation seed, model, evaluation seed) of each protocol: hard labels as
+# MinimaxDiffusion trains them (rule evaluate, vlcp.evaluate) and soft labels from a teacher as RDED
+# does (rule soft_label, vlcp.rded), with the teacher the run is given or trains (rule teacher).
+
+from vlcp.config import evaluation_settings, soft_label_settings, teacher_settings
+
+EVAL_RUN = "{method}/ipc{ipc}/seed{seed}/{model}/eval{eval_seed}"
+TEACHER_ARCHITECTURE = config["teacher"]["architecture"]
+
+
+def evaluate_source(wildcards, input):
+    """The training set of vlcp.evaluate: a distilled set's manifest, or the train index for 'full'."""
+    option = "--train-index" if wildcards.method == "full" else "--train-manifest"
+    return f"{option} {shlex.quote(input.train)}"
 
 
 rule evaluate:
     input:
-        train=evaluate_train_input,
+        train=lambda wildcards: (
+            f"{RESULTS}/index/train.jsonl" if wildcards.method == "full" else wildcard_manifest(wildcards)
+        ),
         val=f"{RESULTS}/index/val.jsonl",
-        teacher=teacher_input,
     output:
-        f"{RESULTS}/eval/{{protocol}}/{{method}}/ipc{{ipc}}/seed{{seed}}/{{model}}/eval{{eval_seed}}.csv",
+        f"{RESULTS}/eval/minimax/{EVAL_RUN}.csv",
     log:
-        f"{LOGS}/eval/{{protocol}}/{{method}}/ipc{{ipc}}/seed{{seed}}/{{model}}/eval{{eval_seed}}.log",
+        f"{LOGS}/eval/minimax/{EVAL_RUN}.log",
     wildcard_constraints:
         ipc="[0-9]+|all",
-        protocol="minimax|rded",
     conda:
         "../envs/gpu.yaml"
     threads: rule_threads("evaluate")
     resources:
         **rule_resources("evaluate"),
     params:
-        stage=evaluate_stage,
         source=evaluate_source,
-        teacher=teacher_options,
         root=DATA_ROOT,
-        settings=evaluate_options,
-        execution=evaluation_execution,
+        settings=lambda wildcards: options(
+            evaluation_settings(config["evaluate"], wildcards.ipc, len(CLASSES), DATASET["eval_size"])
+        ),
+        execution=execution_options("evaluate"),
     shell:
-        "python -m vlcp {params.stage} {params.source} --val-index {input.val:q} --root {params.root:q}"
+        "python -m vlcp evaluate {params.source} --val-index {input.val:q} --root {params.root:q}"
         " --model {wildcards.model} --seed {wildcards.eval_seed}"
         " --method {wildcards.method} --ipc {wildcards.ipc} --distill-seed {wildcards.seed}"
-        " {params.teacher} {params.settings} {params.execution} --out {output:q} > {log:q} 2>&1"
+        " {params.settings} {params.execution} --out {output:q} > {log:q} 2>&1"
+
+
+rule soft_label:
+    input:
+        train=wildcard_manifest,
+        val=f"{RESULTS}/index/val.jsonl",
+        teacher=config["evaluate"]["teacher"] or f"{RESULTS}/teacher/{TEACHER_ARCHITECTURE}.safetensors",
+    output:
+        f"{RESULTS}/eval/rded/{EVAL_RUN}.csv",
+    log:
+        f"{LOGS}/eval/rded/{EVAL_RUN}.log",
+    wildcard_constraints:
+        model=alternatives(names.STUDENTS),
+    conda:
+        "../envs/gpu.yaml"
+    threads: rule_threads("evaluate")
+    resources:
+        **rule_resources("evaluate"),
+    params:
+        root=DATA_ROOT,
+        teacher_architecture=TEACHER_ARCHITECTURE,
+        settings=lambda wildcards: options(
+            soft_label_settings(config["soft_label"], wildcards.ipc, len(CLASSES), DATASET["eval_size"])
+        ),
+        execution=execution_options("soft_label"),
+    shell:
+        "python -m vlcp rded --train-manifest {input.train:q} --val-index {input.val:q} --root {params.root:q}"
+        " --model {wildcards.model} --seed {wildcards.eval_seed}"
+        " --method {wildcards.method} --ipc {wildcards.ipc} --distill-seed {wildcards.seed}"
+        " --teacher {input.teacher:q} --teacher-architecture {params.teacher_architecture}"
+        " {params.settings} {params.execution} --out {output:q} > {log:q} 2>&1"
 
 
 # The soft-label protocol's teacher, when evaluate.teacher names no file: trained once per run on the
@@ -51,7 +94,7 @@ rule teacher:
         **rule_resources("evaluate"),
     params:
         root=DATA_ROOT,
-        settings=teacher_options_of_training(),
+        settings=fixed_param(options(teacher_settings(config, len(CLASSES)))),
         execution=execution_options("evaluate"),
     shell:
         "python -m vlcp teacher --train-index {input.train:q} --val-index {input.val:q} --root {params.root:q}"

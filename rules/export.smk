@@ -3,6 +3,12 @@
 # JSON-lines file. Not part of the default target.
 
 
+def export_targets():
+    """Every distilled set of the run packaged for sharing, and the run's captions when it has any."""
+    sets = [f"{RESULTS}/export/{m}-ipc{i}-seed{s}" for m, i, s in own_sets()]
+    return sets + ([f"{RESULTS}/export/captions.jsonl"] if "vlcp" in config["methods"] else [])
+
+
 rule export:
     input:
         export_targets(),
@@ -10,7 +16,7 @@ rule export:
 
 rule export_set:
     input:
-        manifest=lambda wildcards: set_manifest(wildcards.method, wildcards.ipc, wildcards.seed),
+        manifest=wildcard_manifest,
         classes=f"{RESULTS}/index/classes.tsv",
         accuracy=f"{RESULTS}/accuracy.csv",
     output:

@@ -2,6 +2,30 @@
 # distillation seed, or one shared by all (finetune.per_seed). A job with more
 # than one GPU launches one process per GPU through accelerate.
 
+FROM_LATENTS = config["finetune"]["from_latents"]
+
+
+def finetune_seed(wildcards):
+    return int(wildcards.ft[len("seed") :]) if wildcards.ft.startswith("seed") else config["seeds"][0]
+
+
+def finetune_inputs(wildcards):
+    return {
+        "index": all_class_inputs("index/train", ".jsonl"),
+        "captions": all_class_inputs("captions", ".jsonl"),
+        "latents": all_class_inputs("latents", ".safetensors") if FROM_LATENTS else [],
+        "data": [] if FROM_LATENTS else [DATA_ROOT],
+        "model": model_input("diffusion"),
+    }
+
+
+def launcher(wildcards, resources):
+    """How the job starts Python: one process, or one per GPU through accelerate (a function of the
+    resources, so Snakemake does not compare it to decide reruns)."""
+    if resources.gpu > 1:
+        return f"accelerate launch --multi_gpu --num_processes {resources.gpu} --num_machines 1 -m"
+    return "python -m"
+
 
 rule finetune:
     input:
@@ -22,13 +46,13 @@ rule finetune:
         seed=finetune_seed,
         settings=stage_options("finetune"),
         execution=execution_options("finetune"),
+        launch=launcher,
         work=lambda wildcards: f"{RESULTS}/work/finetune/{wildcards.ft}",
-        files=finetune_files(),
+        index=all_class_paths("index/train", ".jsonl"),
+        captions=all_class_paths("captions", ".jsonl"),
+        latents=all_class_paths("latents", ".safetensors") if FROM_LATENTS else [],
     shell:
-        "if [ {resources.gpu} -gt 1 ]; then"
-        " launch='accelerate launch --multi_gpu --num_processes {resources.gpu} --num_machines 1 -m';"
-        " else launch='python -m'; fi;"
-        " $launch vlcp finetune --model {params.model:q} {params.variant} --index {params.files[index]:q}"
-        " --captions {params.files[captions]:q} --latents {params.files[latents]:q}"
+        "{params.launch} vlcp finetune --model {params.model:q} {params.variant} --index {params.index:q}"
+        " --captions {params.captions:q} --latents {params.latents:q}"
         " --root {params.root:q} --out {output:q} --work {params.work:q} --seed {params.seed}"
         " {params.settings} {params.execution} > {log:q} 2>&1"

@@ -1,5 +1,27 @@
 # Stage 1: the image index per split and class, and the files rejected with reasons;
-# a job per class or per part of classes_per_job classes (see rules/common.smk).
+# a job per class or per part of classes_per_job classes (see rules/parts.smk).
+
+from pathlib import PurePath
+
+
+def class_folders(wildcards):
+    """The folders an index job reads; for the demo, the whole written demo set."""
+    if DEMO:
+        return [DATA_ROOT]
+    return [f"{DATA_ROOT}/{wildcards.split}/{cls}" for cls in job_classes(wildcards)]
+
+
+def label_table_input(wildcards):
+    """The label TSV when dataset.label_table is a file (its edits rerun the index)."""
+    table = DATASET["label_table"]
+    if table in ("imagenet", "folder") or (DEMO and PurePath(table).is_relative_to(DATA_ROOT)):
+        return []
+    return [table]
+
+
+def label_overrides(wildcards):
+    """Per class of the job, quoted for the shell: the label text of config dataset.labels, or '' for the table's."""
+    return " ".join(shlex.quote(DATASET["labels"].get(cls, "")) for cls in job_classes(wildcards))
 
 
 rule index:
@@ -47,7 +69,7 @@ rule split_index:
     resources:
         **rule_resources("default"),
     params:
-        index=lambda wildcards: index_files(wildcards.split),
+        index=lambda wildcards: all_class_paths(f"index/{wildcards.split}", ".jsonl"),
     shell:
         "python -m vlcp index merge --index {params.index:q} --out {output:q} > {log:q} 2>&1"
 
@@ -66,8 +88,8 @@ rule index_summary:
     resources:
         **rule_resources("default"),
     params:
-        index=[f for split in SPLITS for f in index_files(split)],
-        rejected=[f for split in SPLITS for f in index_files(split, "rejected.tsv")],
+        index=[f for split in SPLITS for f in all_class_paths(f"index/{split}", ".jsonl")],
+        rejected=[f for split in SPLITS for f in all_class_paths(f"index/{split}", ".rejected.tsv")],
     shell:
         "python -m vlcp index summarize --index {params.index:q} --rejected {params.rejected:q}"
         " --classes-out {output.classes:q} --rejected-out {output.rejected:q} > {log:q} 2>&1"

@@ -1,4 +1,20 @@
-# Stage 6: text prototypes, a job per (class or part, IPC, seed, prompt strategy).
+# Stage 6: text prototypes, a job per (class or part, IPC, seed, prompt strategy), in the folder of
+# their strategy (PROTOTYPE_DIRS: prototypes/ for the paper's, prototypes-<strategy>/ for the others).
+
+STRATEGY_OF_DIR = {folder: strategy for strategy, folder in PROTOTYPE_DIRS.items()}
+
+
+def text_prototype_options(wildcards):
+    """The text-prototype settings and strategy; the generator's settings and model only for the gpt
+    strategy, so that changing them reruns nothing else."""
+    strategy = STRATEGY_OF_DIR[wildcards.prototypes]
+    settings = stage_settings(config, "text_prototype")
+    if strategy != "gpt":
+        settings = {k: v for k, v in settings.items() if not k.startswith("generator_")}
+    words = [options(settings), f"--strategy {shlex.quote(strategy)}"]
+    if strategy == "gpt":
+        words.append(f"--text-generator {shlex.quote(model_path('text_generator'))}")
+    return " ".join(words)
 
 
 rule text_prototype:
@@ -6,22 +22,22 @@ rule text_prototype:
         captions=class_file("captions", ".jsonl"),
         clusters=class_file("clusters/ipc{ipc}/seed{seed}", ".json"),
         index=class_file("index/train", ".jsonl"),
-        generator=text_generator_input,
+        generator=lambda wildcards: (
+            model_input("text_generator") if wildcards.prototypes == PROTOTYPE_DIRS["gpt"] else []
+        ),
     output:
         **class_outputs("{prototypes}/ipc{ipc}/seed{seed}", prototypes=".json"),
     log:
         class_log("{prototypes}/ipc{ipc}/seed{seed}"),
     wildcard_constraints:
-        prototypes="prototypes|prototypes-label|prototypes-label\\+keywords|prototypes-gpt",
+        prototypes=alternatives(STRATEGY_OF_DIR),
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("default")
     resources:
         **rule_resources("default", per_class=True),
     params:
-        strategy=prototype_strategy,
         settings=text_prototype_options,
-        generator=text_generator_option,
         captions=class_paths("captions", ".jsonl"),
         clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
         index=class_paths("index/train", ".jsonl"),
@@ -29,6 +45,5 @@ rule text_prototype:
         part=part_option,
     shell:
         "python -m vlcp text_prototype --captions {params.captions:q} --clusters {params.clusters:q}"
-        " --index {params.index:q} {params.settings} --strategy {params.strategy:q}"
-        " {params.generator}"
+        " --index {params.index:q} {params.settings}"
         " --out {params.out:q} {params.part} > {log:q} 2>&1"

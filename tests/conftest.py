@@ -1,6 +1,5 @@
 import copy
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,25 +7,49 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vlcp.config import merge_config
+from vlcp.plan import parse_dry_run
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def deep_update(base, override):
-    """``base`` updated by ``override`` the way Snakemake merges config files (lists replaced)."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_update(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    """``base`` updated by ``override`` the way Snakemake merges config files (lists replaced); a new dict."""
+    return merge_config(copy.deepcopy(base), copy.deepcopy(override))
 
 
 def load_yaml(path):
     with open(path) as handle:
         return yaml.safe_load(handle)
+
+
+# Session fixtures that run the workflow: a test that uses one starts Snakemake.
+SNAKEMAKE_FIXTURES = {"demo_run", "folder_run", "grouped_run", "shared_run"}
+
+
+def starts_snakemake(args):
+    words = [str(w) for w in args] if isinstance(args, (list, tuple)) else str(args).split()
+    return any(Path(word).name == "snakemake" for word in words)
+
+
+@pytest.fixture(autouse=True)
+def snakemake_only_in_workflow_tests(request, monkeypatch):
+    """The tiers are honest: a test that starts Snakemake, itself or through a fixture, must be marked
+    ``workflow``, so that the fast path (-m "not workflow and not slow") runs none."""
+    if request.node.get_closest_marker("workflow"):
+        return
+    used = sorted(SNAKEMAKE_FIXTURES & set(request.fixturenames))
+    assert not used, f"{request.node.nodeid} uses {used}, which run Snakemake: mark it @pytest.mark.workflow"
+    original = subprocess.Popen.__init__
+
+    def guarded(self, args, *rest, **kwargs):
+        if starts_snakemake(args):
+            raise AssertionError(f"{request.node.nodeid} starts Snakemake: mark it @pytest.mark.workflow")
+        original(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
 
 
 def cluster_prefix():
@@ -41,9 +64,22 @@ def snakemake(workdir, *args, check=True, offline=True):
     """Run this repository's workflow with ``workdir`` as working directory; return the CompletedProcess.
     ``offline=False`` lets the plan accept hub ids that are not in the local cache (nothing is downloaded
     while planning), for configs of real models."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               HF_HUB_OFFLINE="1" if offline else "0")
-    cmd = [*cluster_prefix(), sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        HF_HUB_OFFLINE="1" if offline else "0",
+    )
+    cmd = [
+        *cluster_prefix(),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
@@ -74,9 +110,10 @@ def demo_run(tmp_path_factory):
 VOLATILE = {
     "*provenance.json": "a provenance record holds the time it was written ('created')",
     "logs/*": "job logs: timings, progress bars, a resumed job's notes",
-    "work/*": "what killed jobs keep aside to resume from (partial captions, checkpoints, finished images); not a result",
+    "work/*": "what killed jobs keep aside to resume from (partial captions, checkpoints, finished images); "
+    "not a result",
     "*.snakemake_timestamp": "Snakemake's empty mark in a folder output; which folders are outputs of their own "
-                             "depends on how jobs are cut (classes_per_job)",
+    "depends on how jobs are cut (classes_per_job)",
 }
 
 
@@ -96,13 +133,9 @@ def output_hashes(run):
 def dry_run_jobs(workdir, *args):
     """The jobs ``snakemake -n`` would run, as a set of (rule, 'key=value, ...') pairs."""
     result = snakemake(workdir, "-n", *args)
-    jobs = set()
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
-        match = re.match(r"(?:local)?rule (\w+):", block)
-        if match:
-            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-            jobs.add((match.group(1), wildcards.group(1) if wildcards else ""))
-    return jobs
+    return {
+        (rule, ", ".join(f"{k}={v}" for k, v in wildcards.items())) for rule, wildcards in parse_dry_run(result.stdout)
+    }
 
 
 # --- the stage tests' small world (test_caption, test_encode, test_finetune) ---
@@ -129,7 +162,16 @@ def world(tmp_path_factory):
 
 
 def wrapped(module, function, args, count_file, kill_after=0):
-    cmd = [sys.executable, str(HERE / "killed_run.py"), module, function, str(kill_after), str(count_file), "--", *map(str, args)]
+    cmd = [
+        sys.executable,
+        str(HERE / "killed_run.py"),
+        module,
+        function,
+        str(kill_after),
+        str(count_file),
+        "--",
+        *map(str, args),
+    ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(HERE.parent))
     return subprocess.run(cmd, capture_output=True, text=True, env=env)
 

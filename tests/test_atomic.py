@@ -51,12 +51,22 @@ def test_outputs_get_the_modes_of_the_users_umask(tmp_path, umask):
         with atomic_dir(tmp_path / "set") as folder:
             (folder / "0.png").write_bytes(b"")
             (folder / "unet").mkdir()
-            os.close(os.open(folder / "unet" / "weights.safetensors", os.O_CREAT | os.O_WRONLY, 0o600))  # as safetensors
+            os.close(
+                os.open(folder / "unet" / "weights.safetensors", os.O_CREAT | os.O_WRONLY, 0o600)
+            )  # as safetensors
         (tmp_path / "plain").mkdir()
         (tmp_path / "plain.txt").write_text("")
     finally:
         os.umask(old)
-    assert stat.S_IMODE((tmp_path / "table.csv").stat().st_mode) == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == 0o666 & ~umask
-    assert stat.S_IMODE((tmp_path / "set").stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o777 & ~umask
+    assert (
+        stat.S_IMODE((tmp_path / "table.csv").stat().st_mode)
+        == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+        == 0o666 & ~umask
+    )
+    assert (
+        stat.S_IMODE((tmp_path / "set").stat().st_mode)
+        == stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+        == 0o777 & ~umask
+    )
     assert stat.S_IMODE((tmp_path / "set" / "unet").stat().st_mode) == 0o777 & ~umask
     assert stat.S_IMODE((tmp_path / "set" / "unet" / "weights.safetensors").stat().st_mode) == 0o666 & ~umask

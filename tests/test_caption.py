@@ -3,16 +3,28 @@
 import signal
 
 from conftest import calls, wrapped
-
 from vlcp import contract
 from vlcp.models import load_captioner
 
 
 def caption_args(world, out, progress, batch_size=4):
     return [
-        "--index", world / "index" / "three.jsonl", "--root", world / "data", "--model", world / "llava",
-        "--prompt", "Describe the physical appearance of the {label} in the image.",
-        "--batch-size", batch_size, "--max-new-tokens", 12, "--progress", progress, "--out", out,
+        "--index",
+        world / "index" / "three.jsonl",
+        "--root",
+        world / "data",
+        "--model",
+        world / "llava",
+        "--prompt",
+        "Describe the physical appearance of the {label} in the image.",
+        "--batch-size",
+        batch_size,
+        "--max-new-tokens",
+        12,
+        "--progress",
+        progress,
+        "--out",
+        out,
     ]
 
 
@@ -25,7 +37,9 @@ def test_caption_kill_and_resume_matches_an_uninterrupted_run(world, tmp_path):
     assert calls(tmp_path / "c0") == 5
 
     out, progress = tmp_path / "resumed.jsonl", tmp_path / "work" / "three.partial.jsonl"
-    killed = wrapped("vlcp.caption", "Progress.append", caption_args(world, out, progress), tmp_path / "c1", kill_after=3)
+    killed = wrapped(
+        "vlcp.caption", "Progress.append", caption_args(world, out, progress), tmp_path / "c1", kill_after=3
+    )
     assert killed.returncode == -signal.SIGKILL
     assert not out.exists(), "a killed job must not leave its declared output"
     assert progress.exists()
@@ -57,7 +71,10 @@ def test_caption_prompt_and_images_are_llava_model_vqa(world):
         "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, "
         "detailed, and polite answers to the human's questions. USER: <image>\nDescribe the tench. ASSISTANT:"
     )
-    assert build_prompt(processor, "Describe the {label}.", "tench", "chat_template") == "USER: <image>\nDescribe the tench. ASSISTANT:"
+    assert (
+        build_prompt(processor, "Describe the {label}.", "tench", "chat_template")
+        == "USER: <image>\nDescribe the tench. ASSISTANT:"
+    )
     # expand2square with the CLIP processor's mean (0.48145466, 0.4578275, 0.40821073) x 255, truncated
     assert mean_colour(processor) == (122, 116, 104)
     wide = Image.new("RGB", (40, 20), (255, 0, 0))

@@ -35,7 +35,9 @@ def test_contamination_zero_keeps_all():
 
 def test_fewer_inliers_than_ipc_still_gives_ipc_prototypes():
     latents = blobs(n_per=3, k=2)  # 7 images; LOF drops the far one, leaving 6 inliers for IPC 7
-    inliers, labels, centres, note = image_prototypes(latents, ipc=7, seed=0, contamination=0.2, n_neighbors=3, n_init=2)
+    inliers, labels, centres, note = image_prototypes(
+        latents, ipc=7, seed=0, contamination=0.2, n_neighbors=3, n_init=2
+    )
     assert centres.shape[0] == 7 and inliers.all() and (labels >= 0).all()
     assert "outlier removal skipped" in note
 
@@ -68,8 +70,10 @@ def test_clusters_round_trip_through_the_contract(tmp_path):
 
 
 def test_prototypes_round_trip(tmp_path):
-    rows = [{"prompt": "a dog", "image": "train/x/1.png", "keywords": [["dog", 2]], "nonrepresentative": ["x"]},
-            {"prompt": "label", "image": None, "keywords": [], "nonrepresentative": ["x"]}]
+    rows = [
+        {"prompt": "a dog", "image": "train/x/1.png", "keywords": [["dog", 2]], "nonrepresentative": ["x"]},
+        {"prompt": "label", "image": None, "keywords": [], "nonrepresentative": ["x"]},
+    ]
     contract.write_prototypes(tmp_path / "p.json", rows)
     assert contract.read_prototypes(tmp_path / "p.json") == rows
     (tmp_path / "bad.json").write_text('[{"prompt": "x"}]')

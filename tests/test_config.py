@@ -4,10 +4,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import REPO, deep_update, load_yaml, snakemake
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from conftest import REPO, deep_update, load_yaml, snakemake
 from vlcp.config import (
     ConfigError,
     check_config,
@@ -37,7 +37,13 @@ def failure_message(override):
 
 def test_presets_cover_the_papers_datasets():
     assert {p.stem for p in PRESETS} == {
-        "imagenette", "imagewoof", "imageidc", "imagenet100", "imagenet1k", "cifar10", "cifar100"
+        "imagenette",
+        "imagewoof",
+        "imageidc",
+        "imagenet100",
+        "imagenet1k",
+        "cifar10",
+        "cifar100",
     }
 
 
@@ -63,7 +69,9 @@ def test_presets_carry_the_authors_values():
     assert (text_prototype["beta"], text_prototype["top_k"], text_prototype["strategies"]) == (0.7, 30, ["prototype"])
     assert (imagenette["synthesize"]["strength"], imagenette["synthesize"]["guidance_scale"]) == (0.7, 10)
     assert imagenette["finetune"]["learning_rate"] == 1e-5 and imagenette["finetune"]["num_train_epochs"] == 8
-    assert imagenette["caption"]["prompt"].startswith("Describe the physical appearance of the {label} in the image. Include")
+    assert imagenette["caption"]["prompt"].startswith(
+        "Describe the physical appearance of the {label} in the image. Include"
+    )
     cifar100 = validated(load_yaml(REPO / "config" / "presets" / "cifar100.yaml"))
     assert cifar100["text_prototype"]["beta"] == 0.2 and cifar100["cluster"]["contamination"] == 0.0
     assert cifar100["dataset"]["eval_size"] == 32
@@ -98,11 +106,23 @@ def test_presets_carry_the_authors_values():
     # RDED's defaults (argument.py, validation/main.py): T 20 with cutmix 1.0, AdamW 1e-3 / 0.01, 300 epochs
     soft = validated({})["soft_label"]
     assert (soft["temperature"], soft["cutmix"], soft["learning_rate"], soft["weight_decay"], soft["epochs"]) == (
-        20, 1.0, 0.001, 0.01, 300)
+        20,
+        1.0,
+        0.001,
+        0.01,
+        300,
+    )
     # paper, section 4.1: 256 px for the ImageNet subsets, 224 for ImageNet-1K
     sizes = {p.stem: validated(load_yaml(p))["dataset"]["eval_size"] for p in PRESETS}
-    assert sizes == {"imagenette": 256, "imagewoof": 256, "imageidc": 256, "imagenet100": 256, "imagenet1k": 224,
-                     "cifar10": 32, "cifar100": 32}
+    assert sizes == {
+        "imagenette": 256,
+        "imagewoof": 256,
+        "imageidc": 256,
+        "imagenet100": 256,
+        "imagenet1k": 224,
+        "cifar10": 32,
+        "cifar100": 32,
+    }
     # ImageNet-100: Minimax's misc/class100.txt, whose first ten classes are ImageIDC's
     imagenet100 = validated(load_yaml(REPO / "config" / "presets" / "imagenet100.yaml"))
     imageidc = validated(load_yaml(REPO / "config" / "presets" / "imageidc.yaml"))
@@ -132,7 +152,10 @@ BAD = [
     ({"evaluate": {"epochs": [{"max_ipc": 10}]}}, ["evaluate.epochs[0]", "epochs"]),
     ({"run": "my run"}, ["run", "pattern"]),
     ({"synthesize": {"batch_size": 4}}, ["'batch_size'", "under synthesize", "execution.synthesize.batch_size"]),
-    ({"finetune": {"checkpointing_steps": 4}}, ["finetune.checkpointing_steps is now execution.finetune.checkpointing_steps"]),
+    (
+        {"finetune": {"checkpointing_steps": 4}},
+        ["finetune.checkpointing_steps is now execution.finetune.checkpointing_steps"],
+    ),
     ({"execution": {"evaluate": {"test_batch_size": 0}}}, ["execution.evaluate.test_batch_size", "at least 1"]),
 ]
 
@@ -165,7 +188,17 @@ def test_epochs_follow_the_protocol_table():
     # <=500 -> 500, more -> 300; exactly 100 classes: int(2/3 * epochs) rounded down to a multiple of 100.
     ipcs = (1, 2, 10, 20, 50, 100, 200, 500, 1000)
     assert [epochs_for_ipc(table, ipc) for ipc in ipcs] == [3000, 2000, 2000, 1500, 1500, 1000, 1000, 500, 300]
-    assert [epochs_for_ipc(table, ipc, num_classes=100) for ipc in ipcs] == [2000, 1300, 1300, 1000, 1000, 600, 600, 300, 200]
+    assert [epochs_for_ipc(table, ipc, num_classes=100) for ipc in ipcs] == [
+        2000,
+        1300,
+        1300,
+        1000,
+        1000,
+        600,
+        600,
+        300,
+        200,
+    ]
     assert epochs_for_ipc(table, 10, num_classes=1000) == 2000
     assert epochs_for_ipc(table, 10, scale=2 / 3) == 1333
 
@@ -189,7 +222,9 @@ def test_evaluation_settings_are_minimax_by_class_count():
     assert evaluation_settings(evaluate, "10", 10, 32)["input_size"] == 32
     assert evaluation_settings({**evaluate, "input_size": 224}, "10", 10, 32)["input_size"] == 224
     # values the user sets are kept
-    mine = evaluation_settings({**evaluate, "learning_rate": 0.05, "weight_decay": 0.0, "test_every": 7}, "10", 1000, 32)
+    mine = evaluation_settings(
+        {**evaluate, "learning_rate": 0.05, "weight_decay": 0.0, "test_every": 7}, "10", 1000, 32
+    )
     assert (mine["learning_rate"], mine["weight_decay"], mine["test_every"], mine["batch_size"]) == (0.05, 0.0, 7, 128)
 
 
@@ -217,6 +252,7 @@ def test_every_key_has_default_type_description_and_range():
             assert {"minimum", "exclusiveMinimum"} & set(sub["items"]), f"{name} items have no lower bound"
 
 
+@pytest.mark.workflow
 def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("cluster:\n  contamination: 0.9\n")

@@ -30,8 +30,14 @@ def test_the_manifest_lists_the_set_and_names_a_file_changed_since(tmp_path):
     rows = contract.write_manifest(folder, ["b", "a"])
     manifest = tmp_path / "set.manifest.tsv"
     assert manifest.read_text().splitlines()[0] == "class\timage\tbytes\tsha256"
-    assert [r[:2] for r in rows] == [("b", "b/0.png"), ("b", "b/1.png"), ("b", "b/2.png"),
-                                     ("a", "a/0.png"), ("a", "a/1.png"), ("a", "a/2.png")]
+    assert [r[:2] for r in rows] == [
+        ("b", "b/0.png"),
+        ("b", "b/1.png"),
+        ("b", "b/2.png"),
+        ("a", "a/0.png"),
+        ("a", "a/1.png"),
+        ("a", "a/2.png"),
+    ]
     assert contract.read_manifest(manifest) == contract.distilled_images(folder, ["b", "a"])
     (folder / "a" / "1.png").write_bytes(b"short")
     with pytest.raises(contract.ContractError, match=r"a/1.png is missing or not the file"):

@@ -1,16 +1,28 @@
 """Stage 4, encode, on the tiny VAE: the latents' shape, identical bytes, and the images as the authors squash them."""
 
-
 import torch
-from conftest import calls, wrapped
 
+from conftest import calls, wrapped
 from vlcp import contract
 from vlcp.index import index_class
 
 
 def encode(world, out, *options):
-    args = ["--index", world / "index" / "three.jsonl", "--root", world / "data", "--model", world / "sd",
-            "--resolution", 32, "--batch-size", 8, "--out", out, *options]
+    args = [
+        "--index",
+        world / "index" / "three.jsonl",
+        "--root",
+        world / "data",
+        "--model",
+        world / "sd",
+        "--resolution",
+        32,
+        "--batch-size",
+        8,
+        "--out",
+        out,
+        *options,
+    ]
     result = wrapped("vlcp.encode", "encode_images", args, out.with_suffix(".count"))
     assert result.returncode == 0, result.stderr
     return calls(out.with_suffix(".count"))
@@ -39,12 +51,27 @@ def test_clustering_latents_squash_the_whole_image(world, tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / "data" / "train" / "wide").mkdir(parents=True)
     for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (24, 48, 3), dtype=np.uint8)).save(tmp_path / "data" / "train" / "wide" / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (24, 48, 3), dtype=np.uint8)).save(
+            tmp_path / "data" / "train" / "wide" / f"{i}.png"
+        )
     records, _ = index_class(tmp_path / "data", "train", "wide", "wide", [".png"], 10**6)
     contract.write_index(tmp_path / "wide.jsonl", records)
     out = tmp_path / "s.safetensors"
-    args = ["--index", tmp_path / "wide.jsonl", "--root", tmp_path / "data", "--model", world / "sd", "--resolution", 32,
-            "--train-resolution", 16, "--flip", "--out", out]
+    args = [
+        "--index",
+        tmp_path / "wide.jsonl",
+        "--root",
+        tmp_path / "data",
+        "--model",
+        world / "sd",
+        "--resolution",
+        32,
+        "--train-resolution",
+        16,
+        "--flip",
+        "--out",
+        out,
+    ]
     assert wrapped("vlcp.encode", "encode_images", args, tmp_path / "count").returncode == 0
     tensors, images = contract.read_latents(out)
     # the authors' gen_prototype.py: transforms.Resize((size, size)) of the whole image, no crop; the

@@ -63,8 +63,12 @@ def test_classifiers_are_minimax_networks():
     # net_depth=6, im_size=(224, 224))) with torch.utils.flop_counter, 10 classes. Built from the same seed,
     # ResNetAP-10 also has the reference's weights, bit for bit.
     expected = {
-        ("resnetap10", 224): 3_641_583_616, ("resnetap10", 128): 3_579_848_704, ("resnetap10", 32): 884_353_024,
-        ("resnet18", 224): 3_627_132_928, ("resnet18", 128): 4_485_818_368, ("resnet18", 32): 1_110_845_440,
+        ("resnetap10", 224): 3_641_583_616,
+        ("resnetap10", 128): 3_579_848_704,
+        ("resnetap10", 32): 884_353_024,
+        ("resnet18", 224): 3_627_132_928,
+        ("resnet18", 128): 4_485_818_368,
+        ("resnet18", 32): 1_110_845_440,
         ("convnet6", 224): 5_274_524_160,
     }
     for (name, size), reference in expected.items():
@@ -126,29 +130,113 @@ def test_short_training_beats_chance_on_the_demo_split(tmp_path):
     train_x = image_tensor([p for p, _ in train], 32)
     test_x = image_tensor([p for p, _ in val], 32)
     settings = {
-        "epochs": 40, "batch_size": 32, "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
-        "milestones": [2 / 3, 5 / 6], "gamma": 0.2, "rrc_scale_min": 0.5, "color_jitter": 0.4, "lighting": 0.1,
-        "cutmix_beta": 1.0, "input_size": 32, "norm": "instance", "precision": "float32", "test_every": 10,
+        "epochs": 40,
+        "batch_size": 32,
+        "learning_rate": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "milestones": [2 / 3, 5 / 6],
+        "gamma": 0.2,
+        "rrc_scale_min": 0.5,
+        "color_jitter": 0.4,
+        "lighting": 0.1,
+        "cutmix_beta": 1.0,
+        "input_size": 32,
+        "norm": "instance",
+        "precision": "float32",
+        "test_every": 10,
         "test_batch_size": 500,
     }
-    result = train_and_test(train_x, torch.tensor([l for _, l in train]), test_x, torch.tensor([l for _, l in val]),
-                            "convnet6", 10, settings, seed=0, progress=False)
+    result = train_and_test(
+        train_x,
+        torch.tensor([l for _, l in train]),
+        test_x,
+        torch.tensor([l for _, l in val]),
+        "convnet6",
+        10,
+        settings,
+        seed=0,
+        progress=False,
+    )
     assert result["top1_best"] > 40, f"chance is 10%: {result}"
     assert result["top1_best"] >= result["top1_last"] and result["best_epoch"] % 10 == 0
-    again = train_and_test(train_x, torch.tensor([l for _, l in train]), test_x, torch.tensor([l for _, l in val]),
-                           "convnet6", 10, settings, seed=0, progress=False)
+    again = train_and_test(
+        train_x,
+        torch.tensor([l for _, l in train]),
+        test_x,
+        torch.tensor([l for _, l in val]),
+        "convnet6",
+        10,
+        settings,
+        seed=0,
+        progress=False,
+    )
     assert again == result, "seeded training is repeatable"
 
 
 def test_aggregation_on_hand_made_rows(tmp_path):
     rows = [
         # vlcp, IPC 10, resnetap10: 60, 62, 67 -> mean 63, population std sqrt(((-3)^2 + (-1)^2 + 4^2) / 3)
-        {"protocol": "minimax", "method": "vlcp-prototype", "ipc": "10", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 60.0, "top1_last": 58.0},
-        {"protocol": "minimax", "method": "vlcp-prototype", "ipc": "10", "seed": 0, "model": "resnetap10", "eval_seed": 1, "top1_best": 62.0, "top1_last": 58.0},
-        {"protocol": "minimax", "method": "vlcp-prototype", "ipc": "10", "seed": 1, "model": "resnetap10", "eval_seed": 0, "top1_best": 67.0, "top1_last": 61.0},
-        {"protocol": "minimax", "method": "random", "ipc": "10", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 50.0, "top1_last": 49.0},
-        {"protocol": "minimax", "method": "random", "ipc": "2", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 30.0, "top1_last": 29.0},
-        {"protocol": "minimax", "method": "full", "ipc": "all", "seed": 0, "model": "resnetap10", "eval_seed": 0, "top1_best": 90.0, "top1_last": 89.0},
+        {
+            "protocol": "minimax",
+            "method": "vlcp-prototype",
+            "ipc": "10",
+            "seed": 0,
+            "model": "resnetap10",
+            "eval_seed": 0,
+            "top1_best": 60.0,
+            "top1_last": 58.0,
+        },
+        {
+            "protocol": "minimax",
+            "method": "vlcp-prototype",
+            "ipc": "10",
+            "seed": 0,
+            "model": "resnetap10",
+            "eval_seed": 1,
+            "top1_best": 62.0,
+            "top1_last": 58.0,
+        },
+        {
+            "protocol": "minimax",
+            "method": "vlcp-prototype",
+            "ipc": "10",
+            "seed": 1,
+            "model": "resnetap10",
+            "eval_seed": 0,
+            "top1_best": 67.0,
+            "top1_last": 61.0,
+        },
+        {
+            "protocol": "minimax",
+            "method": "random",
+            "ipc": "10",
+            "seed": 0,
+            "model": "resnetap10",
+            "eval_seed": 0,
+            "top1_best": 50.0,
+            "top1_last": 49.0,
+        },
+        {
+            "protocol": "minimax",
+            "method": "random",
+            "ipc": "2",
+            "seed": 0,
+            "model": "resnetap10",
+            "eval_seed": 0,
+            "top1_best": 30.0,
+            "top1_last": 29.0,
+        },
+        {
+            "protocol": "minimax",
+            "method": "full",
+            "ipc": "all",
+            "seed": 0,
+            "model": "resnetap10",
+            "eval_seed": 0,
+            "top1_best": 90.0,
+            "top1_last": 89.0,
+        },
     ]
     contract.write_accuracy(tmp_path / "a.csv", rows)
     summary = summarize(contract.read_accuracy(tmp_path / "a.csv"))
@@ -171,12 +259,22 @@ def test_a_set_smaller_than_its_ipc_is_named_in_the_summary(tmp_path):
     from vlcp.aggregate import short_sets, write_markdown
 
     # a class of 60 images at IPC 100: random takes the 60, so its set holds 960 of 10 x 100 images
-    base = {"protocol": "minimax", "seed": 0, "model": "convnet6", "eval_seed": 0, "top1_best": 50.0, "top1_last": 50.0,
-            "test_images": 500, "classes": 10}
-    rows = [{**base, "method": "random", "ipc": "100", "train_images": 960},
-            {**base, "method": "random", "ipc": "100", "train_images": 960, "eval_seed": 1},
-            {**base, "method": "vlcp-prototype", "ipc": "100", "train_images": 1000},
-            {**base, "method": "full", "ipc": "all", "train_images": 9000}]
+    base = {
+        "protocol": "minimax",
+        "seed": 0,
+        "model": "convnet6",
+        "eval_seed": 0,
+        "top1_best": 50.0,
+        "top1_last": 50.0,
+        "test_images": 500,
+        "classes": 10,
+    }
+    rows = [
+        {**base, "method": "random", "ipc": "100", "train_images": 960},
+        {**base, "method": "random", "ipc": "100", "train_images": 960, "eval_seed": 1},
+        {**base, "method": "vlcp-prototype", "ipc": "100", "train_images": 1000},
+        {**base, "method": "full", "ipc": "all", "train_images": 9000},
+    ]
     contract.write_accuracy(tmp_path / "a.csv", rows)
     frame = contract.read_accuracy(tmp_path / "a.csv")
     assert short_sets(frame) == ["random at IPC 100, seed 0: 960 images, not 1000 (100 x 10 classes)"]
@@ -219,8 +317,10 @@ def test_crop_boxes_follow_torchvision_random_resized_crop():
     assert ((top >= 0) & (top + h <= 224) & (left >= 0) & (left + w <= 224)).all()
     assert torch.equal(h, h.round()) and torch.equal(top, top.round())
     torch.manual_seed(0)
-    reference = torch.tensor([T.RandomResizedCrop.get_params(torch.zeros(3, 224, 224), [0.5, 1.0], [3 / 4, 4 / 3])
-                              for _ in range(20000)], dtype=torch.float)
+    reference = torch.tensor(
+        [T.RandomResizedCrop.get_params(torch.zeros(3, 224, 224), [0.5, 1.0], [3 / 4, 4 / 3]) for _ in range(20000)],
+        dtype=torch.float,
+    )
     ours = torch.stack([top, left, h, w], 1)
     # the same distribution: means and spreads of top, left, height and width agree within sampling error
     torch.testing.assert_close(ours.mean(0), reference.mean(0), atol=1.0, rtol=0)
@@ -237,8 +337,10 @@ def torchvision_crops(images, boxes, size, flipped):
     """torchvision's bilinear resized_crop (no antialiasing) and horizontal flip, one image at a time."""
     from torchvision.transforms.v2 import functional as TF
 
-    crops = [TF.resized_crop(img, t, l, h, w, [size, size], antialias=False)
-             for img, (t, l, h, w) in zip(images, boxes.long().tolist())]
+    crops = [
+        TF.resized_crop(img, t, l, h, w, [size, size], antialias=False)
+        for img, (t, l, h, w) in zip(images, boxes.long().tolist())
+    ]
     return torch.stack([TF.horizontal_flip(c) if f else c for c, f in zip(crops, flipped)])
 
 
@@ -299,11 +401,38 @@ def test_evaluation_logs_upsampled_inputs(tmp_path, capsys):
         records, _ = index_class(root, "val", cls, cls, [".png"], 10**6)
         contract.write_index(tmp_path / f"{cls}.jsonl", records)
         val.append(str(tmp_path / f"{cls}.jsonl"))
-    args = ["--train-dir", str(root / "train"), "--val-index", *val, "--root", str(root), "--model", "convnet6",
-            "--seed", "0", "--method", "random", "--ipc", "2", "--distill-seed", "0", "--epochs", "1",
-            "--batch-size", "20", "--learning-rate", "0.01", "--weight-decay", "5e-4", "--test-every", "1"]
+    args = [
+        "--train-dir",
+        str(root / "train"),
+        "--val-index",
+        *val,
+        "--root",
+        str(root),
+        "--model",
+        "convnet6",
+        "--seed",
+        "0",
+        "--method",
+        "random",
+        "--ipc",
+        "2",
+        "--distill-seed",
+        "0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--learning-rate",
+        "0.01",
+        "--weight-decay",
+        "5e-4",
+        "--test-every",
+        "1",
+    ]
     main([*args, "--input-size", "64", "--out", str(tmp_path / "a.csv")])
-    assert "the train images are 32 px and evaluate.input_size is 64: every image is upsampled" in capsys.readouterr().err
+    assert (
+        "the train images are 32 px and evaluate.input_size is 64: every image is upsampled" in capsys.readouterr().err
+    )
     assert contract.read_accuracy(tmp_path / "a.csv").iloc[0]["input_size"] == 64
     main([*args, "--input-size", "32", "--out", str(tmp_path / "b.csv")])
     assert "upsampled" not in capsys.readouterr().err

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_CONFIG, REPO, output_hashes, snakemake
 
+from conftest import DEMO_CONFIG, REPO, output_hashes, snakemake
 from vlcp import contract
 from vlcp.cli import describe
 from vlcp.demo_data import write_demo
@@ -68,7 +68,11 @@ def test_killed_jobs_resume_and_end_where_an_uninterrupted_run_ends(demo_run, tm
     assert leftovers, "finished images of a killed synthesis are kept aside"
 
     snakemake(tmp_path, "--cores", "2", "--configfile", str(DEMO_CONFIG))
-    resumed = [p for p in (run / "logs" / "synthesize").rglob("*.log") if "resuming: 1 of 5 images already made" in p.read_text()]
+    resumed = [
+        p
+        for p in (run / "logs" / "synthesize").rglob("*.log")
+        if "resuming: 1 of 5 images already made" in p.read_text()
+    ]
     assert resumed, "synthesis resumed from the images it had finished"
     # resumed = uninterrupted for every output, but those VOLATILE by design (conftest.py)
     mine, uninterrupted = output_hashes(run), output_hashes(demo_run / "results" / "demo")
@@ -104,9 +108,26 @@ def digits(tmp_path_factory):
 def test_a_full_disk_gives_a_clear_error_and_no_output(digits, small_mount):
     (small_mount / "filler").write_bytes(b"\0" * (64 * 1024 - 4096))
     out = small_mount / "results" / "demo" / "captions.jsonl"
-    result = stage("index", "scan", "--root", digits, "--split", "train", "--class", "three",
-                   "--label-table", "folder", "--extensions", ".png", "--max-image-pixels", 10**6,
-                   "--index", out, "--rejected", small_mount / "rejected.tsv")
+    result = stage(
+        "index",
+        "scan",
+        "--root",
+        digits,
+        "--split",
+        "train",
+        "--class",
+        "three",
+        "--label-table",
+        "folder",
+        "--extensions",
+        ".png",
+        "--max-image-pixels",
+        10**6,
+        "--index",
+        out,
+        "--rejected",
+        small_mount / "rejected.tsv",
+    )
     assert result.returncode == 1
     assert "error: the disk is full while writing" in result.stderr and "Free space" in result.stderr
     assert not out.exists()
@@ -116,12 +137,31 @@ def test_a_full_disk_gives_a_clear_error_and_no_output(digits, small_mount):
 def test_a_results_folder_that_cannot_be_written(digits, tmp_path):
     target = tmp_path / "ro"
     target.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(target)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(target)], capture_output=True
+    ).returncode:
         pytest.skip("SKIPPED LOUDLY: cannot mount a read-only tmpfs here (needs root); the test did not run")
     try:
-        result = stage("index", "scan", "--root", digits, "--split", "train", "--class", "three",
-                       "--label-table", "folder", "--extensions", ".png", "--max-image-pixels", 10**6,
-                       "--index", target / "results/x.jsonl", "--rejected", target / "results/x.tsv")
+        result = stage(
+            "index",
+            "scan",
+            "--root",
+            digits,
+            "--split",
+            "train",
+            "--class",
+            "three",
+            "--label-table",
+            "folder",
+            "--extensions",
+            ".png",
+            "--max-image-pixels",
+            10**6,
+            "--index",
+            target / "results/x.jsonl",
+            "--rejected",
+            target / "results/x.tsv",
+        )
     finally:
         subprocess.run(["umount", str(target)], check=True)
     assert result.returncode == 1
@@ -130,7 +170,9 @@ def test_a_results_folder_that_cannot_be_written(digits, tmp_path):
 
 def test_describe_names_the_file():
     assert "the disk is full while writing /r/x" in describe(OSError(errno.ENOSPC, "No space left", "/r/x"))
-    assert "cannot write /r/y (Read-only file system)" in describe(OSError(errno.EROFS, "Read-only file system", "/r/y"))
+    assert "cannot write /r/y (Read-only file system)" in describe(
+        OSError(errno.EROFS, "Read-only file system", "/r/y")
+    )
 
 
 def test_a_killed_snakemake_ends_its_jobs_and_the_same_command_resumes(tmp_path):

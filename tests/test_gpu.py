@@ -30,7 +30,9 @@ from vlcp.index import index_class
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU suite: needs a CUDA GPU (run `pytest -m gpu` on one)"),
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="GPU suite: needs a CUDA GPU (run `pytest -m gpu` on one)"
+    ),
 ]
 
 HERE = Path(__file__).parent
@@ -69,8 +71,10 @@ def world(tmp_path_factory):
     for cls in CLASSES:
         records, _ = index_class(root / "data", "train", cls, demo_data.LABELS[cls], [".png"], 10**8)
         contract.write_index(root / "index" / f"{cls}.jsonl", records)
-        contract.write_captions(root / "captions" / f"{cls}.jsonl",
-                                [{"image": r["image"], "caption": f"a handwritten {cls}, stroke {i}"} for i, r in enumerate(records)])
+        contract.write_captions(
+            root / "captions" / f"{cls}.jsonl",
+            [{"image": r["image"], "caption": f"a handwritten {cls}, stroke {i}"} for i, r in enumerate(records)],
+        )
     full_models.build_stable_diffusion().save_pretrained(root / "sd", safe_serialization=True)
     return root
 
@@ -83,14 +87,36 @@ def test_caption_one_batch_with_llava_1_5_7b(world, tmp_path):
     del model
     torch.cuda.empty_cache()
     out = tmp_path / "three.jsonl"
-    args = ["--index", str(world / "index" / "three.jsonl"), "--root", str(world / "data"), "--model", str(tmp_path / "llava"),
-            "--prompt", "Describe the physical appearance of the {label} in the image.", "--batch-size", "8",
-            "--max-new-tokens", "32", "--progress", str(tmp_path / "p.jsonl"), "--out", str(out)]
+    args = [
+        "--index",
+        str(world / "index" / "three.jsonl"),
+        "--root",
+        str(world / "data"),
+        "--model",
+        str(tmp_path / "llava"),
+        "--prompt",
+        "Describe the physical appearance of the {label} in the image.",
+        "--batch-size",
+        "8",
+        "--max-new-tokens",
+        "32",
+        "--progress",
+        str(tmp_path / "p.jsonl"),
+        "--out",
+        str(out),
+    ]
     _, seconds, peak = timed_peak(lambda: caption.main(args))
     rows = contract.read_captions(out, [r["image"] for r in contract.read_index(world / "index" / "three.jsonl")])
     assert len(rows) == 8 and all(r["caption"].strip() for r in rows)
-    record("caption", images=8, max_new_tokens=32, seconds=round(seconds, 2), peak_gib=round(peak, 1),
-           llava_text_layers=layers or 32, dtype=str(caption.dtype_for("auto", torch.device("cuda"))))
+    record(
+        "caption",
+        images=8,
+        max_new_tokens=32,
+        seconds=round(seconds, 2),
+        peak_gib=round(peak, 1),
+        llava_text_layers=layers or 32,
+        dtype=str(caption.dtype_for("auto", torch.device("cuda"))),
+    )
     shutil.rmtree(tmp_path / "llava")
 
 
@@ -98,9 +124,25 @@ def test_caption_one_batch_with_llava_1_5_7b(world, tmp_path):
 def latents(world):
     """Both classes encoded at 512 px by the full VAE, with the mirrored images."""
     outs = [world / "latents" / f"{cls}.safetensors" for cls in CLASSES]
-    args = ["--index", *[str(world / "index" / f"{c}.jsonl") for c in CLASSES], "--root", str(world / "data"),
-            "--model", str(world / "sd"), "--resolution", str(RESOLUTION), "--resize", "crop",
-            "--train-resolution", str(RESOLUTION), "--batch-size", "8", "--flip", "--out", *map(str, outs)]
+    args = [
+        "--index",
+        *[str(world / "index" / f"{c}.jsonl") for c in CLASSES],
+        "--root",
+        str(world / "data"),
+        "--model",
+        str(world / "sd"),
+        "--resolution",
+        str(RESOLUTION),
+        "--resize",
+        "crop",
+        "--train-resolution",
+        str(RESOLUTION),
+        "--batch-size",
+        "8",
+        "--flip",
+        "--out",
+        *map(str, outs),
+    ]
     _, seconds, peak = timed_peak(lambda: encode.main(args))
     record("encode", images=16 * 2, seconds=round(seconds, 2), peak_gib=round(peak, 1))
     return outs
@@ -111,21 +153,75 @@ def test_encode_at_512_px(world, latents, tmp_path):
     assert tensors["latents"].shape == (8, 4, 64, 64) and tensors["latents_flipped"].shape == (8, 4, 64, 64)
     assert torch.isfinite(tensors["latents"]).all()
     again = tmp_path / "again.safetensors"
-    encode.main(["--index", str(world / "index" / "three.jsonl"), "--root", str(world / "data"), "--model", str(world / "sd"),
-                 "--resolution", str(RESOLUTION), "--resize", "crop", "--train-resolution", str(RESOLUTION),
-                 "--batch-size", "8", "--flip", "--out", str(again)])
-    assert torch.allclose(contract.read_latents(again)[0]["latents"], tensors["latents"], atol=1e-4), "float32 VAE repeats"
+    encode.main(
+        [
+            "--index",
+            str(world / "index" / "three.jsonl"),
+            "--root",
+            str(world / "data"),
+            "--model",
+            str(world / "sd"),
+            "--resolution",
+            str(RESOLUTION),
+            "--resize",
+            "crop",
+            "--train-resolution",
+            str(RESOLUTION),
+            "--batch-size",
+            "8",
+            "--flip",
+            "--out",
+            str(again),
+        ]
+    )
+    assert torch.allclose(contract.read_latents(again)[0]["latents"], tensors["latents"], atol=1e-4), (
+        "float32 VAE repeats"
+    )
 
 
 def finetune_run(world, latents, out, work, kill_after=0, count=None, checkpointing_steps=1):
-    args = ["--model", str(world / "sd"), "--index", *[str(world / "index" / f"{c}.jsonl") for c in CLASSES],
-            "--captions", *[str(world / "captions" / f"{c}.jsonl") for c in CLASSES], "--latents", *map(str, latents),
-            "--root", str(world / "data"), "--out", str(out), "--work", str(work), "--resolution", str(RESOLUTION),
-            "--train-batch-size", "4", "--gradient-accumulation-steps", "1", "--max-train-steps", "3",
-            "--checkpointing-steps", str(checkpointing_steps), "--checkpoints-total-limit", "1",
-            "--mixed-precision", "fp16", "--use-ema", "--gradient-checkpointing"]
-    cmd = [sys.executable, str(HERE / "killed_run.py"), "vlcp.finetune", "save_checkpoint", str(kill_after),
-           str(count or work.parent / "count"), "--", *args]
+    args = [
+        "--model",
+        str(world / "sd"),
+        "--index",
+        *[str(world / "index" / f"{c}.jsonl") for c in CLASSES],
+        "--captions",
+        *[str(world / "captions" / f"{c}.jsonl") for c in CLASSES],
+        "--latents",
+        *map(str, latents),
+        "--root",
+        str(world / "data"),
+        "--out",
+        str(out),
+        "--work",
+        str(work),
+        "--resolution",
+        str(RESOLUTION),
+        "--train-batch-size",
+        "4",
+        "--gradient-accumulation-steps",
+        "1",
+        "--max-train-steps",
+        "3",
+        "--checkpointing-steps",
+        str(checkpointing_steps),
+        "--checkpoints-total-limit",
+        "1",
+        "--mixed-precision",
+        "fp16",
+        "--use-ema",
+        "--gradient-checkpointing",
+    ]
+    cmd = [
+        sys.executable,
+        str(HERE / "killed_run.py"),
+        "vlcp.finetune",
+        "save_checkpoint",
+        str(kill_after),
+        str(count or work.parent / "count"),
+        "--",
+        *args,
+    ]
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, env=stage_env())
     return result, time.perf_counter() - start
@@ -154,7 +250,9 @@ def test_finetune_with_ema_resumes_on_the_gpu(world, latents, finetuned, tmp_pat
     root, resumed, seconds = finetuned
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from checkpoint-1 (step 1 of 3)" in resumed.stderr
-    straight, straight_seconds = finetune_run(world, latents, tmp_path / "straight", tmp_path / "work", checkpointing_steps=1000)
+    straight, straight_seconds = finetune_run(
+        world, latents, tmp_path / "straight", tmp_path / "work", checkpointing_steps=1000
+    )
     assert straight.returncode == 0, straight.stderr[-3000:]
     shutil.rmtree(tmp_path / "work")
     a, b = unet_delta(root / "resumed", world / "sd"), unet_delta(tmp_path / "straight", world / "sd")
@@ -162,34 +260,78 @@ def test_finetune_with_ema_resumes_on_the_gpu(world, latents, finetuned, tmp_pat
     cosine = float(a @ b / (a.norm() * b.norm()))
     assert cosine > 0.99, f"resumed and uninterrupted updates differ (cosine {cosine:.4f})"
     peak = next((ln for ln in straight.stderr.splitlines() if ln.startswith("peak GPU memory")), "")
-    record("finetune", steps=3, train_batch_size=4, resumed_seconds=round(seconds, 1),
-           uninterrupted_seconds=round(straight_seconds, 1), update_cosine=round(cosine, 5), log=peak)
+    record(
+        "finetune",
+        steps=3,
+        train_batch_size=4,
+        resumed_seconds=round(seconds, 1),
+        uninterrupted_seconds=round(straight_seconds, 1),
+        update_cosine=round(cosine, 5),
+        log=peak,
+    )
 
 
 def test_synthesize_one_batch(world, latents, finetuned, tmp_path):
     root, resumed, _ = finetuned
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     clusters, centres = tmp_path / "three.json", tmp_path / "three.safetensors"
-    cluster.main(["--latents", str(latents[0]), "--ipc", "4", "--seed", "0", "--out", str(clusters), "--centres", str(centres)])
-    contract.write_prototypes(tmp_path / "prototypes.json", [
-        {"prompt": f"a photo of a handwritten three, variant {k}", "image": "x", "keywords": [], "nonrepresentative": []}
-        for k in range(4)
-    ])
+    cluster.main(
+        ["--latents", str(latents[0]), "--ipc", "4", "--seed", "0", "--out", str(clusters), "--centres", str(centres)]
+    )
+    contract.write_prototypes(
+        tmp_path / "prototypes.json",
+        [
+            {
+                "prompt": f"a photo of a handwritten three, variant {k}",
+                "image": "x",
+                "keywords": [],
+                "nonrepresentative": [],
+            }
+            for k in range(4)
+        ],
+    )
     out = tmp_path / "out"
-    args = ["--model", str(root / "resumed"), "--clusters", str(clusters), "--centres", str(centres),
-            "--prototypes", str(tmp_path / "prototypes.json"),
-            "--class", "three", "--seed", "0", "--num-inference-steps", "50", "--batch-size", "4", "--size", "256",
-            "--work", str(tmp_path / "work"), "--out", str(out)]
+    args = [
+        "--model",
+        str(root / "resumed"),
+        "--clusters",
+        str(clusters),
+        "--centres",
+        str(centres),
+        "--prototypes",
+        str(tmp_path / "prototypes.json"),
+        "--class",
+        "three",
+        "--seed",
+        "0",
+        "--num-inference-steps",
+        "50",
+        "--batch-size",
+        "4",
+        "--size",
+        "256",
+        "--work",
+        str(tmp_path / "work"),
+        "--out",
+        str(out),
+    ]
     _, seconds, peak = timed_peak(lambda: synthesize.main(args))
     images = sorted(out.glob("*.png"))
     assert len(images) == 4 and all(Image.open(p).size == (256, 256) for p in images)
-    record("synthesize", images=4, denoising_steps=35, seconds=round(seconds, 2), peak_gib=round(peak, 1),
-           dtype=str(synthesize.dtype_for("auto", torch.device("cuda"), auto_bf16=False)))
+    record(
+        "synthesize",
+        images=4,
+        denoising_steps=35,
+        seconds=round(seconds, 2),
+        peak_gib=round(peak, 1),
+        dtype=str(synthesize.dtype_for("auto", torch.device("cuda"), auto_bf16=False)),
+    )
 
 
 @pytest.fixture(scope="module")
 def evaluation_set(tmp_path_factory):
-    """An ImageFolder of 10 classes: 10 train images each at 256 px, and 60 val images each (600, over the test batch)."""
+    """An ImageFolder of 10 classes: 10 train images each at 256 px, and 60 val images each (600, over the
+    test batch)."""
     root = tmp_path_factory.mktemp("eval")
     rng = np.random.default_rng(0)
     classes = [f"c{k}" for k in range(10)]
@@ -210,14 +352,51 @@ def evaluation_set(tmp_path_factory):
 def test_evaluate_at_224_px_with_the_presets_test_batch(evaluation_set, model, tmp_path):
     root, classes = evaluation_set
     out = tmp_path / "eval.csv"
-    args = ["--train-dir", str(root / "train"), "--val-index", *[str(root / "index" / f"{c}.jsonl") for c in classes],
-            "--root", str(root), "--model", model, "--seed", "0", "--method", "gpu-suite", "--ipc", "10",
-            "--distill-seed", "0", "--epochs", "4", "--test-every", "2", "--input-size", "224", "--batch-size", "64",
-            "--learning-rate", "0.01", "--weight-decay", "5e-4",
-            "--test-batch-size", "500", "--out", str(out)]
+    args = [
+        "--train-dir",
+        str(root / "train"),
+        "--val-index",
+        *[str(root / "index" / f"{c}.jsonl") for c in classes],
+        "--root",
+        str(root),
+        "--model",
+        model,
+        "--seed",
+        "0",
+        "--method",
+        "gpu-suite",
+        "--ipc",
+        "10",
+        "--distill-seed",
+        "0",
+        "--epochs",
+        "4",
+        "--test-every",
+        "2",
+        "--input-size",
+        "224",
+        "--batch-size",
+        "64",
+        "--learning-rate",
+        "0.01",
+        "--weight-decay",
+        "5e-4",
+        "--test-batch-size",
+        "500",
+        "--out",
+        str(out),
+    ]
     _, seconds, peak = timed_peak(lambda: evaluate.main(args))
     row = contract.read_accuracy(out).iloc[0]
     assert row["test_images"] == 600 and row["train_images"] == 100 and row["device"] == "cuda"
     assert 0 <= row["top1_last"] <= 100
-    record("evaluate", model=model, epochs=4, train_images=100, test_images=600, seconds=round(seconds, 2),
-           peak_gib=round(peak, 1), top1_last=float(row["top1_last"]))
+    record(
+        "evaluate",
+        model=model,
+        epochs=4,
+        train_images=100,
+        test_images=600,
+        seconds=round(seconds, 2),
+        peak_gib=round(peak, 1),
+        top1_last=float(row["top1_last"]),
+    )

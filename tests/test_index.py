@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 import pytest
-from conftest import snakemake
 from PIL import Image
 
+from conftest import snakemake
 from vlcp import contract
 from vlcp.images import load_rgb, to_rgb
 from vlcp.index import DatasetError, find_classes, index_class, scan_class
@@ -140,6 +140,7 @@ def test_label_texts(tmp_path):
         label_text("n99999999", "imagenet")
 
 
+@pytest.mark.workflow
 def test_index_rule_on_a_folder_dataset(dataset, tmp_path):
     """The rule writes per split and class files; a class with no usable image stops with its name."""
     workdir = tmp_path / "work"
@@ -159,8 +160,9 @@ def test_index_rule_on_a_folder_dataset(dataset, tmp_path):
     for child in (dataset / "val" / "plain").iterdir():
         child.unlink()
     (dataset / "val" / "plain" / "bad.png").write_text("oops")
-    result = snakemake(workdir, "results/t/index/classes.tsv", "--cores", "1", "--configfile", str(config), check=False,
-                       offline=False)
+    result = snakemake(
+        workdir, "results/t/index/classes.tsv", "--cores", "1", "--configfile", str(config), check=False, offline=False
+    )
     assert result.returncode != 0
     log = (workdir / "results/t/logs/index/val/plain.log").read_text()
     assert "class 'plain' has no usable image" in log
@@ -177,5 +179,7 @@ def test_an_image_below_the_smallest_side_is_rejected_with_its_size(tmp_path):
     Image.new("RGB", (8, 8)).save(folder / "c_tile.png")
     records, rejected = scan_class(tmp_path, "train", "dots", EXTENSIONS, MAX_PIXELS, min_side=8)
     assert [r["image"] for r in records] == ["train/dots/c_tile.png"]
-    assert dict(rejected) == {"train/dots/a_dot.png": "1 x 1 px, smaller than dataset.min_image_side = 8",
-                              "train/dots/b_strip.png": "32 x 7 px, smaller than dataset.min_image_side = 8"}
+    assert dict(rejected) == {
+        "train/dots/a_dot.png": "1 x 1 px, smaller than dataset.min_image_side = 8",
+        "train/dots/b_strip.png": "32 x 7 px, smaller than dataset.min_image_side = 8",
+    }

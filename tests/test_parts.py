@@ -8,8 +8,8 @@ import torch
 
 from vlcp import cluster, contract
 from vlcp.atomic import OutputExistsError
-from vlcp.parts import each_class, ledger_path
 from vlcp.errors import VlcpError
+from vlcp.parts import each_class, ledger_path
 
 CLASSES = ("cat", "dog", "owl")
 
@@ -29,8 +29,20 @@ def latents(tmp_path):
 def cluster_part(tmp_path, latents, marker=True):
     out = [tmp_path / "clusters" / f"{cls}.json" for cls in CLASSES]
     centres = [tmp_path / "clusters" / f"{cls}.safetensors" for cls in CLASSES]
-    argv = ["--latents", *map(str, latents), "--ipc", "2", "--seed", "0", "--contamination", "0",
-            "--out", *map(str, out), "--centres", *map(str, centres)]
+    argv = [
+        "--latents",
+        *map(str, latents),
+        "--ipc",
+        "2",
+        "--seed",
+        "0",
+        "--contamination",
+        "0",
+        "--out",
+        *map(str, out),
+        "--centres",
+        *map(str, centres),
+    ]
     if marker:
         argv += ["--part-marker", str(tmp_path / "parts" / "part1.tsv")]
     cluster.main(argv)
@@ -51,9 +63,25 @@ def test_a_part_of_three_equals_three_jobs_of_one(tmp_path, latents):
     cluster_part(tmp_path / "a", latents)
     for latent, cls in zip(latents, CLASSES):
         single = tmp_path / "b" / f"{cls}.json"
-        cluster.main(["--latents", str(latent), "--ipc", "2", "--seed", "0", "--contamination", "0",
-                      "--out", str(single), "--centres", str(single.with_suffix(".safetensors"))])
-        assert contract.read_clusters(single)[0] == contract.read_clusters(tmp_path / "a" / "clusters" / f"{cls}.json")[0]
+        cluster.main(
+            [
+                "--latents",
+                str(latent),
+                "--ipc",
+                "2",
+                "--seed",
+                "0",
+                "--contamination",
+                "0",
+                "--out",
+                str(single),
+                "--centres",
+                str(single.with_suffix(".safetensors")),
+            ]
+        )
+        assert (
+            contract.read_clusters(single)[0] == contract.read_clusters(tmp_path / "a" / "clusters" / f"{cls}.json")[0]
+        )
 
 
 def test_a_rerun_replaces_what_the_part_wrote(tmp_path, latents):
@@ -72,7 +100,9 @@ def test_a_file_the_part_did_not_write_is_left_alone(tmp_path, latents):
     foreign = tmp_path / "clusters" / "dog.json"
     foreign.parent.mkdir(parents=True)
     foreign.write_text("mine")
-    with pytest.raises(OutputExistsError, match=r"dog\.json already exists and was not written by the job of part1\.tsv"):
+    with pytest.raises(
+        OutputExistsError, match=r"dog\.json already exists and was not written by the job of part1\.tsv"
+    ):
         cluster_part(tmp_path, latents)
     assert foreign.read_text() == "mine"
     assert not (tmp_path / "clusters" / "cat.json").exists()  # stopped before writing anything

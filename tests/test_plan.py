@@ -1,19 +1,23 @@
 """`python -m vlcp plan`: the jobs a run still has to do and their GPU time, before it starts."""
 
 import pytest
-from conftest import REPO
 
+from conftest import REPO
 from vlcp.plan import dataset_counts, main
 
 
+@pytest.mark.workflow
 def test_plan_of_the_demo_lists_its_jobs_and_gpu_time(tmp_path, capsys):
     main(["--configfile", str(REPO / "config" / "demo.yaml"), "--directory", str(tmp_path)])
     out = capsys.readouterr().out
     assert out.startswith("run 'demo': 10 classes, 400 train and 200 val images; IPC [1, 5]")
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in out.splitlines() if line.startswith("| ")}
-    # the dry run's own counts: a caption job per class, 2 sets x 2 IPCs x 2 protocols and 'full' evaluated,
-    # a teacher, 147 jobs in all
-    assert rows["caption"][0] == "10" and rows["evaluate"][0] == "9" and rows["total"][0] == "147"
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in out.splitlines() if line.startswith("| ")
+    }
+    # the dry run's own counts: a caption job per class, 2 sets x 2 IPCs with hard labels and 'full' (5),
+    # the 4 sets with soft labels, a teacher, 147 jobs in all
+    assert rows["caption"][0] == "10" and rows["total"][0] == "147"
+    assert rows["evaluate"][0] == "5" and rows["soft_label"][0] == "4"
     assert rows["teacher"][0] == "1" and rows["teacher"][1].strip(" |") != "-", "the teacher is priced"
     assert rows["index"][1].strip(" |") == "-", "CPU rules have no GPU time"
     assert "GPU hours" in rows["total"][1]
@@ -60,27 +64,41 @@ def test_soft_label_evaluations_and_the_teacher_are_priced_as_their_own_jobs():
 
     config = load_run_config([REPO / "config" / "presets" / "imagenet1k.yaml"], REPO)
     counts = (1000, 1_281_167, 50_000)
-    jobs = [("teacher", {"architecture": "resnet18"}),
-            ("evaluate", {"protocol": "rded", "method": "random", "ipc": "10", "seed": "0", "model": "resnet18", "eval_seed": "0"}),
-            ("evaluate", {"protocol": "minimax", "method": "random", "ipc": "10", "seed": "0", "model": "resnet18", "eval_seed": "0"})]
+    jobs = [
+        ("teacher", {"architecture": "resnet18"}),
+        ("soft_label", {"method": "random", "ipc": "10", "seed": "0", "model": "resnet18", "eval_seed": "0"}),
+        ("evaluate", {"method": "random", "ipc": "10", "seed": "0", "model": "resnet18", "eval_seed": "0"}),
+    ]
     priced = gpu_minutes(config, counts, jobs)
-    soft, hard = soft_label_estimate(config, counts, "resnet18", "10"), evaluation_estimate(config, counts, "resnet18", "10")
+    soft, hard = (
+        soft_label_estimate(config, counts, "resnet18", "10"),
+        evaluation_estimate(config, counts, "resnet18", "10"),
+    )
     assert priced["teacher"] == (1, teacher_estimate(config, counts)["minutes"]) and priced["teacher"][1] > 60
-    assert priced["evaluate"] == (2, soft["minutes"] + hard["minutes"])
+    assert priced["soft_label"] == (1, soft["minutes"]) and priced["evaluate"] == (1, hard["minutes"])
     # RDED's 500 epochs with a teacher forward and the student's extra pass per image, against Minimax's 2000
     assert "500 epochs, soft labels" in soft["case"] and "2000 epochs" in hard["case"]
     assert soft["minutes"] < hard["minutes"]
 
 
 PRESET_TEACHERS = {
-    "cifar10": ("cifar10_resnet18_modified.pth", ["RDED's CIFAR-10 ResNet-18", "93.86 %", "04_evaluation/RDED/data/pretrain_models/"]),
+    "cifar10": (
+        "cifar10_resnet18_modified.pth",
+        ["RDED's CIFAR-10 ResNet-18", "93.86 %", "04_evaluation/RDED/data/pretrain_models/"],
+    ),
     "cifar100": ("cifar100_resnet18_modified.pth", ["RDED's CIFAR-100 ResNet-18", "72.27 %"]),
-    "imagenet1k": ("resnet18-f37072fd.pth", ["IMAGENET1K_V1", "69.76 %", "https://download.pytorch.org/models/resnet18-f37072fd.pth"]),
+    "imagenet1k": (
+        "resnet18-f37072fd.pth",
+        ["IMAGENET1K_V1", "69.76 %", "https://download.pytorch.org/models/resnet18-f37072fd.pth"],
+    ),
 }
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("preset", sorted(PRESET_TEACHERS))
-def test_the_soft_label_presets_name_the_authors_teacher_and_price_no_teacher_training(preset, tmp_path, capsys, monkeypatch):
+def test_the_soft_label_presets_name_the_authors_teacher_and_price_no_teacher_training(
+    preset, tmp_path, capsys, monkeypatch
+):
     from vlcp.config import ConfigError, load_run_config
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the presets name hub models, not in this cache
@@ -103,7 +121,7 @@ def test_the_soft_label_presets_name_the_authors_teacher_and_price_no_teacher_tr
     teacher.write_bytes(b"")  # the plan checks that the file is there; the rded jobs load it
     main(argv)
     rows = {line.split(" | ")[0].strip("| ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
-    assert "evaluate" in rows and "teacher" not in rows, "the authors' teacher is used, none is trained"
+    assert "soft_label" in rows and "teacher" not in rows, "the authors' teacher is used, none is trained"
 
 
 # Mistakes a newcomer makes, each with words the one-line message must hold: the plan and the workflow
@@ -112,26 +130,40 @@ MISTAKES = {
     "misspelled top-level key": ("clustre: {}\n", ["unknown key(s) 'clustre' at the top level"]),
     "misspelled stage key": ("cluster: {n_neigbors: 5}\n", ["'n_neigbors'", "under cluster"]),
     "value out of range": ("cluster: {contamination: 0.9}\n", ["cluster.contamination = 0.9"]),
-    "missing dataset root": ("dataset: {root: nowhere}\n", ["dataset.root = 'nowhere'", "nowhere/train is not a folder"]),
+    "missing dataset root": (
+        "dataset: {root: nowhere}\n",
+        ["dataset.root = 'nowhere'", "nowhere/train is not a folder"],
+    ),
     "root without val/": ("dataset: {root: noval}\n", ["dataset.root = 'noval'", "val"]),
     "class not on disk": ("dataset: {root: data, classes: [cat, cow]}\n", ["cow"]),
     "empty class folder": ("dataset: {root: empty}\n", ["dataset.root = 'empty'", "no file under empty/val: cat"]),
-    "label table not a file": ("dataset: {root: data, label_table: labels.tsv}\n", ["dataset.label_table = 'labels.tsv' is not a file"]),
-    "missing teacher file": ("dataset: {root: data}\nevaluate: {protocols: [rded], teacher: t.pth}\n",
-                             ["evaluate.teacher = 't.pth': no such file"]),
-    "results under a file": ("dataset: {root: data}\nresults_dir: data/train/cat/0.png/results\n",
-                             ["results_dir = 'data/train/cat/0.png/results'", "is a file, not a folder"]),
-    "misspelled preset": (None, ["config file", "imagenete.yaml: No such file or directory",
-                                 "did you mean", "config/presets/imagenette.yaml?"]),
-    "missing model folder": ("dataset: {root: data}\nmodels: {diffusion: ./sd15, captioner: tiny}\n",
-                             ["models.diffusion = './sd15': no such folder"]),
+    "label table not a file": (
+        "dataset: {root: data, label_table: labels.tsv}\n",
+        ["dataset.label_table = 'labels.tsv' is not a file"],
+    ),
+    "missing teacher file": (
+        "dataset: {root: data}\nevaluate: {protocols: [rded], teacher: t.pth}\n",
+        ["evaluate.teacher = 't.pth': no such file"],
+    ),
+    "results under a file": (
+        "dataset: {root: data}\nresults_dir: data/train/cat/0.png/results\n",
+        ["results_dir = 'data/train/cat/0.png/results'", "is a file, not a folder"],
+    ),
+    "misspelled preset": (
+        None,
+        ["config file", "imagenete.yaml: No such file or directory", "did you mean", "config/presets/imagenette.yaml?"],
+    ),
+    "missing model folder": (
+        "dataset: {root: data}\nmodels: {diffusion: ./sd15, captioner: tiny}\n",
+        ["models.diffusion = './sd15': no such folder"],
+    ),
 }
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
 def test_the_plan_and_the_workflow_give_the_same_one_line_message(mistake, tmp_path):
     from conftest import snakemake
-
     from vlcp.errors import VlcpError
 
     for split in ("train", "val"):

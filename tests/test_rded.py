@@ -38,7 +38,7 @@ def test_shuffle_patches_permutes_whole_patches():
     assert shuffled.shape == images.shape
     for i in range(2):
         assert torch.equal(shuffled[i].flatten().sort().values, images[i].flatten().sort().values), "pixels kept"
-        blocks = lambda x: sorted(tuple(x[:, r:r + 4, c:c + 4].flatten().tolist()) for r in (0, 4) for c in (0, 4))  # noqa: E731
+        blocks = lambda x: sorted(tuple(x[:, r : r + 4, c : c + 4].flatten().tolist()) for r in (0, 4) for c in (0, 4))  # noqa: E731
         assert blocks(shuffled[i]) == blocks(images[i]), "the 2 x 2 patches are moved whole"
     orders = {tuple(rded.shuffle_patches(images, 2, generator)[0, 0, 0, :].tolist()) for _ in range(20)}
     assert len(orders) > 1, "the order is random"
@@ -49,12 +49,21 @@ def test_shuffle_patches_permutes_whole_patches():
     assert cut.shape == (1, 1, 6, 6) and not (cut == 6).any(), "column 6 (the remainder) is dropped"
 
 
-@pytest.mark.parametrize("ipc,classes,batch", [
-    (10, 1000, 100), (50, 1000, 200), (1, 1000, 20),  # argument.py: 50/100/10, x2 for 1000 classes
-    (10, 10, 50), (50, 10, 100), (1, 10, 10), (10, 100, 100),
-    (5, 10, 10), (20, 10, 50),  # IPCs RDED leaves undefined: the entry of the largest listed IPC below
-    (1, 5, 5),  # at most IPC x classes
-])
+@pytest.mark.parametrize(
+    "ipc,classes,batch",
+    [
+        (10, 1000, 100),
+        (50, 1000, 200),
+        (1, 1000, 20),  # argument.py: 50/100/10, x2 for 1000 classes
+        (10, 10, 50),
+        (50, 10, 100),
+        (1, 10, 10),
+        (10, 100, 100),
+        (5, 10, 10),
+        (20, 10, 50),  # IPCs RDED leaves undefined: the entry of the largest listed IPC below
+        (1, 5, 5),  # at most IPC x classes
+    ],
+)
 def test_the_batch_size_rule(ipc, classes, batch):
     from vlcp.config import rded_batch_size
 
@@ -84,7 +93,9 @@ def test_the_teacher_loader_takes_every_layout_of_plain_tensors(tmp_path):
             torch.save(content, tmp_path / name)
         loaded = rded.load_teacher(tmp_path / name, "resnet18", 10, 32)
         assert not loaded.training and not any(p.requires_grad for p in loaded.parameters()), name
-        assert torch.equal(loaded.fc.weight, teacher.fc.weight) and torch.equal(loaded.conv1.weight, teacher.conv1.weight), name
+        assert torch.equal(loaded.fc.weight, teacher.fc.weight) and torch.equal(
+            loaded.conv1.weight, teacher.conv1.weight
+        ), name
 
     # torchvision's reference training script saves its args beside the weights: refused, never unpickled,
     # with the one line that saves the weights alone
@@ -110,7 +121,11 @@ def test_the_teacher_loader_takes_every_layout_of_plain_tensors(tmp_path):
 def test_the_students_are_torchvisions_resnet18_and_rdeds_modified_one():
     large, small = rded.build_network("resnet18", 10, 224), rded.build_network("resnet18", 10, 32)
     assert large.conv1.kernel_size == (7, 7) and isinstance(large.maxpool, torch.nn.MaxPool2d)
-    assert small.conv1.kernel_size == (3, 3) and small.conv1.stride == (1, 1) and isinstance(small.maxpool, torch.nn.Identity)
+    assert (
+        small.conv1.kernel_size == (3, 3)
+        and small.conv1.stride == (1, 1)
+        and isinstance(small.maxpool, torch.nn.Identity)
+    )
     groups = rded.decay_groups(small, 0.01)
     assert all(p.dim() > 1 for p in groups[0]["params"]) and groups[1]["weight_decay"] == 0.0
     assert all(p.dim() == 1 for p in groups[1]["params"]), "biases and norm parameters take no weight decay"
@@ -126,10 +141,24 @@ def test_the_students_no_grad_pass_sees_the_mixed_batch():
     seen = []
     student.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
     teacher.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
-    settings = {"input_size": 32, "factor": 1, "cutmix": 1.0, "temperature": 20, "precision": "float32",
-                "learning_rate": 1e-3, "weight_decay": 0.01}
+    settings = {
+        "input_size": 32,
+        "factor": 1,
+        "cutmix": 1.0,
+        "temperature": 20,
+        "precision": "float32",
+        "learning_rate": 1e-3,
+        "weight_decay": 0.01,
+    }
     batch = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    rded.soft_label_step(student, teacher, rded.soft_label_optimizer(student, settings), batch, settings, randomness(0, torch.device("cpu")))
+    rded.soft_label_step(
+        student,
+        teacher,
+        rded.soft_label_optimizer(student, settings),
+        batch,
+        settings,
+        randomness(0, torch.device("cpu")),
+    )
     no_grad_pass, teacher_input, learning_pass = seen
     assert torch.equal(no_grad_pass, teacher_input) and torch.equal(no_grad_pass, learning_pass)
     unmixed = rded.train_batch(batch, 32, 1, randomness(0, torch.device("cpu"))[0])

@@ -5,9 +5,17 @@ import re
 import shlex
 
 import pytest
+
 from conftest import REPO, snakemake
 
-DOCS = ["README.md", "config/README.md", "slurm/README.md", "bench/README.md", "CONTRIBUTING.md"]
+DOCS = [
+    "README.md",
+    "config/README.md",
+    "slurm/README.md",
+    "bench/README.md",
+    "CONTRIBUTING.md",
+    *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")),
+]
 BLOCK = re.compile(r"```[a-z]*\n(.*?)```", re.S)
 SPAN = re.compile(r"`([^`\n]+)`")
 
@@ -53,9 +61,11 @@ def test_every_snakemake_command_reads_its_targets_as_targets(where, words):
     args = get_argument_parser().parse_args([w for w in words if w != "..."])
     for config in args.configfile or []:
         assert config.suffix in (".yaml", ".yml") or re.fullmatch(r"<\w+>|FILE", str(config)), (
-            f"{where}: `snakemake {' '.join(words)}` reads {config} as a config file; put targets before --configfile")
+            f"{where}: `snakemake {' '.join(words)}` reads {config} as a config file; put targets before --configfile"
+        )
 
 
+@pytest.mark.workflow
 def test_the_export_command_plans_as_written(tmp_path):
     _, words = next(c for c in COMMANDS if "export" in c[1] and "--configfile" in c[1])
     demo = [str(REPO / "config" / "demo.yaml") if re.fullmatch(r"<\w+>", w) else w for w in words]

@@ -63,21 +63,30 @@ def test_a_cut_latents_file_is_named(tmp_path):
 def test_flip_without_flipped_latents_names_the_file(tmp_path):
     index, captions, latents = tmp_path / "i.jsonl", tmp_path / "c.jsonl", tmp_path / "l.safetensors"
     _, images = write_class_latents(latents, 3, seed=0, flipped=False)
-    contract.write_index(index, [{"image": im, "class": "c0", "label": "c", "width": 8, "height": 8, "mode": "RGB"} for im in images])
+    contract.write_index(
+        index, [{"image": im, "class": "c0", "label": "c", "width": 8, "height": 8, "mode": "RGB"} for im in images]
+    )
     contract.write_captions(captions, [{"image": im, "caption": "a c"} for im in images])
     tokenizer = tiny_models.build_tiny_stable_diffusion(seed=0, resolution=32).tokenizer
     with pytest.raises(contract.ContractError, match=r"l\.safetensors has no flipped latents"):
         finetune.load_training_data([index], [captions], [latents], tmp_path, tokenizer, random_flip=True)
-    ids, truncated, files, image_paths = finetune.load_training_data([index], [captions], [latents], tmp_path, tokenizer, False)
+    ids, truncated, files, image_paths = finetune.load_training_data(
+        [index], [captions], [latents], tmp_path, tokenizer, False
+    )
     assert ids.shape == (3, tokenizer.model_max_length) and ids.dtype == torch.int32 and truncated == 0
     assert image_paths is None and files[0].images == images
 
 
+@pytest.mark.workflow
 def test_every_rule_runs_on_its_cpus_per_task(tmp_path):
     """Threads in the plan come from resources.<rule>.cpus_per_task (Snakemake then sets OMP_NUM_THREADS)."""
     extra = tmp_path / "threads.yaml"
-    extra.write_text("resources:\n  finetune: {cpus_per_task: 6}\n  cluster: {cpus_per_task: 3}\n  default: {cpus_per_task: 2}\n")
-    plan = snakemake(tmp_path, "-n", "--cores", "8", "--configfile", str(REPO / "config" / "demo.yaml"), str(extra)).stdout
+    extra.write_text(
+        "resources:\n  finetune: {cpus_per_task: 6}\n  cluster: {cpus_per_task: 3}\n  default: {cpus_per_task: 2}\n"
+    )
+    plan = snakemake(
+        tmp_path, "-n", "--cores", "8", "--configfile", str(REPO / "config" / "demo.yaml"), str(extra)
+    ).stdout
     threads = {}
     for block in plan.split("\nrule ")[1:]:
         rule = block.split(":", 1)[0]
@@ -191,7 +200,9 @@ def test_a_folder_of_only_fp16_weights_loads(fp16_only_models):
 def test_a_folder_of_plain_weights_loads_them(tmp_path):
     tiny_models.save_tiny_stable_diffusion(tmp_path / "sd", seed=0, resolution=32)
     assert models.weights_variant(str(tmp_path / "sd")) is None
-    assert models.weights_variant("someone/hub-id") is None and models.weights_variant("someone/hub-id", "fp16") == "fp16"
+    assert (
+        models.weights_variant("someone/hub-id") is None and models.weights_variant("someone/hub-id", "fp16") == "fp16"
+    )
     with pytest.raises(models.ModelNotFoundError, match="models.diffusion"):
         models.load_stable_diffusion(str(tmp_path / "sd"), variant="fp16")
 

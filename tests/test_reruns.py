@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_CONFIG, HARD_LABELS_ONLY, deep_update, dry_run_jobs, load_yaml, output_hashes, snakemake
 from PIL import Image
 
+from conftest import DEMO_CONFIG, HARD_LABELS_ONLY, deep_update, dry_run_jobs, load_yaml, output_hashes, snakemake
 from vlcp import contract
 from vlcp.demo_data import CLASSES
 from vlcp.models import ModelNotFoundError, load_stable_diffusion
@@ -34,8 +34,21 @@ def folder_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("folder-run")
     demo = load_yaml(DEMO_CONFIG)["demo"]
     subprocess.run(
-        [sys.executable, "-m", "vlcp", "demo_data", str(workdir / "data"), "--train-per-class", str(demo["train_per_class"]),
-         "--val-per-class", str(demo["val_per_class"]), "--image-size", str(demo["image_size"]), "--seed", str(demo["seed"])],
+        [
+            sys.executable,
+            "-m",
+            "vlcp",
+            "demo_data",
+            str(workdir / "data"),
+            "--train-per-class",
+            str(demo["train_per_class"]),
+            "--val-per-class",
+            str(demo["val_per_class"]),
+            "--image-size",
+            str(demo["image_size"]),
+            "--seed",
+            str(demo["seed"]),
+        ],
         check=True,
     )
     config = write_config(
@@ -85,11 +98,19 @@ def test_provenance_beside_every_result(folder_run):
     assert model["path"].endswith("tiny-llava") and len(model["fingerprint"]) == 64
     finetune = json.loads((run / "finetune" / "shared" / "provenance.json").read_text())
     assert finetune["settings"]["seed"] == 0 and finetune["settings"]["steps"] == 20
-    for path in ("clusters/ipc5/seed0/three.json", "prototypes/ipc5/seed0/three.json", "latents/three.safetensors",
-                 "eval/minimax/random/ipc5/seed0/convnet6/eval0.csv", "index/train/three.jsonl"):
+    for path in (
+        "clusters/ipc5/seed0/three.json",
+        "prototypes/ipc5/seed0/three.json",
+        "latents/three.safetensors",
+        "eval/minimax/random/ipc5/seed0/convnet6/eval0.csv",
+        "index/train/three.jsonl",
+    ):
         assert (run / f"{path}.provenance.json").is_file(), path
     synth = json.loads((run / "distilled/vlcp-prototype/ipc5/seed0/three/provenance.json").read_text())
-    assert synth["settings"]["seed"] == 0 and synth["settings"]["strength"] == load_yaml(DEMO_CONFIG)["synthesize"]["strength"] == 0.6
+    assert (
+        synth["settings"]["seed"] == 0
+        and synth["settings"]["strength"] == load_yaml(DEMO_CONFIG)["synthesize"]["strength"] == 0.6
+    )
 
 
 def jobs_by_rule(jobs):
@@ -101,29 +122,77 @@ def jobs_by_rule(jobs):
 
 VLCP_DOWNSTREAM = {"manifest": 2, "evaluate": 2, "grid": 2, "aggregate": 1, "all": 1}  # vlcp-prototype at IPC 1 and 5
 MATRIX = [
-    ("caption.prompt", {"caption": {"prompt": "Describe the {label}."}},
-     {"caption": N, "finetune": 1, "text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
-    ("text_prototype.beta", {"text_prototype": {"beta": 0.5}},
-     {"text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
-    ("text_prototype.top_k", {"text_prototype": {"top_k": 5}},
-     {"text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
-    ("cluster.contamination", {"cluster": {"contamination": 0.2}},
-     {"cluster": 2 * N, "text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
-    ("finetune.learning_rate", {"finetune": {"learning_rate": 2.0e-4}},
-     {"finetune": 1, "synthesize": 2 * N, **VLCP_DOWNSTREAM}),
-    ("synthesize.guidance_scale", {"synthesize": {"guidance_scale": 7.5}},
-     {"synthesize": 2 * N, **VLCP_DOWNSTREAM}),
-    ("ipc + [2]", {"ipc": [1, 5, 2]},
-     {"cluster": N, "text_prototype": N, "synthesize": N, "select": N, "manifest": 2, "evaluate": 2, "grid": 2,
-      "aggregate": 1, "all": 1}),
-    ("seeds + [1]", {"seeds": [0, 1]},
-     {"cluster": 2 * N, "text_prototype": 2 * N, "synthesize": 2 * N, "select": 2 * N, "manifest": 4, "evaluate": 4,
-      "grid": 4, "aggregate": 1, "all": 1}),
-    ("evaluate.models + resnetap10", {"evaluate": {"models": ["convnet6", "resnetap10"]}},
-     {"evaluate": 4, "aggregate": 1, "all": 1}),
-    ("evaluate.epochs", {"evaluate": {"epochs": [{"max_ipc": 10, "epochs": 120}]}},
-     {"evaluate": 4, "aggregate": 1, "all": 1}),
-    ("execution.finetune.checkpointing_steps (no effect on results)", {"execution": {"finetune": {"checkpointing_steps": 5}}}, {}),
+    (
+        "caption.prompt",
+        {"caption": {"prompt": "Describe the {label}."}},
+        {"caption": N, "finetune": 1, "text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM},
+    ),
+    (
+        "text_prototype.beta",
+        {"text_prototype": {"beta": 0.5}},
+        {"text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM},
+    ),
+    (
+        "text_prototype.top_k",
+        {"text_prototype": {"top_k": 5}},
+        {"text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM},
+    ),
+    (
+        "cluster.contamination",
+        {"cluster": {"contamination": 0.2}},
+        {"cluster": 2 * N, "text_prototype": 2 * N, "synthesize": 2 * N, **VLCP_DOWNSTREAM},
+    ),
+    (
+        "finetune.learning_rate",
+        {"finetune": {"learning_rate": 2.0e-4}},
+        {"finetune": 1, "synthesize": 2 * N, **VLCP_DOWNSTREAM},
+    ),
+    ("synthesize.guidance_scale", {"synthesize": {"guidance_scale": 7.5}}, {"synthesize": 2 * N, **VLCP_DOWNSTREAM}),
+    (
+        "ipc + [2]",
+        {"ipc": [1, 5, 2]},
+        {
+            "cluster": N,
+            "text_prototype": N,
+            "synthesize": N,
+            "select": N,
+            "manifest": 2,
+            "evaluate": 2,
+            "grid": 2,
+            "aggregate": 1,
+            "all": 1,
+        },
+    ),
+    (
+        "seeds + [1]",
+        {"seeds": [0, 1]},
+        {
+            "cluster": 2 * N,
+            "text_prototype": 2 * N,
+            "synthesize": 2 * N,
+            "select": 2 * N,
+            "manifest": 4,
+            "evaluate": 4,
+            "grid": 4,
+            "aggregate": 1,
+            "all": 1,
+        },
+    ),
+    (
+        "evaluate.models + resnetap10",
+        {"evaluate": {"models": ["convnet6", "resnetap10"]}},
+        {"evaluate": 4, "aggregate": 1, "all": 1},
+    ),
+    (
+        "evaluate.epochs",
+        {"evaluate": {"epochs": [{"max_ipc": 10, "epochs": 120}]}},
+        {"evaluate": 4, "aggregate": 1, "all": 1},
+    ),
+    (
+        "execution.finetune.checkpointing_steps (no effect on results)",
+        {"execution": {"finetune": {"checkpointing_steps": 5}}},
+        {},
+    ),
     ("execution.encode.batch_size (no effect on results)", {"execution": {"encode": {"batch_size": 7}}}, {}),
     ("execution.synthesize.batch_size (no effect on results)", {"execution": {"synthesize": {"batch_size": 3}}}, {}),
 ]
@@ -136,7 +205,11 @@ def test_changing_one_key_reruns_exactly_what_depends_on_it(folder_run, tmp_path
     jobs = dry_run_jobs(workdir, "--configfile", str(config))
     assert jobs_by_rule(jobs) == expected
     if key == "ipc + [2]":
-        assert all("ipc=2" in w for rule, w in jobs if rule in ("cluster", "text_prototype", "synthesize", "select", "manifest", "evaluate", "grid"))
+        assert all(
+            "ipc=2" in w
+            for rule, w in jobs
+            if rule in ("cluster", "text_prototype", "synthesize", "select", "manifest", "evaluate", "grid")
+        )
     if key.startswith("evaluate.models"):
         assert all("model=resnetap10" in w for rule, w in jobs if rule == "evaluate")
     if key == "caption.prompt":
@@ -165,8 +238,20 @@ def rerun_after_one_image(synthesize):
     """Jobs by rule after one class gains an image: that class's (or part's) jobs; the fine-tune sees every
     class, so ``synthesize`` jobs make every class's images again with the new model."""
     return {
-        "index": 1, "index_summary": 1, "caption": 1, "encode": 1, "cluster": 2, "text_prototype": 2, "select": 2,
-        "finetune": 1, "synthesize": synthesize, "manifest": 4, "evaluate": 4, "grid": 4, "aggregate": 1, "all": 1,
+        "index": 1,
+        "index_summary": 1,
+        "caption": 1,
+        "encode": 1,
+        "cluster": 2,
+        "text_prototype": 2,
+        "select": 2,
+        "finetune": 1,
+        "synthesize": synthesize,
+        "manifest": 4,
+        "evaluate": 4,
+        "grid": 4,
+        "aggregate": 1,
+        "all": 1,
     }
 
 
@@ -233,8 +318,13 @@ def test_a_caption_file_with_a_line_missing_is_named(folder_run, tmp_path):
     latents = (copy / "results/demo/latents/five.safetensors").read_bytes()
     result = snakemake(copy, "--cores", "2", "--configfile", str(base), check=False)
     assert result.returncode != 0
-    logs = "".join(p.read_text() for p in (copy / "results/demo/logs").rglob("*.log") if "five" in str(p) or "finetune" in str(p))
-    assert f"{Path('results/demo/captions/five.jsonl')} does not match the image index: 1 image(s) without a caption" in logs
+    logs = "".join(
+        p.read_text() for p in (copy / "results/demo/logs").rglob("*.log") if "five" in str(p) or "finetune" in str(p)
+    )
+    assert (
+        f"{Path('results/demo/captions/five.jsonl')} does not match the image index: 1 image(s) without a caption"
+        in logs
+    )
     assert "Delete the file and rerun" in logs
     assert (copy / "results/demo/latents/five.safetensors").read_bytes() == latents
 
@@ -243,5 +333,7 @@ def test_a_model_folder_with_a_missing_file_is_named(folder_run, tmp_path):
     model = tmp_path / "sd"
     shutil.copytree(folder_run[0] / "results/demo/models/tiny-stable-diffusion", model)
     (model / "unet" / "diffusion_pytorch_model.safetensors").unlink()
-    with pytest.raises(ModelNotFoundError, match=r"the folder .*sd, which does not hold a loadable checkpoint.*Set models.diffusion"):
+    with pytest.raises(
+        ModelNotFoundError, match=r"the folder .*sd, which does not hold a loadable checkpoint.*Set models.diffusion"
+    ):
         load_stable_diffusion(str(model))

@@ -7,18 +7,26 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import REPO, deep_update, load_yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from conftest import REPO, deep_update, load_yaml
 from vlcp import contract
 from vlcp.aggregate import main, summarize, write_markdown
 from vlcp.scores import add_scores, label_robust_score
 
 
 def row(protocol, method, ipc, top1, seed=0, eval_seed=0, model="convnet6"):
-    return {"protocol": protocol, "method": method, "ipc": ipc, "seed": seed, "model": model, "eval_seed": eval_seed,
-            "top1_best": top1, "top1_last": top1 - 1}
+    return {
+        "protocol": protocol,
+        "method": method,
+        "ipc": ipc,
+        "seed": seed,
+        "model": model,
+        "eval_seed": eval_seed,
+        "top1_best": top1,
+        "top1_last": top1 - 1,
+    }
 
 
 def test_label_robust_score_by_hand():
@@ -30,9 +38,12 @@ def test_label_robust_score_by_hand():
 
 def test_scores_from_a_hand_made_accuracy_table(tmp_path):
     rows = [
-        row("minimax", "vlcp-prototype", "10", 60.0), row("minimax", "vlcp-prototype", "10", 64.0, eval_seed=1),
-        row("minimax", "random", "10", 50.0), row("minimax", "full", "all", 90.0),
-        row("rded", "vlcp-prototype", "10", 70.0), row("rded", "random", "10", 66.0),
+        row("minimax", "vlcp-prototype", "10", 60.0),
+        row("minimax", "vlcp-prototype", "10", 64.0, eval_seed=1),
+        row("minimax", "random", "10", 50.0),
+        row("minimax", "full", "all", 90.0),
+        row("rded", "vlcp-prototype", "10", 70.0),
+        row("rded", "random", "10", 66.0),
         row("rded", "vlcp-prototype", "20", 75.0),  # no random at IPC 20 under rded, no hard-label run at 20
     ]
     contract.write_accuracy(tmp_path / "a.csv", rows)
@@ -57,7 +68,9 @@ def test_scores_from_a_hand_made_accuracy_table(tmp_path):
 
 
 def test_rows_without_a_protocol_column_are_hard_label_rows(tmp_path):
-    (tmp_path / "old.csv").write_text("method,ipc,seed,model,eval_seed,top1_best,top1_last\nrandom,10,0,convnet6,0,50.0,49.0\n")
+    (tmp_path / "old.csv").write_text(
+        "method,ipc,seed,model,eval_seed,top1_best,top1_last\nrandom,10,0,convnet6,0,50.0,49.0\n"
+    )
     assert list(contract.read_accuracy(tmp_path / "old.csv")["protocol"]) == ["minimax"]
 
 
@@ -72,8 +85,11 @@ def test_lrs_is_ddranking_formula_on_fractions(tmp_path):
     # (doc/introduction.md lines 58-65) normalises LRS to [0, 1], hence fractions: we follow the documentation.
     for ior, hlr in ((0.12, 0.28), (-0.3, 0.9), (0.5, 0.0), (1.0, -1.0)):
         assert math.isclose(label_robust_score(ior, hlr), reference_lrs(ior, hlr), rel_tol=1e-12, abs_tol=1e-15)
-    rows = [row("minimax", "vlcp-prototype", "10", 62.0), row("minimax", "random", "10", 50.0),
-            row("minimax", "full", "all", 90.0)]
+    rows = [
+        row("minimax", "vlcp-prototype", "10", 62.0),
+        row("minimax", "random", "10", 50.0),
+        row("minimax", "full", "all", 90.0),
+    ]
     contract.write_accuracy(tmp_path / "a.csv", rows)
     scored, _ = add_scores(summarize(contract.read_accuracy(tmp_path / "a.csv")))
     lrs = scored[(scored.metric == "top1_best") & (scored.method == "vlcp-prototype")].lrs.item()
@@ -81,11 +97,18 @@ def test_lrs_is_ddranking_formula_on_fractions(tmp_path):
     assert round(reference_lrs(12, 28), 4) == -0.1564  # the percentages' LRS: near its floor for most sets
 
 
-REFERENCE = {"convnet6": {"top1": 80.0, "source": "an earlier run"}, "resnet18": {"top1": 70.0, "source": "Table 2 of a paper"}}
+REFERENCE = {
+    "convnet6": {"top1": 80.0, "source": "an earlier run"},
+    "resnet18": {"top1": 70.0, "source": "Table 2 of a paper"},
+}
 TWO_MODELS = [
-    row("minimax", "vlcp-prototype", "10", 60.0), row("minimax", "random", "10", 50.0), row("minimax", "full", "all", 90.0),
-    row("minimax", "vlcp-prototype", "10", 40.0, model="resnet18"), row("minimax", "random", "10", 30.0, model="resnet18"),
-    row("rded", "vlcp-prototype", "10", 55.0, model="resnet18"), row("rded", "random", "10", 45.0, model="resnet18"),
+    row("minimax", "vlcp-prototype", "10", 60.0),
+    row("minimax", "random", "10", 50.0),
+    row("minimax", "full", "all", 90.0),
+    row("minimax", "vlcp-prototype", "10", 40.0, model="resnet18"),
+    row("minimax", "random", "10", 30.0, model="resnet18"),
+    row("rded", "vlcp-prototype", "10", 55.0, model="resnet18"),
+    row("rded", "random", "10", 45.0, model="resnet18"),
 ]
 
 
@@ -136,9 +159,23 @@ def test_soft_label_rows_are_marked_not_comparable(two_models, tmp_path):
 def test_aggregate_command_line_takes_the_reference_as_json(tmp_path):
     contract.write_accuracy(tmp_path / "a.csv", TWO_MODELS)
     out = {name: tmp_path / name for name in ("accuracy.csv", "summary.csv", "summary.md", "accuracy.png")}
-    main(["table", "--rows", str(tmp_path / "a.csv"), "--accuracy", str(out["accuracy.csv"]),
-          "--summary", str(out["summary.csv"]), "--markdown", str(out["summary.md"]), "--plot", str(out["accuracy.png"]),
-          "--full-reference", json.dumps(REFERENCE)])
+    main(
+        [
+            "table",
+            "--rows",
+            str(tmp_path / "a.csv"),
+            "--accuracy",
+            str(out["accuracy.csv"]),
+            "--summary",
+            str(out["summary.csv"]),
+            "--markdown",
+            str(out["summary.md"]),
+            "--plot",
+            str(out["accuracy.png"]),
+            "--full-reference",
+            json.dumps(REFERENCE),
+        ]
+    )
     summary = pd.read_csv(out["summary.csv"])
     assert set(summary.full_source.dropna()) == {"run", "Table 2 of a paper"}
 
@@ -154,4 +191,6 @@ def test_full_reference_needs_a_source():
         with pytest.raises(WorkflowError):
             validate(deep_update(config, {"evaluate": {"full_reference": {"resnet18": entry}}}), schema)
     with pytest.raises(WorkflowError):
-        validate(deep_update(config, {"evaluate": {"full_reference": {"resnet50": {"top1": 1, "source": "x"}}}}), schema)
+        validate(
+            deep_update(config, {"evaluate": {"full_reference": {"resnet50": {"top1": 1, "source": "x"}}}}), schema
+        )

@@ -21,9 +21,9 @@ REQUIRED = {
     "text_prototype": "--captions c --clusters k --index i --out o",
     "synthesize": "--model m --clusters k --centres c --prototypes p --class c --seed 0 --size 32 --work w --out o",
     "evaluate": "--train-dir d --val-index v --root r --model convnet6 --seed 0 --method m --ipc 1 --distill-seed 0"
-                " --out o",
+    " --out o",
     "rded": "--train-dir d --val-index v --root r --model convnet6 --seed 0 --method m --ipc 1 --distill-seed 0"
-            " --teacher t --teacher-architecture convnet6 --batch-size 4 --input-size 32 --out o",
+    " --teacher t --teacher-architecture convnet6 --batch-size 4 --input-size 32 --out o",
     "teacher": "--train-index t --val-index v --root r --out o",
 }
 # The config section of each stage, where it is not the stage's own name.
@@ -70,7 +70,9 @@ def test_a_stage_takes_every_setting_of_its_section_with_the_schemas_default(sta
             continue
         assert key in parsed, f"{stage}: config key {key} is not an option of the stage"
         if key not in resolved:
-            assert parsed[key] == spec.get("default"), f"{stage}.{key}: {parsed[key]!r} != schema {spec.get('default')!r}"
+            assert parsed[key] == spec.get("default"), (
+                f"{stage}.{key}: {parsed[key]!r} != schema {spec.get('default')!r}"
+            )
 
 
 @pytest.mark.parametrize("stage", sorted(REQUIRED))
@@ -98,7 +100,8 @@ def test_options_quote_for_the_shell_and_leave_out_none():
 def test_result_neutral_options_are_not_params_snakemake_compares():
     # Snakemake decides that params changed by comparing the serialized params of built-in types; a
     # value it cannot represent is left out of the comparison.
-    from snakemake.persistence import UNREPRESENTABLE, PersistenceBase as Persistence
+    from snakemake.persistence import UNREPRESENTABLE
+    from snakemake.persistence import PersistenceBase as Persistence
 
     assert Persistence._serialize_param_builtin(None, ResultNeutral({"batch_size": 3})) is UNREPRESENTABLE
     assert Persistence._serialize_param_builtin(None, options({"batch_size": 3})) == repr("--batch-size 3")

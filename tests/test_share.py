@@ -8,9 +8,9 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, snakemake
 from PIL import Image
 
+from conftest import REPO, snakemake
 from vlcp import contract
 from vlcp.demo_data import CLASSES
 from vlcp.external import ExternalSetError, check_images, scan
@@ -41,8 +41,13 @@ def test_the_demos_sets_export_and_load_with_datasets(shared_run, tmp_path, monk
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
     run, _ = shared_run
     exported = sorted(p.name for p in (run / "export").iterdir())
-    assert exported == ["captions.jsonl", "random-ipc1-seed0", "random-ipc5-seed0", "vlcp-prototype-ipc1-seed0",
-                        "vlcp-prototype-ipc5-seed0"], exported
+    assert exported == [
+        "captions.jsonl",
+        "random-ipc1-seed0",
+        "random-ipc5-seed0",
+        "vlcp-prototype-ipc1-seed0",
+        "vlcp-prototype-ipc5-seed0",
+    ], exported
     labels = [row.split("\t")[1] for row in (run / "index" / "classes.tsv").read_text().splitlines()[1:]]
     for name, ipc in (("vlcp-prototype-ipc5-seed0", 5), ("random-ipc1-seed0", 1)):
         folder = run / "export" / name
@@ -72,7 +77,9 @@ def test_the_demos_sets_export_and_load_with_datasets(shared_run, tmp_path, monk
     assert "strength: 0.6" in card and "fingerprint" in card
 
     captions = [json.loads(line) for line in (run / "export" / "captions.jsonl").read_text().splitlines()]
-    assert len(captions) == 40 * len(CLASSES) and {"image", "class", "label", "label_text", "caption"} <= set(captions[0])
+    assert len(captions) == 40 * len(CLASSES) and {"image", "class", "label", "label_text", "caption"} <= set(
+        captions[0]
+    )
 
 
 @pytest.mark.workflow
@@ -90,8 +97,13 @@ def test_an_external_set_is_evaluated_like_the_runs_own(shared_run):
     assert len(scored) == 2 and scored[["ior", "hlr", "lrs"]].notna().all().all(), scored
     assert (scored["ior"] == 0).all(), "the random set under another name does as well as random"
     assert (run / "report" / "grids" / "theirs-ipc5-seed0.png").is_file()
-    assert all(str(path).startswith(str(theirs)) for _, path in contract.read_manifest(run / "distilled/theirs/ipc5/seed0.manifest.tsv"))
-    assert not any(p.name.endswith(".manifest.tsv") for p in theirs.parent.iterdir()), "nothing written beside their set"
+    assert all(
+        str(path).startswith(str(theirs))
+        for _, path in contract.read_manifest(run / "distilled/theirs/ipc5/seed0.manifest.tsv")
+    )
+    assert not any(p.name.endswith(".manifest.tsv") for p in theirs.parent.iterdir()), (
+        "nothing written beside their set"
+    )
 
 
 def digit_set(folder, classes, count=2):
@@ -110,7 +122,9 @@ def test_a_bad_external_folder_stops_with_the_folder_named(tmp_path):
     assert len(check_images("good", good, classes, EXTENSIONS, 10**6)) == 6
 
     missing = digit_set(tmp_path / "missing", ["a", "b"])
-    with pytest.raises(ExternalSetError, match=r"external.x = .*missing.* no folder for 1 of the dataset's 3 classes \(c\)"):
+    with pytest.raises(
+        ExternalSetError, match=r"external.x = .*missing.* no folder for 1 of the dataset's 3 classes \(c\)"
+    ):
         scan("x", missing, classes, EXTENSIONS)
     extra = digit_set(tmp_path / "extra", [*classes, "zebra"])
     with pytest.raises(ExternalSetError, match="not classes of the dataset: zebra"):
@@ -137,6 +151,7 @@ def test_a_bad_external_folder_stops_with_the_folder_named(tmp_path):
         check_images("x", bomb, classes, EXTENSIONS, 50)
 
 
+@pytest.mark.workflow
 def test_the_plan_stops_on_an_external_set_without_every_class(tmp_path):
     theirs = digit_set(tmp_path / "theirs", CLASSES[:9])
     extra = tmp_path / "external.yaml"
@@ -144,7 +159,9 @@ def test_the_plan_stops_on_an_external_set_without_every_class(tmp_path):
     result = snakemake(tmp_path / "work", "-n", "--configfile", DEMO, str(extra), check=False)
     assert result.returncode != 0
     said = result.stdout + result.stderr
-    assert f"external.theirs = '{theirs}' has no folder for 1 of the dataset's 10 classes ({CLASSES[9]})" in said, said[-2000:]
+    assert f"external.theirs = '{theirs}' has no folder for 1 of the dataset's 10 classes ({CLASSES[9]})" in said, said[
+        -2000:
+    ]
 
 
 @pytest.mark.workflow
@@ -156,15 +173,56 @@ def test_regenerate_remakes_a_demo_image_byte_for_byte(demo_run, tmp_path):
     for cls, ipc, cluster in (("seven", 1, 0), ("three", 5, 3)):
         out = tmp_path / f"{cls}-{ipc}-{cluster}.png"
         done = subprocess.run(
-            [sys.executable, "-m", "vlcp", "regenerate", "--run", str(run), "--class", cls, "--ipc", str(ipc), "--seed", "0",
-             "--cluster", str(cluster), "--out", str(out)],
-            capture_output=True, text=True, cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+            [
+                sys.executable,
+                "-m",
+                "vlcp",
+                "regenerate",
+                "--run",
+                str(run),
+                "--class",
+                cls,
+                "--ipc",
+                str(ipc),
+                "--seed",
+                "0",
+                "--cluster",
+                str(cluster),
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
         )
         assert done.returncode == 0, done.stderr[-2000:]
         original = run / "distilled" / "vlcp-prototype" / f"ipc{ipc}" / "seed0" / cls / f"{cluster}.png"
-        assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(original.read_bytes()).digest(), done.stderr[-1000:]
+        assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(original.read_bytes()).digest(), done.stderr[
+            -1000:
+        ]
         assert "identical to" in done.stderr
-    bad = subprocess.run([sys.executable, "-m", "vlcp", "regenerate", "--run", str(run), "--class", "three", "--ipc", "5",
-                          "--seed", "0", "--cluster", "9", "--out", str(tmp_path / "x.png")],
-                         capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vlcp",
+            "regenerate",
+            "--run",
+            str(run),
+            "--class",
+            "three",
+            "--ipc",
+            "5",
+            "--seed",
+            "0",
+            "--cluster",
+            "9",
+            "--out",
+            str(tmp_path / "x.png"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+    )
     assert bad.returncode == 1 and "--cluster 9: three has clusters 0 to 4 at IPC 5" in bad.stderr, bad.stderr[-1000:]

@@ -28,7 +28,9 @@ def test_every_preset_asks_for_what_its_sizing_computes(sizes):
         preset = yaml.safe_load((REPO / "config" / "presets" / f"{name}.yaml").read_text())
         for rule, need in rules.items():
             asked = preset.get("resources", {}).get(rule, {})
-            assert asked.get("mem_mb", 0) >= need["mem_mb"], f"{name}: resources.{rule}.mem_mb below `python -m vlcp.sizing {name}`"
+            assert asked.get("mem_mb", 0) >= need["mem_mb"], (
+                f"{name}: resources.{rule}.mem_mb below `python -m vlcp.sizing {name}`"
+            )
             assert asked.get("runtime", 0) >= need["runtime"], f"{name}: resources.{rule}.runtime below the sizing"
 
 
@@ -39,7 +41,10 @@ def test_sizing_follows_the_settings():
     config["caption"]["batch_size"] *= 2
     bigger = sizing.size_preset(config, sizing.DATASETS["imagenette"])
     assert bigger["finetune"]["gpu_gib"] > base["finetune"]["gpu_gib"]
-    assert bigger["caption"]["gpu_gib"] > base["caption"]["gpu_gib"] and bigger["caption"]["minutes"] < base["caption"]["minutes"]
+    assert (
+        bigger["caption"]["gpu_gib"] > base["caption"]["gpu_gib"]
+        and bigger["caption"]["minutes"] < base["caption"]["minutes"]
+    )
     # 7B parameters in bfloat16 are the floor of captioning's GPU memory.
     assert base["caption"]["gpu_gib"] > 7.06e9 * 2 / 2**30
     # U-Net weights, gradients, AdamW moments and EMA in float32: 20 bytes a parameter.

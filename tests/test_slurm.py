@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import DEMO_CONFIG, REPO
 
 pytestmark = pytest.mark.workflow
@@ -62,15 +63,29 @@ def test_demo_through_the_slurm_profile(tmp_path):
     start = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
     parts = tmp_path / "parts.yaml"
     parts.write_text(yaml.safe_dump(SLURM_DEMO))
-    run = in_cluster(sys.executable, "-m", "snakemake", "-s", REPO / "Snakefile", "--directory", workdir,
-                     "--profile", profile, "--configfile", DEMO_CONFIG, parts, env=env)
+    run = in_cluster(
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        REPO / "Snakefile",
+        "--directory",
+        workdir,
+        "--profile",
+        profile,
+        "--configfile",
+        DEMO_CONFIG,
+        parts,
+        env=env,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "submitted with SLURM jobid" in run.stdout + run.stderr
     assert (workdir / "failed-once").exists(), "the injected failure happened"
     assert (workdir / "results" / "demo" / "accuracy.csv").is_file()
 
-    acct = in_cluster("sacct", "-X", "--parsable2", "--noheader", "-S", start,
-                      "--format=JobID,JobName,State,AllocTRES,Comment%200").stdout
+    acct = in_cluster(
+        "sacct", "-X", "--parsable2", "--noheader", "-S", start, "--format=JobID,JobName,State,AllocTRES,Comment%200"
+    ).stdout
     jobs = [line.split("|") for line in acct.splitlines() if line.strip()]
     mine = [j for j in jobs if j[4].startswith("rule_")]
     assert mine, acct
@@ -90,10 +105,16 @@ def test_demo_through_the_slurm_profile(tmp_path):
     submissions = {job_id.split("_")[0] for job_id, *_ in mine}
     arrays = {job_id.split("_")[0] for job_id, *_ in mine if "_" in job_id}
     assert arrays, "the per-class jobs went in as job arrays"
-    per_part = [job_id for job_id, name, state, tres, comment in mine if comment.split("_", 1)[1].split("_wildcards")[0] in ARRAY_RULES]
+    per_part = [
+        job_id
+        for job_id, name, state, tres, comment in mine
+        if comment.split("_", 1)[1].split("_wildcards")[0] in ARRAY_RULES
+    ]
     per_part_submissions = {job_id.split("_")[0] for job_id in per_part}
     # jobs of a rule ready together share a submission (which ones are ready together depends on timing)
-    assert len(per_part_submissions) < len(per_part), f"{len(per_part_submissions)} submissions for {len(per_part)} per-part jobs"
+    assert len(per_part_submissions) < len(per_part), (
+        f"{len(per_part_submissions)} submissions for {len(per_part)} per-part jobs"
+    )
     assert (workdir / "results" / "demo" / "parts" / "captions" / "part2.tsv").is_file(), "the stages ran in parts"
     accuracy = (workdir / "results" / "demo" / "accuracy.csv").read_text()
     assert "rded,vlcp-prototype,5" in accuracy and "minimax,full,all" in accuracy, accuracy

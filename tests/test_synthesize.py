@@ -68,11 +68,15 @@ def get_pipeline_embeds(pipe, prompt, negative_prompt):
     tok, width = pipe.tokenizer, pipe.tokenizer.model_max_length
     if len(prompt.split(" ")) >= len(negative_prompt.split(" ")):
         ids = tok(prompt, return_tensors="pt", truncation=False).input_ids
-        other = tok(negative_prompt, truncation=False, padding="max_length", max_length=ids.shape[-1], return_tensors="pt").input_ids
+        other = tok(
+            negative_prompt, truncation=False, padding="max_length", max_length=ids.shape[-1], return_tensors="pt"
+        ).input_ids
         ids, negative_ids = ids, other
     else:
         negative_ids = tok(negative_prompt, return_tensors="pt", truncation=False).input_ids
-        ids = tok(prompt, return_tensors="pt", truncation=False, padding="max_length", max_length=negative_ids.shape[-1]).input_ids
+        ids = tok(
+            prompt, return_tensors="pt", truncation=False, padding="max_length", max_length=negative_ids.shape[-1]
+        ).input_ids
     length = ids.shape[-1]
     states = [pipe.text_encoder(ids[:, i : i + width])[0] for i in range(0, length, width)]
     negatives = [pipe.text_encoder(negative_ids[:, i : i + width])[0] for i in range(0, length, width)]
@@ -119,15 +123,25 @@ def test_batch_and_single_regeneration_give_the_same_pixels(pipe):
     assert np.array_equal(np.asarray(long_alone[0]), np.asarray(batch[1]))
     assert not np.array_equal(np.asarray(batch[0]), np.asarray(batch[2]))
     made = []
-    resumed = synthesize(pipe, centres, prompts, seeds, batch_size=4, done={0: batch[0]},
-                         on_image=lambda k, img: made.append(k), **kwargs)
+    resumed = synthesize(
+        pipe,
+        centres,
+        prompts,
+        seeds,
+        batch_size=4,
+        done={0: batch[0]},
+        on_image=lambda k, img: made.append(k),
+        **kwargs,
+    )
     assert sorted(made) == [1, 2, 3], "a resumed batch keeps the finished image and makes the rest"
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(resumed, batch))
 
 
 def test_image_seed_depends_on_class_cluster_and_seed():
     assert image_seed("dog", 0, 0) == image_seed("dog", 0, 0)
-    assert len({image_seed("dog", 0, 0), image_seed("dog", 1, 0), image_seed("dog", 0, 1), image_seed("cat", 0, 0)}) == 4
+    assert (
+        len({image_seed("dog", 0, 0), image_seed("dog", 1, 0), image_seed("dog", 0, 1), image_seed("cat", 0, 0)}) == 4
+    )
 
 
 def test_cli_writes_ipc_images_of_the_evaluation_size(pipeline_dir, tmp_path):
@@ -138,10 +152,33 @@ def test_cli_writes_ipc_images_of_the_evaluation_size(pipeline_dir, tmp_path):
     prompts = [{"prompt": p, "image": None, "keywords": [], "nonrepresentative": []} for p in ("a dog", LONG, "cat")]
     contract.write_prototypes(tmp_path / "p.json", prompts)
     out = tmp_path / "distilled" / "dog"
-    cmd = [sys.executable, "-m", "vlcp.synthesize", "--model", str(pipeline_dir), "--clusters", str(tmp_path / "c.json"),
-           "--centres", str(tmp_path / "c.safetensors"),
-           "--prototypes", str(tmp_path / "p.json"), "--class", "dog", "--seed", "0", "--num-inference-steps", "10",
-           "--batch-size", "2", "--size", "20", "--work", str(tmp_path / "work"), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vlcp.synthesize",
+        "--model",
+        str(pipeline_dir),
+        "--clusters",
+        str(tmp_path / "c.json"),
+        "--centres",
+        str(tmp_path / "c.safetensors"),
+        "--prototypes",
+        str(tmp_path / "p.json"),
+        "--class",
+        "dog",
+        "--seed",
+        "0",
+        "--num-inference-steps",
+        "10",
+        "--batch-size",
+        "2",
+        "--size",
+        "20",
+        "--work",
+        str(tmp_path / "work"),
+        "--out",
+        str(out),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert result.returncode == 0, result.stderr
     files = sorted(p.name for p in out.glob("*.png"))

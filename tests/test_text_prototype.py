@@ -40,7 +40,13 @@ def test_nonrepresentative_words_by_document_frequency():
     assert nonrepresentative_words(list(CAPTIONS.values()), 0.7) == ["dog", "slender", "white"]
     # beta = 0.5 -> >= 2 captions: running, brown, standing, carpet, saluki? (1: no), the (stop).
     assert nonrepresentative_words(list(CAPTIONS.values()), 0.5) == [
-        "brown", "carpet", "dog", "running", "slender", "standing", "white",
+        "brown",
+        "carpet",
+        "dog",
+        "running",
+        "slender",
+        "standing",
+        "white",
     ]
 
 
@@ -130,11 +136,30 @@ def test_generated_sentences_strategy_with_a_tiny_language_model(tmp_path):
     contract.write_captions(tmp_path / "captions.jsonl", [{"image": i, "caption": c} for i, c in CAPTIONS.items()])
     import torch
 
-    contract.write_clusters(tmp_path / "clusters.json", tmp_path / "clusters.safetensors",
-                            {"members": MEMBERS, "outliers": []}, torch.zeros(2, 4, 2, 2))
-    args = ["--captions", str(tmp_path / "captions.jsonl"), "--clusters", str(tmp_path / "clusters.json"),
-            "--index", str(tmp_path / "index.jsonl"), "--beta", "0.7", "--top-k", "3", "--strategy", "gpt",
-            "--text-generator", str(tmp_path / "gpt"), "--generator-max-new-tokens", "12"]
+    contract.write_clusters(
+        tmp_path / "clusters.json",
+        tmp_path / "clusters.safetensors",
+        {"members": MEMBERS, "outliers": []},
+        torch.zeros(2, 4, 2, 2),
+    )
+    args = [
+        "--captions",
+        str(tmp_path / "captions.jsonl"),
+        "--clusters",
+        str(tmp_path / "clusters.json"),
+        "--index",
+        str(tmp_path / "index.jsonl"),
+        "--beta",
+        "0.7",
+        "--top-k",
+        "3",
+        "--strategy",
+        "gpt",
+        "--text-generator",
+        str(tmp_path / "gpt"),
+        "--generator-max-new-tokens",
+        "12",
+    ]
     main([*args, "--out", str(tmp_path / "a.json")])
     main([*args, "--generator-batch-size", "1", "--out", str(tmp_path / "b.json")])
     first, again = contract.read_prototypes(tmp_path / "a.json"), contract.read_prototypes(tmp_path / "b.json")

@@ -6,7 +6,6 @@ import torch
 from PIL import Image
 
 from conftest import REPO, load_yaml
-
 from vlcp import tiny_models
 
 
@@ -120,7 +119,9 @@ def test_the_shipped_digit_weights_are_what_tiny_pretrain_makes(repo, tmp_path):
     from vlcp import tiny_pretrain
     from vlcp.tiny_models import build_tiny_stable_diffusion
 
-    result = subprocess.run([sys.executable, "-m", "vlcp", "tiny_pretrain", str(tmp_path / "w")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "vlcp", "tiny_pretrain", str(tmp_path / "w")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     from safetensors import safe_open
 
@@ -165,11 +166,20 @@ def test_the_pretrained_tiny_stable_diffusion_makes_digits():
     assert error < 0.01, f"reconstruction MSE {error:.4f} of the val digits (pixels in [-1, 1])"
     assert pipe.vae.config.scaling_factor == tiny_models.SD_SCALING_FACTOR
     assert torch.allclose(train_latents.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-3), "scaled latents have unit std"
-    assert all(p.abs().max() == 0 for n, p in pipe.unet.named_parameters() if "attn2.to_out" in n), "no text conditioning"
+    assert all(p.abs().max() == 0 for n, p in pipe.unet.named_parameters() if "attn2.to_out" in n), (
+        "no text conditioning"
+    )
 
     class_means = train_latents.view(10, 40, 4, 8, 8).mean(1)
     strength = load_yaml(REPO / "config" / "demo.yaml")["synthesize"]["strength"]
-    images = pipe(prompt=["skin door"] * 10, image=class_means, strength=strength, guidance_scale=10, num_inference_steps=10,
-                  generator=torch.Generator().manual_seed(0), output_type="pt").images
+    images = pipe(
+        prompt=["skin door"] * 10,
+        image=class_means,
+        strength=strength,
+        guidance_scale=10,
+        num_inference_steps=10,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+    ).images
     predicted = digit_classifier()(images)
     assert (predicted == np.arange(10)).sum() >= 8, f"img2img of each class's mean latent read as {predicted.tolist()}"

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, snakemake
 from PIL import Image
 
+from conftest import REPO, snakemake
 from vlcp import contract
 from vlcp.demo_data import CLASSES
 
@@ -20,6 +20,7 @@ def job_counts(output):
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
+@pytest.mark.workflow
 def test_dry_run_lists_the_demo_jobs(tmp_path):
     result = snakemake(tmp_path, "-n", "--configfile", DEMO)
     counts = job_counts(result.stdout)
@@ -35,15 +36,19 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
     assert counts["text_prototype"] == per_ipc_seed
     assert counts["synthesize"] == per_ipc_seed
     assert counts["select"] == per_ipc_seed, "the random baseline picks per class too"
-    # (vlcp-prototype, random) x IPC (1, 5) x 1 model x 1 eval seed x (minimax, rded), and 'full' (minimax only)
-    assert counts["evaluate"] == 2 * 2 * 2 + 1
-    assert counts["teacher"] == 1 and counts["split_index"] == 2, "the train split's index too: the teacher and 'full' read it"
+    # (vlcp-prototype, random) x IPC (1, 5) x 1 model x 1 eval seed, and 'full' with hard labels (rule evaluate);
+    # the two sets' soft-label runs (rule soft_label)
+    assert counts["evaluate"] == 2 * 2 + 1 and counts["soft_label"] == 2 * 2
+    assert counts["teacher"] == 1 and counts["split_index"] == 2, (
+        "the train split's index too: the teacher and 'full' read it"
+    )
     assert counts["grid"] == 2 * 2
     assert counts["aggregate"] == 1
     assert counts["all"] == 1
     assert not (tmp_path / "results").exists(), "a dry run must write nothing"
 
 
+@pytest.mark.workflow
 def test_generated_sentences_strategy_plans_its_model_and_sets(tmp_path):
     extra = tmp_path / "ggs.yaml"
     extra.write_text("models: {text_generator: tiny}\ntext_prototype: {strategies: [prototype, gpt]}\n")
@@ -58,6 +63,7 @@ def test_generated_sentences_strategy_plans_its_model_and_sets(tmp_path):
     assert "results/demo/distilled/vlcp-gpt/ipc5/seed0" in result.stdout
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (REPO / "config" / "presets").glob("*.yaml")))
 def test_every_preset_plans_on_empty_class_folders(preset, tmp_path):
     import yaml
@@ -75,8 +81,15 @@ def test_every_preset_plans_on_empty_class_folders(preset, tmp_path):
     if teacher:  # the authors' teacher file (the plan checks that it is there; tests/test_plan.py: its message)
         (tmp_path / teacher).parent.mkdir(parents=True)
         (tmp_path / teacher).write_bytes(b"")
-    result = snakemake(tmp_path, "-n", "-p", "--configfile", str(REPO / "config" / "presets" / f"{preset}.yaml"),
-                       str(override), offline=False)
+    result = snakemake(
+        tmp_path,
+        "-n",
+        "-p",
+        "--configfile",
+        str(REPO / "config" / "presets" / f"{preset}.yaml"),
+        str(override),
+        offline=False,
+    )
     protocols = config.get("evaluate", {}).get("protocols", ["minimax"])
     evaluations = [line for line in result.stdout.splitlines() if "python -m vlcp evaluate" in line]
     soft = [line for line in result.stdout.splitlines() if "python -m vlcp rded" in line]
@@ -102,6 +115,7 @@ def test_every_preset_plans_on_empty_class_folders(preset, tmp_path):
         assert any("--ipc 10 " in l and "--epochs 1300 " in l and "--test-every 13 " in l for l in evaluations)
 
 
+@pytest.mark.workflow
 def test_classes_per_job_makes_a_job_per_part_of_classes(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "--configfile", DEMO, "--config", "classes_per_job=4")
     counts = job_counts(result.stdout)
@@ -115,9 +129,12 @@ def test_classes_per_job_makes_a_job_per_part_of_classes(tmp_path):
     block = result.stdout.split("rule cluster:")[1].split("\n\n")[0]
     record = re.search(r"output: (\S+)", block).group(1)
     assert re.fullmatch(r"results/demo/parts/clusters/ipc[15]/seed0/part[123]\.tsv", record), record
-    assert re.search(r"--out results/demo/clusters/ipc1/seed0/eight\.json results/demo/clusters/ipc1/seed0/five\.json "
-                     r"results/demo/clusters/ipc1/seed0/four\.json results/demo/clusters/ipc1/seed0/nine\.json "
-                     r".* --part-marker results/demo/parts/clusters/ipc1/seed0/part1\.tsv", result.stdout)
+    assert re.search(
+        r"--out results/demo/clusters/ipc1/seed0/eight\.json results/demo/clusters/ipc1/seed0/five\.json "
+        r"results/demo/clusters/ipc1/seed0/four\.json results/demo/clusters/ipc1/seed0/nine\.json "
+        r".* --part-marker results/demo/parts/clusters/ipc1/seed0/part1\.tsv",
+        result.stdout,
+    )
     assert "runtime=40" in block, "a part of 4 classes asks for 4 x the per-class run time (10 min in the demo)"
 
 
@@ -139,7 +156,9 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
     assert (run / "finetune" / "shared" / "model_index.json").is_file()
     assert not (run / "work" / "captions" / "seven.partial.jsonl").exists()
     for ipc in (1, 5):
-        clusters, centres = contract.read_clusters(run / f"clusters/ipc{ipc}/seed0/seven.json", run / f"clusters/ipc{ipc}/seed0/seven.safetensors")
+        clusters, centres = contract.read_clusters(
+            run / f"clusters/ipc{ipc}/seed0/seven.json", run / f"clusters/ipc{ipc}/seed0/seven.safetensors"
+        )
         assert centres.shape == (ipc, 4, 8, 8)
         prototypes = contract.read_prototypes(run / f"prototypes/ipc{ipc}/seed0/seven.json")
         assert len(prototypes) == ipc and all(p["prompt"] for p in prototypes)
@@ -165,6 +184,7 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
     assert "Vision-Language Category Prototype method" in html, "the workflow's caption is in the report"
 
 
+@pytest.mark.workflow
 def test_a_config_that_names_its_dataset_plans_the_classes_on_disk(tmp_path):
     for split in ("train", "val"):
         for cls in ("cat", "dog"):
@@ -185,14 +205,16 @@ def test_a_config_that_names_its_dataset_plans_the_classes_on_disk(tmp_path):
     assert "n01440764" in output and "dataset.classes comes from config/config.yaml" in output
 
 
+@pytest.mark.workflow
 def test_a_model_that_cannot_be_there_stops_the_plan_naming_its_key(tmp_path):
     data = tmp_path / "data"
     (data / "model_index.json").parent.mkdir(parents=True)
     cases = {
         "models: {diffusion: /no/such/folder, captioner: tiny}": "models.diffusion = '/no/such/folder': no such folder",
         f"models: {{diffusion: tiny, captioner: {data}}}": "has no config.json, so it is not a checkpoint folder",
-        "models: {diffusion: nobody/no-such-model, captioner: tiny}":
-            "models.diffusion = 'nobody/no-such-model' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
+        "models: {diffusion: nobody/no-such-model, captioner: tiny}": (
+            "models.diffusion = 'nobody/no-such-model' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+        ),
     }
     for text, message in cases.items():
         extra = tmp_path / "models.yaml"
@@ -205,9 +227,12 @@ def test_a_model_that_cannot_be_there_stops_the_plan_naming_its_key(tmp_path):
     assert snakemake(tmp_path, "-n", "--configfile", DEMO, str(extra), offline=False).returncode == 0
 
 
+@pytest.mark.workflow
 def test_the_workflow_passes_snakemakes_linter_and_is_formatted(tmp_path):
     lint = snakemake(tmp_path, "--lint", "--configfile", DEMO)
-    assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr, (
+        lint.stdout + lint.stderr
+    )
     snakefmt = Path(sys.executable).parent / "snakefmt"
     result = subprocess.run([str(snakefmt), "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, f"run `snakefmt Snakefile rules`:\n{result.stderr}"
@@ -232,7 +257,10 @@ def test_the_demo_evaluates_both_protocols_and_scores_its_sets(demo_run):
     assert len(vlcp) == 4 and vlcp[["ior", "hlr", "lrs"]].notna().all().all(), vlcp
     assert vlcp["lrs"].between(0, 1).all()
     markdown = (run / "summary.md").read_text()
-    assert "soft labels from a teacher (the RDED protocol)" in markdown and "| rded | convnet6 | vlcp-prototype | 5 |" in markdown
+    assert (
+        "soft labels from a teacher (the RDED protocol)" in markdown
+        and "| rded | convnet6 | vlcp-prototype | 5 |" in markdown
+    )
 
 
 @pytest.mark.workflow

@@ -1,4 +1,5 @@
-"""``python -m vlcp STAGE [ARGS]``: run one stage's command-line entry (``python -m vlcp STAGE -h`` for its arguments)."""
+"""``python -m vlcp STAGE [ARGS]``: run one stage's command-line entry (``python -m vlcp STAGE -h`` for its
+arguments)."""
 
 import importlib
 import sys
@@ -6,12 +7,31 @@ import sys
 from vlcp.cli import run
 
 STAGES = (
-    "demo_data", "tiny_models", "tiny_pretrain", "index", "caption", "finetune", "encode", "cluster", "text_prototype",
-    "synthesize", "select", "evaluate", "teacher", "rded", "aggregate", "plan", "regenerate", "export", "external",
+    "demo_data",
+    "tiny_models",
+    "tiny_pretrain",
+    "index",
+    "caption",
+    "finetune",
+    "encode",
+    "cluster",
+    "text_prototype",
+    "synthesize",
+    "select",
+    "evaluate",
+    "teacher",
+    "rded",
+    "aggregate",
+    "plan",
+    "regenerate",
+    "export",
+    "external",
 )
 
 
-USAGE = f"usage: python -m vlcp STAGE [ARGS]  (python -m vlcp STAGE -h for a stage's arguments)\nSTAGE: {', '.join(STAGES)}"
+USAGE = (
+    f"usage: python -m vlcp STAGE [ARGS]  (python -m vlcp STAGE -h for a stage's arguments)\nSTAGE: {', '.join(STAGES)}"
+)
 
 
 def main():

@@ -31,8 +31,7 @@ def ipc_key(ipc):
 
 def summarize(frame):
     """Mean, population std and run count of both metrics per (protocol, method, ipc, model), in a tidy frame."""
-    long = frame.melt(id_vars=["protocol", "method", "ipc", "model"], value_vars=list(METRICS),
-                                     var_name="metric")
+    long = frame.melt(id_vars=["protocol", "method", "ipc", "model"], value_vars=list(METRICS), var_name="metric")
     long["ipc"] = long["ipc"].astype(str)
     summary = (
         long.groupby(["protocol", "method", "ipc", "model", "metric"], sort=False)["value"]
@@ -41,7 +40,9 @@ def summarize(frame):
     )
     summary[["mean", "std"]] = summary[["mean", "std"]].round(2)
     order = ["metric", "protocol", "model", "method", "ipc"]
-    return summary.sort_values(order, key=lambda c: c.map(ipc_key) if c.name == "ipc" else c, kind="stable").reset_index(drop=True)
+    return summary.sort_values(
+        order, key=lambda c: c.map(ipc_key) if c.name == "ipc" else c, kind="stable"
+    ).reset_index(drop=True)
 
 
 def markdown_table(summary, metric, protocol=None):
@@ -87,13 +88,18 @@ def scores_notes(part):
     """What the HLR of the distilled rows ``part`` rests on: which network, and any reference 'full' accuracy."""
     notes = []
     if (part["protocol"] == scores.HARD_LABEL_PROTOCOL).any():
-        notes.append("HLR and LRS of a minimax row compare the set with the whole train set on the row's own "
-                     "network, as DD-Ranking does: comparable with its leaderboard.")
+        notes.append(
+            "HLR and LRS of a minimax row compare the set with the whole train set on the row's own "
+            "network, as DD-Ranking does: comparable with its leaderboard."
+        )
     if (part["protocol"] != scores.HARD_LABEL_PROTOCOL).any():
-        notes.append("HLR and LRS of a soft-label row take both hard-label accuracies from the Minimax protocol's "
-                     "network of that name (instance norm by default), not from the row's own network (rded: "
-                     "torchvision's batch-norm ResNet-18, a batch-norm ConvNet-6): not comparable with DD-Ranking's leaderboard, which "
-                     "uses one network for both. summary.csv: hlr_comparable.")
+        notes.append(
+            "HLR and LRS of a soft-label row take both hard-label accuracies from the Minimax protocol's "
+            "network of that name (instance norm by default), not from the row's own network (rded: "
+            "torchvision's batch-norm ResNet-18, a batch-norm ConvNet-6): "
+            "not comparable with DD-Ranking's leaderboard, which "
+            "uses one network for both. summary.csv: hlr_comparable."
+        )
     references = part[part["full_source"].notna() & (part["full_source"] != scores.RUN)]
     for model, source in sorted(set(zip(references["model"], references["full_source"]))):
         notes.append(f"Acc(whole real train set) of {model} from evaluate.full_reference: {source}.")
@@ -109,17 +115,22 @@ def short_sets(frame):
     lines = []
     for r in sets.itertuples():
         if r.classes == r.classes and r.train_images < int(r.ipc) * int(r.classes):  # NaN: an older row
-            lines.append(f"{r.method} at IPC {r.ipc}, seed {r.seed}: {r.train_images} images, not "
-                         f"{int(r.ipc) * int(r.classes)} ({r.ipc} x {int(r.classes)} classes)")
+            lines.append(
+                f"{r.method} at IPC {r.ipc}, seed {r.seed}: {r.train_images} images, not "
+                f"{int(r.ipc) * int(r.classes)} ({r.ipc} x {int(r.classes)} classes)"
+            )
     return lines
 
 
 def write_markdown(path, scored, missing=(), short=()):
     parts = []
     if short:
-        parts.append("### Sets smaller than their IPC\n\nSome classes have fewer images than the IPC; these sets hold "
-                     "what there is (the cluster and select logs name the classes):\n"
-                     + "".join(f"\n- {line}" for line in short) + "\n")
+        parts.append(
+            "### Sets smaller than their IPC\n\nSome classes have fewer images than the IPC; these sets hold "
+            "what there is (the cluster and select logs name the classes):\n"
+            + "".join(f"\n- {line}" for line in short)
+            + "\n"
+        )
     for metric in METRICS:
         for protocol in sorted(scored["protocol"].unique()):
             runs = scored[(scored["metric"] == metric) & (scored["protocol"] == protocol)]["runs"]
@@ -210,8 +221,12 @@ def main(argv=None):
     table.add_argument("--summary", required=True, type=Path)
     table.add_argument("--markdown", required=True, type=Path)
     table.add_argument("--plot", required=True, type=Path)
-    table.add_argument("--full-reference", type=json.loads, default=None,
-                       help="config evaluate.full_reference as JSON: model -> {top1, source}, for models without 'full'")
+    table.add_argument(
+        "--full-reference",
+        type=json.loads,
+        default=None,
+        help="config evaluate.full_reference as JSON: model -> {top1, source}, for models without 'full'",
+    )
     grid = commands.add_parser("grid", help="image grid of one distilled set")
     grid.add_argument("--manifest", required=True, type=Path, help="the set's manifest (<set>.manifest.tsv)")
     grid.add_argument("--out", required=True, type=Path)
@@ -230,7 +245,10 @@ def main(argv=None):
     import pandas as pd
 
     frame = pd.concat([contract.read_accuracy(p) for p in args.rows], ignore_index=True)
-    frame = frame.sort_values(["protocol", "method", "ipc", "seed", "model", "eval_seed"], key=lambda c: c.map(ipc_key) if c.name == "ipc" else c)
+    frame = frame.sort_values(
+        ["protocol", "method", "ipc", "seed", "model", "eval_seed"],
+        key=lambda c: c.map(ipc_key) if c.name == "ipc" else c,
+    )
     contract.write_accuracy(args.accuracy, frame.to_dict("records"))
     summary, missing = scores.add_scores(summarize(frame), args.full_reference)
     with atomic_write(args.summary) as handle:

@@ -32,8 +32,9 @@ def crop_boxes(b, h, w, scale, ratio, generator, attempts=10):
     Returns (top, left, height, width), integer tensors of length ``b`` on ``generator``'s device."""
     device = generator.device
     area = torch.empty(b, attempts, device=device).uniform_(*scale, generator=generator) * (h * w)
-    aspect = torch.exp(torch.empty(b, attempts, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]),
-                                                                        generator=generator))
+    aspect = torch.exp(
+        torch.empty(b, attempts, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    )
     cand_w = torch.round(torch.sqrt(area * aspect))
     cand_h = torch.round(torch.sqrt(area / aspect))
     fits = (cand_w > 0) & (cand_w <= w) & (cand_h > 0) & (cand_h <= h)

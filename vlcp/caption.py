@@ -2,9 +2,10 @@
 
 The prompt and the images are prepared as the authors' LLaVA ``model_vqa.py``
 prepares them for LLaVA-1.5: the llava_v1 conversation with its system line,
-and each image padded to a square of the processor's mean colour. Generation is batched with left padding and greedy by default, so a rerun gives
-the same captions. Finished batches go to a side file as they complete; a job
-killed part-way continues from there, and the declared output is written once,
+and each image padded to a square of the processor's mean colour. Generation is
+batched with left padding and greedy by default, so a rerun gives the same
+captions. Finished batches go to a side file as they complete; a job killed
+part-way continues from there, and the declared output is written once,
 atomically, at the end.
 """
 
@@ -133,8 +134,21 @@ class Progress:
             handle.flush()
 
 
-def caption_class(records, root, model_name, template, batch_size, generation, seed, dtype, progress_path, out_path,
-                  load=load_captioner, conversation="llava_v1", pad=True):
+def caption_class(
+    records,
+    root,
+    model_name,
+    template,
+    batch_size,
+    generation,
+    seed,
+    dtype,
+    progress_path,
+    out_path,
+    load=load_captioner,
+    conversation="llava_v1",
+    pad=True,
+):
     """Caption every indexed image of one class, resuming from ``progress_path``; write ``out_path``.
 
     ``load(model_name, dtype=...)`` gives (model, processor); pass a cached one to caption many classes.
@@ -194,14 +208,21 @@ def main(argv=None):
     parser.add_argument("--root", required=True, type=Path, help="dataset root the index paths are relative to")
     parser.add_argument("--model", required=True, help="hub id or folder of the captioner")
     parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
-    parser.add_argument("--progress", nargs="+", required=True, type=Path,
-                        help="per class: side file of finished batches (for resuming)")
+    parser.add_argument(
+        "--progress",
+        nargs="+",
+        required=True,
+        type=Path,
+        help="per class: side file of finished batches (for resuming)",
+    )
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: captions (JSON lines)")
     add_settings(parser, "caption")
     add_part_option(parser)
     args = parser.parse_args(argv)
     generation = generation_kwargs(args.max_new_tokens, args.do_sample, args.temperature)
-    load = functools.cache(functools.partial(load_captioner, variant=args.variant))  # one model for all classes of the job
+    load = functools.cache(
+        functools.partial(load_captioner, variant=args.variant)
+    )  # one model for all classes of the job
     for one in each_class(args, ("index", "progress", "out"), outputs=("out",)):
         caption_class(
             contract.read_index(one.index),

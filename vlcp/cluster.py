@@ -78,7 +78,12 @@ def image_prototypes(latents, ipc, seed, contamination=0.1, n_neighbors=10, n_in
         # Too few images for distinct clusters: each image is its own prototype, reused in turn.
         note = f"only {n} images for IPC {ipc}: each image is a prototype, used {-(-ipc // n)} time(s) at most"
         centres = np.stack([features[i % n] for i in range(ipc)])
-        return np.ones(n, dtype=bool), np.arange(n), torch.from_numpy(centres).float().reshape(ipc, *latents.shape[1:]), note
+        return (
+            np.ones(n, dtype=bool),
+            np.arange(n),
+            torch.from_numpy(centres).float().reshape(ipc, *latents.shape[1:]),
+            note,
+        )
     coordinates, to_original = isometric_features(features)
     inliers = inlier_mask(coordinates, contamination, n_neighbors)
     if inliers.sum() < ipc:

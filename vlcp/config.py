@@ -13,6 +13,9 @@ import jsonschema
 from vlcp.errors import VlcpError
 from vlcp.settings import stage_keys
 
+# The run when no config file is given: a preset (relative to the repository).
+DEFAULT_RUN = "config/presets/imagenette.yaml"
+
 SCHEMA_WORDS = {
     "minimum": "at least {}",
     "maximum": "at most {}",
@@ -72,8 +75,11 @@ def describe_validation_error(error):
         known = error.schema.get("properties", {})
         unknown = sorted(set(error.instance) - set(known))
         where = f"under {key_path(path)}" if path else "at the top level"
-        moved = [f"{key_path([*path, k])} is now execution.{path[0]}.{k}" for k in unknown
-                 if len(path) == 1 and k in MOVED_TO_EXECUTION.get(path[0], ())]
+        moved = [
+            f"{key_path([*path, k])} is now execution.{path[0]}.{k}"
+            for k in unknown
+            if len(path) == 1 and k in MOVED_TO_EXECUTION.get(path[0], ())
+        ]
         hint = f" ({'; '.join(moved)}: settings that change no result have their own section.)" if moved else ""
         return (
             f"Invalid config: unknown key(s) {', '.join(map(repr, unknown))} {where}.{hint} "
@@ -158,8 +164,11 @@ def evaluation_settings(evaluate, ipc, num_classes, eval_size):
     else:
         epochs = epochs_for_ipc(evaluate["epochs"], int(ipc), evaluate["epochs_scale"], num_classes)
         test_every = max(1, epochs // 100)
-    resolved = {"epochs": epochs, "test_every": evaluate["test_every"] or test_every,
-                "input_size": input_size(evaluate, eval_size)}
+    resolved = {
+        "epochs": epochs,
+        "test_every": evaluate["test_every"] or test_every,
+        "input_size": input_size(evaluate, eval_size),
+    }
     resolved.update({k: rule[k] if evaluate[k] is None else evaluate[k] for k in rule})
     return {**{k: evaluate[k] for k in stage_keys("evaluate")}, **resolved}
 
@@ -193,7 +202,9 @@ def teacher_settings(config, num_classes):
     eval_size = config["dataset"]["eval_size"]
     settings = evaluation_settings(config["evaluate"], "all", num_classes, eval_size)
     # norm: what the record shows; the teacher's networks (vlcp.rded.build_network) have batch norm
-    settings.update(epochs=config["teacher"]["epochs"], input_size=input_size(config["soft_label"], eval_size), norm="batch")
+    settings.update(
+        epochs=config["teacher"]["epochs"], input_size=input_size(config["soft_label"], eval_size), norm="batch"
+    )
     return {**settings, **{k: config["teacher"][k] for k in stage_keys("teacher")}}
 
 
@@ -214,29 +225,26 @@ def check_model(role, name):
     if looks_like_path(name):
         folder = Path(name).expanduser()
         if not folder.is_dir():
-            raise ConfigError(f"Invalid config: {key} = {name!r}: no such folder ({folder.resolve()}); "
-                              "give the folder of a downloaded checkpoint or a hub id.")
+            raise ConfigError(
+                f"Invalid config: {key} = {name!r}: no such folder ({folder.resolve()}); "
+                "give the folder of a downloaded checkpoint or a hub id."
+            )
         if not (folder / marker).is_file():
-            raise ConfigError(f"Invalid config: {key} = {name!r} has no {marker}, so it is not a checkpoint folder "
-                              "of that kind; give the folder a download of the model made (e.g. `hf download <id> "
-                              "--local-dir <folder>`).")
+            raise ConfigError(
+                f"Invalid config: {key} = {name!r} has no {marker}, so it is not a checkpoint folder "
+                "of that kind; give the folder a download of the model made (e.g. `hf download <id> "
+                "--local-dir <folder>`)."
+            )
         return
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         from huggingface_hub import try_to_load_from_cache
 
         if not isinstance(try_to_load_from_cache(name, marker), str):
-            raise ConfigError(f"Invalid config: {key} = {name!r} is not in the local Hugging Face cache and "
-                              "HF_HUB_OFFLINE is set; download it once on a machine with internet, or point "
-                              f"{key} at a local folder.")
-
-
-def own_dataset(config, user):
-    """config/config.yaml's dataset is ImageNette's, the default run's: where the user's config (``user``:
-    the files and --config given) names a dataset of its own (``source`` or ``root``), its ``dataset``
-    block replaces the merged one, the schema's defaults filling the rest."""
-    if {"source", "root"} & set(user.get("dataset", {})):
-        config["dataset"] = dict(user["dataset"])
-    return config
+            raise ConfigError(
+                f"Invalid config: {key} = {name!r} is not in the local Hugging Face cache and "
+                "HF_HUB_OFFLINE is set; download it once on a machine with internet, or point "
+                f"{key} at a local folder."
+            )
 
 
 def read_config_file(path):
@@ -264,25 +272,29 @@ def read_config_file(path):
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: the top level must be a mapping of keys (run:, dataset:, ...), "
-                          f"not a {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path}: the top level must be a mapping of keys (run:, dataset:, ...), "
+            f"not a {type(data).__name__}"
+        )
     return data
 
 
-def load_run_config(files, repo):
-    """The config a run of these files gets: config/config.yaml, each file over it key by key (lists
-    replaced), the dataset rule of ``own_dataset``, then the schema's defaults and checks."""
-    def merge(base, over):
-        for key, value in over.items():
-            both = isinstance(value, dict) and isinstance(base.get(key), dict)
-            base[key] = merge(base[key], value) if both else value
-        return base
+def merge_config(base, over):
+    """``over`` merged into ``base`` (in place, returned) as Snakemake merges config files: mappings key by
+    key, anything else (lists included) replaced."""
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        base[key] = merge_config(base[key], value) if both else value
+    return base
 
+
+def load_run_config(files, repo):
+    """The config a run of these files gets, as the workflow makes it: config/config.yaml, then the files
+    (or, with none, the default run's preset) over it key by key, lists replaced; then the schema's
+    defaults and checks."""
     config = read_config_file(Path(repo) / "config" / "config.yaml")
-    user = {}
-    for path in files:
-        merge(user, read_config_file(path))
-    own_dataset(merge(config, user), user)
+    for path in files or [Path(repo) / DEFAULT_RUN]:
+        merge_config(config, read_config_file(path))
     return validate_config(config, Path(repo) / "config" / "schema.yaml")
 
 
@@ -296,13 +308,15 @@ def check_models(config):
 # Where the teachers of the authors' soft-label runs come from, by file name: the ImageNet-1K teacher is
 # torchvision's (RDED's synthesize/utils.py, load_model: thmodels.resnet18(pretrained=True)); the CIFAR
 # teachers are RDED's, read from ./data/pretrain_models/{dataset}_{model}.pth by the same function.
-RDED_OBSERVERS = ("LINs-lab/RDED's README links them (a Google Drive folder of its pretrained observers); the "
-                  "repository zou-yawen/Dataset-Distillation-via-Vision-Language-Category-Prototype carries the "
-                  "file under 04_evaluation/RDED/data/pretrain_models/")
+RDED_OBSERVERS = (
+    "LINs-lab/RDED's README links them (a Google Drive folder of its pretrained observers); the "
+    "repository zou-yawen/Dataset-Distillation-via-Vision-Language-Category-Prototype carries the "
+    "file under 04_evaluation/RDED/data/pretrain_models/"
+)
 KNOWN_TEACHERS = {
     "resnet18-f37072fd.pth": "torchvision's ResNet-18 IMAGENET1K_V1 weights (69.76 % top-1), the authors' ImageNet-1K "
-                             "teacher: download https://download.pytorch.org/models/resnet18-f37072fd.pth (torchvision's "
-                             "resnet18(weights='IMAGENET1K_V1') also leaves it in ~/.cache/torch/hub/checkpoints/)",
+    "teacher: download https://download.pytorch.org/models/resnet18-f37072fd.pth (torchvision's "
+    "resnet18(weights='IMAGENET1K_V1') also leaves it in ~/.cache/torch/hub/checkpoints/)",
     "cifar10_resnet18_modified.pth": f"RDED's CIFAR-10 ResNet-18 (modified stem, 93.86 % top-1): {RDED_OBSERVERS}",
     "cifar100_resnet18_modified.pth": f"RDED's CIFAR-100 ResNet-18 (modified stem, 72.27 % top-1): {RDED_OBSERVERS}",
 }
@@ -315,11 +329,16 @@ def check_teacher(config):
     if "rded" not in config["evaluate"]["protocols"] or teacher is None or Path(teacher).expanduser().is_file():
         return
     source = KNOWN_TEACHERS.get(Path(teacher).name)
-    where = (f"It is {source}; put it there." if source else
-             "Give the weights file of a teacher.architecture classifier of this dataset's classes, or null to "
-             "have the teacher rule train one.")
-    raise ConfigError(f"Invalid config: evaluate.teacher = {teacher!r}: no such file ({Path(teacher).expanduser().resolve()}). "
-                      f"{where}")
+    where = (
+        f"It is {source}; put it there."
+        if source
+        else "Give the weights file of a teacher.architecture classifier of this dataset's classes, or null to "
+        "have the teacher rule train one."
+    )
+    raise ConfigError(
+        f"Invalid config: evaluate.teacher = {teacher!r}: no such file ({Path(teacher).expanduser().resolve()}). "
+        f"{where}"
+    )
 
 
 def check_results_dir(config):
@@ -328,11 +347,15 @@ def check_results_dir(config):
     results = Path(config["results_dir"]).expanduser() / config["run"]
     existing = next(p for p in (results, *results.parents) if p.exists() or p == p.parent)
     if not existing.is_dir():
-        raise ConfigError(f"Invalid config: results_dir = {config['results_dir']!r}: {existing} is a file, not a folder; "
-                          "set results_dir to a folder.")
+        raise ConfigError(
+            f"Invalid config: results_dir = {config['results_dir']!r}: {existing} is a file, not a folder; "
+            "set results_dir to a folder."
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"Invalid config: results_dir = {config['results_dir']!r}: cannot write in {existing.resolve()} "
-                          "(permissions or a read-only file system); set results_dir to a folder you can write.")
+        raise ConfigError(
+            f"Invalid config: results_dir = {config['results_dir']!r}: cannot write in {existing.resolve()} "
+            "(permissions or a read-only file system); set results_dir to a folder you can write."
+        )
 
 
 def check_config(config):
@@ -351,7 +374,8 @@ def check_config(config):
     made_by_demo = dataset["source"] == "demo" and table.startswith(dataset["root"].rstrip("/") + "/")
     if table not in ("imagenet", "folder") and not made_by_demo and not Path(table).is_file():
         raise ConfigError(
-            f"Invalid config: dataset.label_table = {table!r} is not a file (looked in {Path(table).resolve().parent}); "
+            f"Invalid config: dataset.label_table = {table!r} is not "
+            f"a file (looked in {Path(table).resolve().parent}); "
             "give the path of a TSV file of class folder and label text, or 'imagenet' or 'folder'."
         )
     finetune = config["finetune"]

@@ -33,14 +33,22 @@ def read_jsonl(path, required):
     with Path(path).open() as handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
-                raise ContractError(f"{path}, line {lineno}: empty line; the file was edited or cut short. Delete it and rerun the rule that makes it.")
+                raise ContractError(
+                    f"{path}, line {lineno}: empty line; the file was edited or "
+                    "cut short. Delete it and rerun the rule that makes it."
+                )
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ContractError(f"{path}, line {lineno}: not JSON ({err}); delete the file and rerun the rule that makes it.") from None
+                raise ContractError(
+                    f"{path}, line {lineno}: not JSON ({err}); delete the file and rerun the rule that makes it."
+                ) from None
             missing = [k for k in required if k not in row]
             if missing:
-                raise ContractError(f"{path}, line {lineno}: missing key(s) {missing}; delete the file and rerun the rule that makes it.")
+                raise ContractError(
+                    f"{path}, line {lineno}: missing key(s) {missing}; "
+                    "delete the file and rerun the rule that makes it."
+                )
             rows.append(row)
     return rows
 
@@ -123,8 +131,10 @@ def write_network(path, state, record):
     """Write a trained network's state dict with ``record`` (a JSON-able dict) in its metadata."""
     from safetensors.torch import save
 
-    blob = save({k: v.detach().to("cpu").contiguous() for k, v in state.items()},
-                metadata={RECORD_KEY: json.dumps(record, sort_keys=True)})
+    blob = save(
+        {k: v.detach().to("cpu").contiguous() for k, v in state.items()},
+        metadata={RECORD_KEY: json.dumps(record, sort_keys=True)},
+    )
     with atomic_write(path, "wb") as handle:
         handle.write(blob)
 
@@ -146,15 +156,25 @@ def read_latents(path):
             images = json.loads((handle.metadata() or {}).get("images", "null"))
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}
     except (OSError, ValueError, json.JSONDecodeError) as err:
-        raise ContractError(f"{path}: not a readable latents file ({err}); delete it and rerun the rule that makes it.") from None
+        raise ContractError(
+            f"{path}: not a readable latents file ({err}); delete it and rerun the rule that makes it."
+        ) from None
     if not isinstance(images, list) or any(len(images) != len(t) for t in tensors.values()):
         raise ContractError(f"{path}: the image list in its metadata does not match its tensors; delete it and rerun.")
     return tensors, images
 
 
 SAFETENSORS_DTYPES = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
 }
 
 
@@ -183,12 +203,16 @@ class LatentsFile:
                 row_bytes = (end - begin) // max(shape[0], 1)
                 self.tensors[name] = (dtype, tuple(shape[1:]), 8 + length + begin, row_bytes)
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
-            raise ContractError(f"{path}: not a readable latents file ({err}); delete it and rerun the rule that makes it.") from None
+            raise ContractError(
+                f"{path}: not a readable latents file ({err}); delete it and rerun the rule that makes it."
+            ) from None
         if not isinstance(self.images, list) or any(
             spec[3] * len(self.images) != header[name]["data_offsets"][1] - header[name]["data_offsets"][0]
             for name, spec in self.tensors.items()
         ):
-            raise ContractError(f"{path}: the image list in its metadata does not match its tensors; delete it and rerun.")
+            raise ContractError(
+                f"{path}: the image list in its metadata does not match its tensors; delete it and rerun."
+            )
 
     def __len__(self):
         return len(self.images)
@@ -227,14 +251,18 @@ def read_clusters(json_path, centres_path=None):
     except json.JSONDecodeError as err:
         raise ContractError(f"{json_path}: not JSON ({err}); delete it and rerun the cluster rule.") from None
     if not isinstance(clusters, dict) or not {"members", "outliers"} <= set(clusters):
-        raise ContractError(f"{json_path}: expected keys 'members' and 'outliers'; delete it and rerun the cluster rule.")
+        raise ContractError(
+            f"{json_path}: expected keys 'members' and 'outliers'; delete it and rerun the cluster rule."
+        )
     centres = None
     if centres_path is not None:
         from safetensors.torch import load_file
 
         centres = load_file(str(centres_path))["centres"]
         if len(centres) != len(clusters["members"]):
-            raise ContractError(f"{centres_path} holds {len(centres)} centres for {len(clusters['members'])} clusters in {json_path}")
+            raise ContractError(
+                f"{centres_path} holds {len(centres)} centres for {len(clusters['members'])} clusters in {json_path}"
+            )
     return clusters, centres
 
 
@@ -289,8 +317,14 @@ def distilled_images(folder, classes):
         sub = Path(folder) / cls
         if not sub.is_dir():
             raise ContractError(f"{folder} has no folder for class {cls!r}; rerun the rule that makes the set.")
-        images = sorted((p for p in sub.iterdir() if p.suffix.lower() in DISTILLED_SUFFIXES and not p.name.startswith(".")
-                         and p.is_file()), key=natural_key)
+        images = sorted(
+            (
+                p
+                for p in sub.iterdir()
+                if p.suffix.lower() in DISTILLED_SUFFIXES and not p.name.startswith(".") and p.is_file()
+            ),
+            key=natural_key,
+        )
         if not images:
             raise ContractError(f"{sub} holds no images; rerun the rule that makes it (delete the folder first)")
         rows += [(cls, path) for path in images]
@@ -338,11 +372,15 @@ def read_manifest(manifest):
     listed = []
     for lineno, row in enumerate(rows[1:], start=2):
         if len(row) != len(MANIFEST_COLUMNS):
-            raise ContractError(f"{manifest}, line {lineno}: expected {len(MANIFEST_COLUMNS)} columns; delete it and rerun.")
+            raise ContractError(
+                f"{manifest}, line {lineno}: expected {len(MANIFEST_COLUMNS)} columns; delete it and rerun."
+            )
         cls, image, size = row[0], folder / row[1], row[2]
         if not image.is_file() or str(image.stat().st_size) != size:
-            raise ContractError(f"{image} is missing or not the file {manifest} lists (line {lineno}); the set was "
-                                "changed after it was made. Delete the set and its manifest and rerun.")
+            raise ContractError(
+                f"{image} is missing or not the file {manifest} lists (line {lineno}); the set was "
+                "changed after it was made. Delete the set and its manifest and rerun."
+            )
         listed.append((cls, image))
     return listed
 

@@ -46,7 +46,9 @@ def main(argv=None):
     parser.add_argument("--index", nargs="+", required=True, type=Path, help="per class: train index (JSON lines)")
     parser.add_argument("--root", required=True, type=Path, help="dataset root the index paths are relative to")
     parser.add_argument("--model", required=True, help="Stable Diffusion hub id or folder (only vae/ is read)")
-    parser.add_argument("--train-resolution", type=int, help="also store centre-crop latents at this side for fine-tuning")
+    parser.add_argument(
+        "--train-resolution", type=int, help="also store centre-crop latents at this side for fine-tuning"
+    )
     parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
     parser.add_argument("--flip", action="store_true", help="also store fine-tuning latents of the mirrored images")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: latents (safetensors)")

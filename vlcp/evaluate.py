@@ -31,7 +31,6 @@ from vlcp.settings import add_settings, section, stage_keys
 from vlcp.split_images import decode_batch, load_images
 
 
-
 def resized(size):
     """The decoding of one image as Minimax resizes train and test images alike (``transform_imagenet``):
     torchvision's Resize(size) and CenterCrop(size), as an HWC uint8 array."""
@@ -111,7 +110,9 @@ def accuracy(model, images, labels, batch_size, precision="float32"):
     while True:
         try:
             correct = sum(
-                (predict(model, images[start : start + batch_size], precision) == labels[start : start + batch_size]).sum().item()
+                (predict(model, images[start : start + batch_size], precision) == labels[start : start + batch_size])
+                .sum()
+                .item()
                 for start in range(0, len(images), batch_size)
             )
             break
@@ -173,14 +174,25 @@ def train_epoch(model, optimizer, images, labels, settings, streams):
     order = torch.randperm(len(images), device=images.device, generator=generator)
     for start in range(0, len(images), s["batch_size"]):
         idx = order[start : start + s["batch_size"]]
-        x = augment.train_batch(images[idx], s["input_size"], s["rrc_scale_min"], s["color_jitter"], s["lighting"],
-                                generator)
+        x = augment.train_batch(
+            images[idx], s["input_size"], s["rrc_scale_min"], s["color_jitter"], s["lighting"], generator
+        )
         loss = sgd_step(model, optimizer, x, labels[idx], s["cutmix_beta"], streams, s["precision"])
     return loss
 
 
-def train_and_test(train_images, train_labels, test_images, test_labels, model_name, num_classes, settings, seed,
-                   progress=True, model=None):
+def train_and_test(
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    model_name,
+    num_classes,
+    settings,
+    seed,
+    progress=True,
+    model=None,
+):
     """Train ``model_name`` from ``seed`` on the device-resident uint8 train set; return the accuracy record.
     ``model``: a classifier already built (on the device) to train instead, such as a soft-label teacher.
 
@@ -193,7 +205,9 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
     streams = randomness(seed, on)
     if model is None:
         model = training_model(model_name, num_classes, s["input_size"], s["norm"], on)
-    optimizer = torch.optim.SGD(model.parameters(), lr=s["learning_rate"], momentum=s["momentum"], weight_decay=s["weight_decay"])
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=s["learning_rate"], momentum=s["momentum"], weight_decay=s["weight_decay"]
+    )
     milestones = milestone_epochs(s["milestones"], s["epochs"])
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=s["gamma"])
     best, best_epoch, last, test_batch = 0.0, 0, 0.0, None
@@ -205,8 +219,11 @@ def train_and_test(train_images, train_labels, test_images, test_labels, model_n
             if test_batch is None:
                 test_batch = test_batch_size(model, test_images, s["test_batch_size"], s["precision"])
                 if test_batch < s["test_batch_size"]:
-                    print(f"testing in batches of {test_batch}, the most that fit in free GPU memory "
-                          f"(execution.evaluate.test_batch_size is {s['test_batch_size']})", file=sys.stderr)
+                    print(
+                        f"testing in batches of {test_batch}, the most that fit in free GPU memory "
+                        f"(execution.evaluate.test_batch_size is {s['test_batch_size']})",
+                        file=sys.stderr,
+                    )
             last, test_batch = accuracy(model, test_images, test_labels, test_batch, s["precision"])
             if last > best:
                 best, best_epoch = last, epoch + 1
@@ -220,7 +237,9 @@ def add_set_arguments(parser):
     source.add_argument("--train-manifest", type=Path, help="a distilled set's manifest (<set>.manifest.tsv)")
     source.add_argument("--train-dir", type=Path, help="a distilled ImageFolder <dir>/<class>/<image>, not listed yet")
     source.add_argument("--train-index", nargs="+", type=Path, help="train index files (the 'full' baseline)")
-    parser.add_argument("--val-index", nargs="+", required=True, type=Path, help="val index files: every class, in label order")
+    parser.add_argument(
+        "--val-index", nargs="+", required=True, type=Path, help="val index files: every class, in label order"
+    )
     parser.add_argument("--root", required=True, type=Path, help="dataset root of the index paths")
     parser.add_argument("--model", required=True)
     parser.add_argument("--seed", type=int, required=True, help="evaluation seed")
@@ -234,9 +253,16 @@ def add_minimax_settings(parser):
     the config (null, the epochs table) for this IPC and class count (vlcp.config.evaluation_settings);
     here they are plain required numbers."""
     resolved = {"type": int, "required": True}
-    add_settings(parser, "evaluate", epochs={**resolved, "help": "training epochs"}, test_every=resolved,
-                 batch_size=resolved, input_size=resolved, learning_rate={**resolved, "type": float},
-                 weight_decay={**resolved, "type": float})
+    add_settings(
+        parser,
+        "evaluate",
+        epochs={**resolved, "help": "training epochs"},
+        test_every=resolved,
+        batch_size=resolved,
+        input_size=resolved,
+        learning_rate={**resolved, "type": float},
+        weight_decay={**resolved, "type": float},
+    )
 
 
 def parse_args(argv=None):
@@ -281,8 +307,16 @@ def accuracy_row(args, protocol, result, train_count, test_count, on, settings, 
     """The accuracy.csv row of one evaluation run: who, what it scored, on how many images of how many
     classes (a set can hold fewer than IPC x classes: a class with fewer images), and its settings."""
     return {
-        "protocol": protocol, "method": args.method, "ipc": args.ipc, "seed": args.distill_seed, "model": args.model,
-        "eval_seed": args.seed, **result, "train_images": train_count, "test_images": test_count, "classes": classes,
+        "protocol": protocol,
+        "method": args.method,
+        "ipc": args.ipc,
+        "seed": args.distill_seed,
+        "model": args.model,
+        "eval_seed": args.seed,
+        **result,
+        "train_images": train_count,
+        "test_images": test_count,
+        "classes": classes,
         "device": on.type,
         **{k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in settings.items()},
     }
@@ -295,21 +329,33 @@ def main(argv=None):
     on = device()
     side = min(load_rgb(train_paths[0]).size) if train_paths else args.input_size
     if side < args.input_size:
-        print(f"note: the train images are {side} px and evaluate.input_size is {args.input_size}: every image is "
-              f"upsampled, at about {(args.input_size / side) ** 2:.0f}x the compute of {side} px", file=sys.stderr)
+        print(
+            f"note: the train images are {side} px and evaluate.input_size is {args.input_size}: every image is "
+            f"upsampled, at about {(args.input_size / side) ** 2:.0f}x the compute of {side} px",
+            file=sys.stderr,
+        )
     train_images = split_images(train_paths, args.input_size, on, args.image_loading, "train set")
     test_paths = [args.root / r["image"] for r in val]
     test_images = split_images(test_paths, args.input_size, on, args.image_loading, "val split")
     test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
     settings = minimax_settings(args)
     result = train_and_test(
-        train_images, torch.tensor(train_labels, device=on), test_images, test_labels, args.model, len(classes),
-        settings, args.seed,
+        train_images,
+        torch.tensor(train_labels, device=on),
+        test_images,
+        test_labels,
+        args.model,
+        len(classes),
+        settings,
+        args.seed,
     )
     row = accuracy_row(args, "minimax", result, len(train_paths), len(test_paths), on, settings, len(classes))
     contract.write_accuracy(args.out, [row])
     provenance.record(args.out, "evaluate", vars(args))
-    print(f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}", file=sys.stderr)
+    print(
+        f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}",
+        file=sys.stderr,
+    )
     if on.type == "cuda":
         print(f"peak GPU memory {torch.cuda.max_memory_allocated(on) / 2**30:.1f} GiB", file=sys.stderr)
 

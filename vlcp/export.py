@@ -22,9 +22,32 @@ from vlcp.cli import run
 
 METADATA_KEYS = ("file_name", "label", "class", "label_text", "prompt", "source_image", "cluster_size", "seed")
 # Settings that name a job's files rather than describe how the set was made.
-FILE_SETTINGS = {"out", "work", "index", "captions", "latents", "clusters", "centres", "prototypes", "part_marker", "root",
-                 "rejected", "val_index", "train_index", "train_dir", "train_manifest", "cls", "label", "output_dir",
-                 "resume", "model", "pretrained", "data", "progress", "command"}
+FILE_SETTINGS = {
+    "out",
+    "work",
+    "index",
+    "captions",
+    "latents",
+    "clusters",
+    "centres",
+    "prototypes",
+    "part_marker",
+    "root",
+    "rejected",
+    "val_index",
+    "train_index",
+    "train_dir",
+    "train_manifest",
+    "cls",
+    "label",
+    "output_dir",
+    "resume",
+    "model",
+    "pretrained",
+    "data",
+    "progress",
+    "command",
+}
 STAGE_ORDER = ("index", "caption", "finetune", "encode", "cluster", "text_prototype", "synthesize", "select")
 
 
@@ -33,7 +56,9 @@ def read_class_table(path):
     with Path(path).open(newline="") as handle:
         rows = list(csv.reader(handle, delimiter="\t"))
     if not rows or tuple(rows[0]) != contract.CLASS_TABLE_COLUMNS:
-        raise contract.ContractError(f"{path}: expected the header {'<TAB>'.join(contract.CLASS_TABLE_COLUMNS)}; rerun the index rule")
+        raise contract.ContractError(
+            f"{path}: expected the header {'<TAB>'.join(contract.CLASS_TABLE_COLUMNS)}; rerun the index rule"
+        )
     return [(row[0], row[1]) for row in rows[1:]]
 
 
@@ -81,12 +106,26 @@ def metadata_rows(listed, classes, seed):
         k = int(path.stem) if path.stem.isdigit() else None
         prompt = source = size = None
         if record["stage"] == "synthesize" and k is not None:
-            prompt, source, size = record["prototypes"][k]["prompt"], record["prototypes"][k]["image"], len(record["clusters"][k])
+            prompt, source, size = (
+                record["prototypes"][k]["prompt"],
+                record["prototypes"][k]["image"],
+                len(record["clusters"][k]),
+            )
         elif record["stage"] == "select" and k is not None:
             source = record["settings"]["chosen"][k]
         label, text = labels[cls]
-        rows.append({"file_name": f"{cls}/{path.name}", "label": label, "class": cls, "label_text": text, "prompt": prompt,
-                     "source_image": source, "cluster_size": size, "seed": seed})
+        rows.append(
+            {
+                "file_name": f"{cls}/{path.name}",
+                "label": label,
+                "class": cls,
+                "label_text": text,
+                "prompt": prompt,
+                "source_image": source,
+                "cluster_size": size,
+                "seed": seed,
+            }
+        )
     return rows, records
 
 
@@ -106,7 +145,9 @@ def size_category(n):
 def accuracy_lines(accuracy, method, ipc, seed):
     """The set's rows of the run's accuracy table, as a Markdown table."""
     frame = contract.read_accuracy(accuracy)
-    mine = frame[(frame["method"] == method) & (frame["ipc"].astype(str) == str(ipc)) & (frame["seed"].astype(str) == str(seed))]
+    mine = frame[
+        (frame["method"] == method) & (frame["ipc"].astype(str) == str(ipc)) & (frame["seed"].astype(str) == str(seed))
+    ]
     if mine.empty:
         return ["No evaluation of this set is in the run's accuracy table."]
     lines = ["| protocol | model | eval seed | top-1 best | top-1 last |", "|---|---|---|---|---|"]
@@ -124,11 +165,19 @@ def dataset_card(method, ipc, seed, run_name, classes, rows, records, accuracy):
         "task_categories": ["image-classification"],
         "tags": ["dataset-distillation", "synthetic" if method.startswith("vlcp") else "coreset", "vlcp"],
         "size_categories": [size_category(len(rows))],
-        "dataset_info": {"features": [
-            {"name": "image", "dtype": "image"},
-            {"name": "label", "dtype": {"class_label": {"names": {str(i): text for i, (_, text) in enumerate(classes)}}}},
-            *({"name": k, "dtype": "int64" if k in ("cluster_size", "seed") else "string"} for k in METADATA_KEYS[2:]),
-        ]},
+        "dataset_info": {
+            "features": [
+                {"name": "image", "dtype": "image"},
+                {
+                    "name": "label",
+                    "dtype": {"class_label": {"names": {str(i): text for i, (_, text) in enumerate(classes)}}},
+                },
+                *(
+                    {"name": k, "dtype": "int64" if k in ("cluster_size", "seed") else "string"}
+                    for k in METADATA_KEYS[2:]
+                ),
+            ]
+        },
     }
     stages = sorted(chain, key=lambda stage: STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER))
     models = []
@@ -159,7 +208,9 @@ def dataset_card(method, ipc, seed, run_name, classes, rows, records, accuracy):
         'ds = ds.cast_column("label", ClassLabel(names_file="<this folder>/classes.txt"))',
         "```",
         "",
-        "Columns: " + ", ".join(f"`{k}`" for k in ("image", *METADATA_KEYS[1:])) + ". `prompt` is the text prototype the "
+        "Columns: "
+        + ", ".join(f"`{k}`" for k in ("image", *METADATA_KEYS[1:]))
+        + ". `prompt` is the text prototype the "
         "image was generated from, `source_image` the training image whose caption it was (for a real-image baseline: "
         "the chosen image), `cluster_size` the images of its cluster.",
         "",
@@ -181,7 +232,9 @@ def dataset_card(method, ipc, seed, run_name, classes, rows, records, accuracy):
         "",
         "## Provenance",
         "",
-        f"Made {first.get('created', 'at an unrecorded time')} with " + ", ".join(f"{k} {v}" for k, v in packages.items() if v) + ".",
+        f"Made {first.get('created', 'at an unrecorded time')} with "
+        + ", ".join(f"{k} {v}" for k, v in packages.items() if v)
+        + ".",
         "",
         "## Licence",
         "",
@@ -217,8 +270,19 @@ def export_captions(captions, class_table, out):
     with atomic_write(out) as handle:
         for label, ((cls, text), path) in enumerate(zip(classes, captions)):
             for row in contract.read_captions(path):
-                handle.write(json.dumps({"image": row["image"], "class": cls, "label": label, "label_text": text,
-                                         "caption": row["caption"]}, ensure_ascii=False) + "\n")
+                handle.write(
+                    json.dumps(
+                        {
+                            "image": row["image"],
+                            "class": cls,
+                            "label": label,
+                            "label_text": text,
+                            "caption": row["caption"],
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
                 count += 1
     return count
 
@@ -244,7 +308,9 @@ def main(argv=None):
         count = export_captions(args.captions, args.class_table, args.out)
         print(f"{count} captions written to {args.out}", file=sys.stderr)
         return
-    count = export_set(args.manifest, args.method, args.ipc, args.seed, args.class_table, args.accuracy, args.run_name, args.out)
+    count = export_set(
+        args.manifest, args.method, args.ipc, args.seed, args.class_table, args.accuracy, args.run_name, args.out
+    )
     print(f"{count} images exported to {args.out}", file=sys.stderr)
 
 

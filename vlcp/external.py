@@ -15,9 +15,10 @@ from vlcp import contract, provenance
 from vlcp.cli import run
 from vlcp.errors import VlcpError
 from vlcp.images import ImageRejected, open_image
+from vlcp.names import METHODS
 from vlcp.parallel import thread_map
 
-RESERVED = ("vlcp", "random", "herding", "kcenter", "full")
+RESERVED = METHODS
 
 
 class ExternalSetError(VlcpError, ValueError):
@@ -27,7 +28,8 @@ class ExternalSetError(VlcpError, ValueError):
 def check_name(name):
     if name in RESERVED or name.startswith("vlcp-"):
         raise ExternalSetError(
-            f"Invalid config: external.{name}: the name is one of the run's own methods ({', '.join(RESERVED)}, vlcp-*); "
+            f"Invalid config: external.{name}: the name is one of "
+            f"the run's own methods ({', '.join(RESERVED)}, vlcp-*); "
             "give the set another name."
         )
 
@@ -36,8 +38,10 @@ def class_images(folder, extensions):
     """The files of a class folder with an image extension (dataset.image_extensions), not hidden, in natural
     order (``contract.natural_key``); other files (a provenance record, notes) are not part of the set."""
     suffixes = {e.lower() for e in extensions}
-    return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix.lower() in suffixes),
-                  key=contract.natural_key)
+    return sorted(
+        (p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix.lower() in suffixes),
+        key=contract.natural_key,
+    )
 
 
 def scan(name, folder, classes, extensions):
@@ -53,8 +57,10 @@ def scan(name, folder, classes, extensions):
     if missing:
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
         raise ExternalSetError(
-            f"{where} has no folder for {len(missing)} of the dataset's {len(classes)} classes ({shown}). An external set "
-            "needs a subfolder per class, named as the dataset's class folders; rename its folders or set dataset.classes."
+            f"{where} has no folder for {len(missing)} of the dataset's "
+            f"{len(classes)} classes ({shown}). An external set "
+            "needs a subfolder per class, named as the dataset's "
+            "class folders; rename its folders or set dataset.classes."
         )
     extra = sorted(present - set(classes))
     if extra:
@@ -66,15 +72,21 @@ def scan(name, folder, classes, extensions):
     counts = {c: len(class_images(folder / c, extensions)) for c in classes}
     empty = [c for c, n in counts.items() if n == 0]
     if empty:
-        raise ExternalSetError(f"{where}: the class folder(s) {', '.join(empty[:10])} hold no images (extensions "
-                               f"{' '.join(extensions)}); a distilled set has images in every class.")
+        raise ExternalSetError(
+            f"{where}: the class folder(s) {', '.join(empty[:10])} hold no images (extensions "
+            f"{' '.join(extensions)}); a distilled set has images in every class."
+        )
     if len(set(counts.values())) > 1:
         by_count = {}
         for c, n in counts.items():
             by_count.setdefault(n, []).append(c)
-        shown = "; ".join(f"{n} in {', '.join(cs[:3])}{' ...' if len(cs) > 3 else ''}" for n, cs in sorted(by_count.items()))
-        raise ExternalSetError(f"{where}: the classes hold different numbers of images ({shown}); a distilled set has "
-                               "the same number (its IPC) in every class.")
+        shown = "; ".join(
+            f"{n} in {', '.join(cs[:3])}{' ...' if len(cs) > 3 else ''}" for n, cs in sorted(by_count.items())
+        )
+        raise ExternalSetError(
+            f"{where}: the classes hold different numbers of images ({shown}); a distilled set has "
+            "the same number (its IPC) in every class."
+        )
     return next(iter(counts.values()))
 
 
@@ -99,8 +111,10 @@ def check_images(name, folder, classes, extensions, max_pixels):
     problems = [p for p in thread_map(check, files) if p]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ExternalSetError(f"external set {name!r} ({folder}): {problems[0]}{more}. Remove or replace the file(s); "
-                               "the set is evaluated whole or not at all.")
+        raise ExternalSetError(
+            f"external set {name!r} ({folder}): {problems[0]}{more}. Remove or replace the file(s); "
+            "the set is evaluated whole or not at all."
+        )
     return files
 
 
@@ -117,7 +131,10 @@ def main(argv=None):
     files = check_images(args.name, args.folder, args.classes, args.extensions, args.max_image_pixels)
     rows = contract.write_listed_manifest(files, args.out)
     provenance.record(args.out, "external", {**vars(args), "ipc": ipc})
-    print(f"external set {args.name}: {len(rows)} images, {ipc} per class, of {len(args.classes)} classes", file=sys.stderr)
+    print(
+        f"external set {args.name}: {len(rows)} images, {ipc} per class, of {len(args.classes)} classes",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -142,7 +142,10 @@ def keep_work_of_this_run(accelerator, args, log):
     if accelerator.is_main_process:
         if args.work.exists() and (not marker.is_file() or json.loads(marker.read_text()) != identity):
             if checkpoints(args.work):
-                log(f"not resuming: the checkpoints in {args.work} were made with other settings, model or inputs; starting over")
+                log(
+                    f"not resuming: the checkpoints in {args.work} were made "
+                    "with other settings, model or inputs; starting over"
+                )
             shutil.rmtree(args.work)  # our own leftovers
         args.work.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps(identity))
@@ -174,7 +177,9 @@ def load_training_data(index_paths, captions_paths, latents_paths, root, tokeniz
         if latents_paths:
             latents = contract.LatentsFile(latents_paths[i])
             if latents.images != [r["image"] for r in rows]:
-                raise contract.ContractError(f"{latents_paths[i]} and {cap_path} list different images; rerun both stages")
+                raise contract.ContractError(
+                    f"{latents_paths[i]} and {cap_path} list different images; rerun both stages"
+                )
             if random_flip and training_latents(latents, flip=True) not in latents.tensors:
                 raise contract.ContractError(
                     f"{latents_paths[i]} has no flipped latents, which random flip from latents needs; "
@@ -199,7 +204,9 @@ def train(args):
     from diffusers.training_utils import EMAModel
 
     mixed_precision = args.mixed_precision if torch.cuda.is_available() else "no"
-    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, mixed_precision=mixed_precision)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps, mixed_precision=mixed_precision
+    )
     set_seed(args.seed)
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if accelerator.is_main_process else (lambda *a: None)
 
@@ -216,16 +223,24 @@ def train(args):
     input_ids, truncated, latent_files, image_paths = load_training_data(
         args.index, args.captions, args.latents, args.root, tokenizer, args.random_flip
     )
-    log(f"{len(input_ids)} captioned images; {truncated} caption(s) longer than {tokenizer.model_max_length} tokens truncated")
+    log(
+        f"{len(input_ids)} captioned images; {truncated} caption(s) "
+        f"longer than {tokenizer.model_max_length} tokens truncated"
+    )
     dataset = TrainingSet(input_ids, latent_files, image_paths, args.resolution, args.center_crop)
 
     world, rank = accelerator.num_processes, accelerator.process_index
-    micro_per_epoch = len(epoch_batches(len(dataset), args.train_batch_size, args.seed, 0, False, rank, world, args.gradient_accumulation_steps))
+    micro_per_epoch = len(
+        epoch_batches(
+            len(dataset), args.train_batch_size, args.seed, 0, False, rank, world, args.gradient_accumulation_steps
+        )
+    )
     updates_per_epoch = micro_per_epoch // args.gradient_accumulation_steps
     if updates_per_epoch == 0:
         raise VlcpError(
             f"{len(dataset)} images cannot fill one update of train_batch_size {args.train_batch_size} x "
-            f"gradient_accumulation_steps {args.gradient_accumulation_steps} x {world} process(es); lower finetune.train_batch_size"
+            f"gradient_accumulation_steps {args.gradient_accumulation_steps} "
+            f"x {world} process(es); lower finetune.train_batch_size"
         )
     max_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
     epochs = math.ceil(max_steps / updates_per_epoch)
@@ -233,17 +248,23 @@ def train(args):
     learning_rate = args.learning_rate * batch if args.scale_lr else args.learning_rate
     log(
         f"effective batch {batch} = train_batch_size {args.train_batch_size} x gradient_accumulation_steps "
-        f"{args.gradient_accumulation_steps} x {world} process(es); {updates_per_epoch} updates per epoch, {max_steps} in all; "
+        f"{args.gradient_accumulation_steps} x {world} process(es); "
+        f"{updates_per_epoch} updates per epoch, {max_steps} in all; "
         f"learning rate {learning_rate:g}" + (f" (scale_lr: {args.learning_rate:g} x {batch})" if args.scale_lr else "")
     )
 
     optimizer = torch.optim.AdamW(
-        unet.parameters(), lr=learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-        weight_decay=args.adam_weight_decay, eps=args.adam_epsilon,
+        unet.parameters(),
+        lr=learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay,
+        eps=args.adam_epsilon,
     )
     lr_scheduler = get_scheduler(
-        args.lr_scheduler, optimizer=optimizer,
-        num_warmup_steps=args.lr_warmup_steps * world, num_training_steps=max_steps * world,
+        args.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=args.lr_warmup_steps * world,
+        num_training_steps=max_steps * world,
     )
     unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
     ema = None
@@ -264,15 +285,32 @@ def train(args):
         log(f"resuming from {path.name} (step {step} of {max_steps})")
     first_epoch, skip = step // updates_per_epoch, (step % updates_per_epoch) * args.gradient_accumulation_steps
 
-    bar = tqdm(total=max_steps, initial=step, desc="fine-tune", unit="step", disable=not accelerator.is_main_process, file=sys.stderr)
+    bar = tqdm(
+        total=max_steps,
+        initial=step,
+        desc="fine-tune",
+        unit="step",
+        disable=not accelerator.is_main_process,
+        file=sys.stderr,
+    )
     for epoch in range(first_epoch, epochs):
-        batches = epoch_batches(len(dataset), args.train_batch_size, args.seed, epoch, args.random_flip, rank, world, args.gradient_accumulation_steps)
+        batches = epoch_batches(
+            len(dataset),
+            args.train_batch_size,
+            args.seed,
+            epoch,
+            args.random_flip,
+            rank,
+            world,
+            args.gradient_accumulation_steps,
+        )
         # The loader's own generator: creating an iterator must not draw from the global RNG,
         # or a resumed run's noise would drift from an uninterrupted run's.
         loader = torch.utils.data.DataLoader(
             # A resumed epoch starts past its finished batches by slicing the batch list: the skipped ones
             # are never loaded (what accelerate's skip_first_batches gives, without rebuilding the loader).
-            dataset, batch_sampler=batches[skip if epoch == first_epoch else 0 :],
+            dataset,
+            batch_sampler=batches[skip if epoch == first_epoch else 0 :],
             num_workers=0 if args.latents else args.dataloader_num_workers,
             generator=torch.Generator().manual_seed(derive("loader", args.seed, epoch)),
         )
@@ -282,7 +320,9 @@ def train(args):
                 if image_paths is not None:
                     model_input = vae.encode(model_input).latent_dist.sample() * vae.config.scaling_factor
                 noise = torch.randn_like(model_input)
-                timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(model_input),), device=model_input.device)
+                timesteps = torch.randint(
+                    0, noise_scheduler.config.num_train_timesteps, (len(model_input),), device=model_input.device
+                )
                 noisy = noise_scheduler.add_noise(model_input, noise, timesteps)
                 hidden = text_encoder(ids.to(accelerator.device), return_dict=False)[0]
                 if noise_scheduler.config.prediction_type == "v_prediction":
@@ -320,7 +360,9 @@ def train(args):
         if ema is not None:
             ema.copy_to(trained.parameters())
         with atomic_dir(args.out) as tmp:
-            load_stable_diffusion(args.model, variant=args.variant, unet=trained).save_pretrained(tmp, safe_serialization=True)
+            load_stable_diffusion(args.model, variant=args.variant, unet=trained).save_pretrained(
+                tmp, safe_serialization=True
+            )
             provenance.record(tmp, "finetune", {**vars(args), "steps": step}, models=[args.model])
         shutil.rmtree(args.work)  # the checkpoints of a finished job
         log(f"fine-tuned pipeline written to {args.out} after {step} steps")
@@ -333,7 +375,13 @@ def parse_args(argv=None):
     parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
     parser.add_argument("--index", nargs="+", required=True, type=Path, help="train index of every class")
     parser.add_argument("--captions", nargs="+", required=True, type=Path, help="captions of every class, same order")
-    parser.add_argument("--latents", nargs="*", default=[], type=Path, help="stage-4 latents of every class, same order; none means encode images")
+    parser.add_argument(
+        "--latents",
+        nargs="*",
+        default=[],
+        type=Path,
+        help="stage-4 latents of every class, same order; none means encode images",
+    )
     parser.add_argument("--root", type=Path, default=Path("."), help="dataset root (when training from images)")
     parser.add_argument("--out", required=True, type=Path, help="output pipeline folder")
     parser.add_argument("--work", required=True, type=Path, help="folder of resumable checkpoints")

@@ -51,8 +51,12 @@ def llava_config(tokenizer, text_layers=None):
         text["num_hidden_layers"] = text_layers
     return LlavaConfig(
         vision_config=CLIPVisionConfig(**lv["vision_config"]),
-        text_config=LlamaConfig(**text, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                pad_token_id=tokenizer.pad_token_id),
+        text_config=LlamaConfig(
+            **text,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=lv["vision_feature_layer"],
         vision_feature_select_strategy=lv["vision_feature_select_strategy"],

@@ -54,7 +54,9 @@ def open_image(path, max_pixels):
                 img.load()
                 return img.copy()
     except Image.DecompressionBombError as err:
-        raise ImageRejected(f"decompression bomb: {err} (beyond Pillow's own limit; dataset.max_image_pixels = {max_pixels})") from None
+        raise ImageRejected(
+            f"decompression bomb: {err} (beyond Pillow's own limit; dataset.max_image_pixels = {max_pixels})"
+        ) from None
     except Image.UnidentifiedImageError:
         raise ImageRejected("not an image: no image format recognises the file") from None
     except FileNotFoundError:

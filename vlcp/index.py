@@ -37,7 +37,9 @@ def find_classes(root, configured=()):
     root = Path(root)
     for split in SPLITS:
         if not (root / split).is_dir():
-            raise DatasetError(f"{root / split} is not a folder; dataset.root must hold train/ and val/, one subfolder per class")
+            raise DatasetError(
+                f"{root / split} is not a folder; dataset.root must hold train/ and val/, one subfolder per class"
+            )
     on_disk = sorted(p.name for p in (root / "train").iterdir() if p.is_dir() and not p.name.startswith("."))
     classes = list(configured) or on_disk
     if not classes:
@@ -53,8 +55,10 @@ def find_classes(root, configured=()):
         empty = [c for c in classes if is_empty(root / split / c)]
         if empty:
             shown = ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else "")
-            raise DatasetError(f"class folder(s) with no file under {root / split}: {shown}; put its images there, "
-                               "or leave the class out (dataset.classes)")
+            raise DatasetError(
+                f"class folder(s) with no file under {root / split}: {shown}; put its images there, "
+                "or leave the class out (dataset.classes)"
+            )
     return classes
 
 
@@ -167,7 +171,9 @@ def main(argv=None):
         table, rejected = summarize(args.index, args.rejected)
         contract.write_class_table(args.classes_out, table)
         contract.write_rejected(args.rejected_out, rejected)
-        print(f"{len(table)} classes, {sum(r[2] + r[3] for r in table)} images, {len(rejected)} rejected", file=sys.stderr)
+        print(
+            f"{len(table)} classes, {sum(r[2] + r[3] for r in table)} images, {len(rejected)} rejected", file=sys.stderr
+        )
         return
     for one in each_class(args, ("cls", "label", "index", "rejected"), outputs=("index", "rejected")):
         scan_one(one)
@@ -176,7 +182,13 @@ def main(argv=None):
 def scan_one(args):
     label = label_text(args.cls, args.label_table, args.label or None)
     records, rejected = index_class(
-        args.root, args.split, args.cls, label, args.extensions, args.max_image_pixels, progress=True,
+        args.root,
+        args.split,
+        args.cls,
+        label,
+        args.extensions,
+        args.max_image_pixels,
+        progress=True,
         min_side=args.min_image_side,
     )
     contract.write_rejected(args.rejected, rejected)

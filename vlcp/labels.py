@@ -16,7 +16,9 @@ def read_label_table(path):
     """A TSV of ``<class>\\t<label text>`` lines (a ``wnid\\tlabel`` header is skipped) as a dict."""
     path = Path(path)
     if not path.is_file():
-        raise LabelError(f"label table {path} does not exist; set dataset.label_table to 'folder', 'imagenet' or a TSV file")
+        raise LabelError(
+            f"label table {path} does not exist; set dataset.label_table to 'folder', 'imagenet' or a TSV file"
+        )
     table = {}
     with path.open(newline="") as handle:
         for lineno, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):

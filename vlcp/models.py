@@ -84,13 +84,13 @@ def _not_found(name, config_key, err):
     )
     mode = " HF_HUB_OFFLINE is set, so the hub was not asked." if offline else ""
     return ModelNotFoundError(
-        f"could not load {config_key} = {name!r}: looked for {looked}.{mode} {hint}. "
-        f"Cause: {type(err).__name__}: {err}"
+        f"could not load {config_key} = {name!r}: looked for {looked}.{mode} {hint}. Cause: {type(err).__name__}: {err}"
     )
 
 
-def load_stable_diffusion(name, config_key="models.diffusion", dtype=torch.float32, img2img=False, variant=None,
-                          **components):
+def load_stable_diffusion(
+    name, config_key="models.diffusion", dtype=torch.float32, img2img=False, variant=None, **components
+):
     """A ``StableDiffusionPipeline`` (or its img2img variant) from a hub id or folder, without safety checker;
     ``variant`` picks weight files such as ``*.fp16.safetensors`` (see ``weights_variant``)."""
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
@@ -131,7 +131,9 @@ def load_for_generation(name, config_key, model_class, preprocessor_class, dtype
     generation) with a pad token."""
     try:
         preprocessor = preprocessor_class.from_pretrained(name)
-        model = model_class.from_pretrained(name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True)
+        model = model_class.from_pretrained(
+            name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True
+        )
     except (OSError, ValueError) as err:
         if not load_error(name, err):
             raise

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MODELS = ("convnet6", "resnetap10", "resnet18")
+from vlcp.names import MODELS  # noqa: F401  (vlcp.networks.MODELS, as before)
 
 
 def norm_layer(kind):
@@ -74,7 +74,11 @@ def resnet_ap_stem(input_size, make_norm, channels=64):
     3x3 conv and a 2x2 pool above 64 px; 3x3 conv and no pool below."""
     size = stem_size(input_size)
     kernel = 7 if size == "large" else 3
-    layers = [nn.Conv2d(3, channels, kernel, padding=kernel // 2, bias=False), make_norm(channels), nn.ReLU(inplace=True)]
+    layers = [
+        nn.Conv2d(3, channels, kernel, padding=kernel // 2, bias=False),
+        make_norm(channels),
+        nn.ReLU(inplace=True),
+    ]
     if size != "small":
         layers.append(nn.AvgPool2d(4 if size == "large" else 2))
     return nn.Sequential(*layers)

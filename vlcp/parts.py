@@ -15,7 +15,8 @@ from vlcp.errors import VlcpError
 
 def add_part_option(parser):
     parser.add_argument(
-        "--part-marker", type=Path,
+        "--part-marker",
+        type=Path,
         help="a job of several classes: its record, written after every class's outputs (see classes_per_job)",
     )
 

@@ -20,7 +20,7 @@ from vlcp.config import check_config, load_run_config
 from vlcp.errors import VlcpError
 from vlcp.sizing import REPO, evaluation_estimate, format_minutes, size_preset, soft_label_estimate, teacher_estimate
 
-GPU_RULES = ("caption", "encode", "finetune", "synthesize", "evaluate", "teacher")
+GPU_RULES = ("caption", "encode", "finetune", "synthesize", "evaluate", "soft_label", "teacher")
 
 
 class PlanError(VlcpError):
@@ -51,8 +51,13 @@ def planned_jobs(configfiles, workdir="."):
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
     if result.returncode != 0:
         raise PlanError(dry_run_error(result.stdout + result.stderr))
+    return parse_dry_run(result.stdout)
+
+
+def parse_dry_run(stdout):
+    """(rule, {wildcard: value}) of every job a dry run's output lists, in its order."""
     jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", stdout):
         match = re.match(r"(?:local)?rule (\w+):", block)
         if match:
             found = re.search(r"^\s+wildcards: (.*)$", block, re.M)
@@ -72,7 +77,13 @@ def dataset_counts(config):
     suffixes = tuple(s.lower() for s in dataset["image_extensions"])
 
     def count(split):
-        return sum(1 for cls in classes for _, _, files in os.walk(root / split / cls) for f in files if f.lower().endswith(suffixes))
+        return sum(
+            1
+            for cls in classes
+            for _, _, files in os.walk(root / split / cls)
+            for f in files
+            if f.lower().endswith(suffixes)
+        )
 
     return len(classes), count("train"), count("val")
 
@@ -94,7 +105,7 @@ def gpu_minutes(config, counts, jobs):
             minutes = sizes[rule]["minutes"]
         elif rule == "teacher":
             minutes = teacher_estimate(config, counts)["minutes"]
-        elif wildcards.get("protocol") == "rded":
+        elif rule == "soft_label":
             minutes = soft_label_estimate(config, counts, wildcards["model"], wildcards["ipc"])["minutes"]
         else:
             minutes = evaluation_estimate(config, counts, wildcards["model"], wildcards["ipc"])["minutes"]
@@ -121,13 +132,18 @@ def report(config, counts, jobs):
         gpu = format_minutes(minutes[rule][1]) if rule in minutes else "-"
         lines.append(f"| {rule} | {count} | {gpu} |")
     total = sum(m for _, m in minutes.values())
-    lines += [f"| total | {len(jobs)} | {format_minutes(total)} ({total / 60:.1f} GPU hours) |", "",
-              "Estimates from vlcp/sizing.py (assumed H100 throughputs); an A100 takes about twice as long, "
-              "a CPU one to three orders of magnitude longer."]
+    lines += [
+        f"| total | {len(jobs)} | {format_minutes(total)} ({total / 60:.1f} GPU hours) |",
+        "",
+        "Estimates from vlcp/sizing.py (assumed H100 throughputs); an A100 takes about twice as long, "
+        "a CPU one to three orders of magnitude longer.",
+    ]
     tiny = [role for role in ("diffusion", "captioner") if config["models"][role] == "tiny"]
     if tiny:
-        lines.append(f"They price the full-size models; this run's {' and '.join(tiny)} model(s) are tiny, "
-                     "so its GPU rules cost far less.")
+        lines.append(
+            f"They price the full-size models; this run's {' and '.join(tiny)} model(s) are tiny, "
+            "so its GPU rules cost far less."
+        )
     return "\n".join(lines)
 
 

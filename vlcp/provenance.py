@@ -16,8 +16,18 @@ from pathlib import Path
 from vlcp.atomic import atomic_write
 
 PACKAGES = (
-    "vlcp", "torch", "torchvision", "diffusers", "transformers", "accelerate", "safetensors", "scikit-learn",
-    "numpy", "pillow", "pandas", "snakemake",
+    "vlcp",
+    "torch",
+    "torchvision",
+    "diffusers",
+    "transformers",
+    "accelerate",
+    "safetensors",
+    "scikit-learn",
+    "numpy",
+    "pillow",
+    "pandas",
+    "snakemake",
 )
 EDGE = 1 << 20  # bytes read from each end of a large file
 
@@ -71,13 +81,19 @@ def work_identity(settings, models=(), inputs=()):
     for path in inputs:
         info = Path(path).stat()
         stats.append([str(path), info.st_size, info.st_mtime_ns])
-    return json.loads(json.dumps({"settings": plain(settings), "models": [model_identity(m) for m in models], "inputs": stats},
-                                 default=str))
+    return json.loads(
+        json.dumps(
+            {"settings": plain(settings), "models": [model_identity(m) for m in models], "inputs": stats}, default=str
+        )
+    )
 
 
 def plain(settings):
     """Settings with paths (alone or in lists) as strings, as JSON holds them."""
-    return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v) for k, v in settings.items()}
+    return {
+        k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
+        for k, v in settings.items()
+    }
 
 
 def provenance_path(output):

@@ -41,18 +41,17 @@ from vlcp.evaluate import (
     accuracy_row,
     add_set_arguments,
     autocast,
-    resized,
-    training_execution,
     load_sets,
     on_device,
     randomness,
+    resized,
+    training_execution,
 )
 from vlcp.images import load_rgb, resize_shorter_side
 from vlcp.models import device
+from vlcp.names import STUDENTS
 from vlcp.settings import add_settings, stage_keys
 from vlcp.split_images import decode_batch, load_images
-
-STUDENTS = ("resnet18", "convnet6")
 
 
 class TeacherError(VlcpError, ValueError):
@@ -66,8 +65,11 @@ def lr_factor(epoch, epochs):
 
 def distillation_loss(student_logits, teacher_logits, temperature):
     """KLDiv(batchmean) of log_softmax(student / T) against softmax(teacher / T), with no T^2 factor."""
-    return F.kl_div(F.log_softmax(student_logits / temperature, dim=1), F.softmax(teacher_logits / temperature, dim=1),
-                    reduction="batchmean")
+    return F.kl_div(
+        F.log_softmax(student_logits / temperature, dim=1),
+        F.softmax(teacher_logits / temperature, dim=1),
+        reduction="batchmean",
+    )
 
 
 def shuffle_strips(images, factor, generator, dim):
@@ -131,7 +133,11 @@ def unwrap_state(state):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
             break
-    if not isinstance(state, dict) or not state or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items())
+    ):
         return None
     if all(k.startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -145,9 +151,11 @@ def read_weights(path):
     import pickle
 
     path = str(path)
-    resave = (f"if you trust the file, save its weights alone once: python -c \"import torch; c = torch.load('{path}', "
-              f"weights_only=False); torch.save(c.get('model', c.get('state_dict', c)), '{path}.weights.pth')\" "
-              "and point evaluate.teacher at the new file.")
+    resave = (
+        f"if you trust the file, save its weights alone once: python -c \"import torch; c = torch.load('{path}', "
+        f"weights_only=False); torch.save(c.get('model', c.get('state_dict', c)), '{path}.weights.pth')\" "
+        "and point evaluate.teacher at the new file."
+    )
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
@@ -159,15 +167,21 @@ def read_weights(path):
         raise TeacherError(f"teacher weights {path}: no such file; set evaluate.teacher to the file.") from None
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0]
-        raise TeacherError(f"teacher weights {path} pickle more than tensors, which are not read ({first}); {resave}") from None
+        raise TeacherError(
+            f"teacher weights {path} pickle more than tensors, which are not read ({first}); {resave}"
+        ) from None
     except Exception as err:  # noqa: BLE001 - whatever the reader refuses, the message is the same
-        raise TeacherError(f"teacher weights {path} are not a weights file ({type(err).__name__}: {err}); "
-                           "give a .safetensors file or a state dict saved with torch.save(model.state_dict()).") from None
+        raise TeacherError(
+            f"teacher weights {path} are not a weights file ({type(err).__name__}: {err}); "
+            "give a .safetensors file or a state dict saved with torch.save(model.state_dict())."
+        ) from None
     weights = unwrap_state(state)
     if weights is None:
         keys = ", ".join(map(repr, list(state)[:5])) if isinstance(state, dict) else type(state).__name__
-        raise TeacherError(f"teacher weights {path} hold no state dict (names -> tensors), alone or under "
-                           f"{' or '.join(map(repr, WRAPPING_KEYS))} (found: {keys}); {resave}")
+        raise TeacherError(
+            f"teacher weights {path} hold no state dict (names -> tensors), alone or under "
+            f"{' or '.join(map(repr, WRAPPING_KEYS))} (found: {keys}); {resave}"
+        )
     return weights
 
 
@@ -179,8 +193,9 @@ def load_teacher(path, name, num_classes, input_size):
         model.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[:3]
-        raise TeacherError(f"teacher weights {path} do not fit a {name} of {num_classes} classes at {input_size} px: "
-                           f"{' '.join(first)}") from None
+        raise TeacherError(
+            f"teacher weights {path} do not fit a {name} of {num_classes} classes at {input_size} px: {' '.join(first)}"
+        ) from None
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model.eval()
@@ -235,8 +250,9 @@ def soft_label_step(student, teacher, optimizer, batch_uint8, settings, streams)
 
 def soft_label_optimizer(student, settings):
     """RDED's AdamW: betas (0.9, 0.999), weight decay on weight matrices and kernels only."""
-    return torch.optim.AdamW(decay_groups(student, settings["weight_decay"]), lr=settings["learning_rate"],
-                             betas=(0.9, 0.999))
+    return torch.optim.AdamW(
+        decay_groups(student, settings["weight_decay"]), lr=settings["learning_rate"], betas=(0.9, 0.999)
+    )
 
 
 def train_soft(train_images, test_images, test_labels, student, teacher, settings, streams, progress=True):
@@ -254,8 +270,9 @@ def train_soft(train_images, test_images, test_labels, student, teacher, setting
         student.train()
         order = torch.randperm(len(train_images), device=on, generator=generator)
         for start in range(0, len(train_images), s["batch_size"]):
-            loss = soft_label_step(student, teacher, optimizer, train_images[order[start : start + s["batch_size"]]],
-                                   s, streams)
+            loss = soft_label_step(
+                student, teacher, optimizer, train_images[order[start : start + s["batch_size"]]], s, streams
+            )
         if is_test_epoch(epoch, s["epochs"]):
             last, _ = accuracy(student, test_images, test_labels, s["test_batch_size"], s["precision"])
             if last > best:
@@ -268,7 +285,9 @@ def train_soft(train_images, test_images, test_labels, student, teacher, setting
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_set_arguments(parser)
-    parser.add_argument("--teacher", required=True, type=Path, help="the teacher's weights (evaluate.teacher, or the teacher rule's)")
+    parser.add_argument(
+        "--teacher", required=True, type=Path, help="the teacher's weights (evaluate.teacher, or the teacher rule's)"
+    )
     parser.add_argument("--teacher-architecture", required=True, choices=STUDENTS, help="the teacher's network")
     # resolved by the workflow (vlcp.config.soft_label_settings) for this IPC and class count
     resolved = {"type": int, "required": True}
@@ -280,8 +299,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.train_index:
-        raise VlcpError("the soft-label protocol evaluates distilled sets (--train-manifest or --train-dir), "
-                        "not a whole train split; 'full' is evaluated with hard labels.")
+        raise VlcpError(
+            "the soft-label protocol evaluates distilled sets (--train-manifest or --train-dir), "
+            "not a whole train split; 'full' is evaluated with hard labels."
+        )
     if args.model not in STUDENTS:
         raise VlcpError(f"the soft-label protocol trains one of {STUDENTS}, not {args.model!r}")
     classes, train_paths, train_labels, val = load_sets(args)
@@ -291,20 +312,31 @@ def main(argv=None):
     # at their own side: patches are shuffled before the crop
     train_images = load_images(train_paths, resized(side), side, on, args.image_loading, "distilled set")
     test_paths = [args.root / r["image"] for r in val]
-    test_images = load_images(test_paths, test_decoding(args.input_size), args.input_size, on, args.image_loading, "val split")
+    test_images = load_images(
+        test_paths, test_decoding(args.input_size), args.input_size, on, args.image_loading, "val split"
+    )
     test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
     teacher = on_device(load_teacher(args.teacher, args.teacher_architecture, len(classes), args.input_size), on)
     torch.manual_seed(args.seed)  # the student's initial weights
     student = on_device(build_network(args.model, len(classes), args.input_size), on)
     settings = {k: getattr(args, k) for k in (*stage_keys("soft_label"), *training_execution("soft_label"))}
     result = train_soft(train_images, test_images, test_labels, student, teacher, settings, randomness(args.seed, on))
-    row = accuracy_row(args, "rded", result, len(train_paths), len(test_paths), on,
-                       {**settings, "teacher": str(args.teacher), "teacher_architecture": args.teacher_architecture},
-                       len(classes))
+    row = accuracy_row(
+        args,
+        "rded",
+        result,
+        len(train_paths),
+        len(test_paths),
+        on,
+        {**settings, "teacher": str(args.teacher), "teacher_architecture": args.teacher_architecture},
+        len(classes),
+    )
     contract.write_accuracy(args.out, [row])
     provenance.record(args.out, "rded", vars(args))
-    print(f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}",
-          file=sys.stderr)
+    print(
+        f"top1_best {result['top1_best']:.2f} (epoch {result['best_epoch']}), top1_last {result['top1_last']:.2f}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

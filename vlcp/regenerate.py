@@ -38,7 +38,9 @@ def read_record(folder):
         raise RegenerateError(f"{path} does not exist: {folder} is not a class folder of a finished VLCP set{hint}")
     record = json.loads(path.read_text())
     if record.get("stage") != "synthesize":
-        raise RegenerateError(f"{path} was written by the {record.get('stage')!r} stage; only synthesized images can be regenerated")
+        raise RegenerateError(
+            f"{path} was written by the {record.get('stage')!r} stage; only synthesized images can be regenerated"
+        )
     return record
 
 
@@ -48,7 +50,9 @@ def relocate(record, folder):
     recorded = Path(record["settings"]["out"])
     tail = Path(*recorded.parts[-5:])  # distilled/vlcp-<strategy>/ipc<N>/seed<S>/<class>
     if Path(*folder.parts[-5:]) != tail:
-        raise RegenerateError(f"{folder / 'provenance.json'} records the set {recorded}, not {folder}; the run folder was edited")
+        raise RegenerateError(
+            f"{folder / 'provenance.json'} records the set {recorded}, not {folder}; the run folder was edited"
+        )
     recorded_run, run_now = recorded.parents[4], folder.parents[4]
 
     def where(path):
@@ -88,8 +92,10 @@ def environment_differences(record, on):
     if recorded_device and recorded_device != on.type:
         lines.append(f"device {on.type} here, {recorded_device} in the run")
     if on.type == "cpu" and "threads" not in record["settings"]:
-        lines.append("the run's CPU thread count is not recorded (a set made before vlcp recorded it; match OMP_NUM_THREADS "
-                     "to the job's cpus_per_task)")
+        lines.append(
+            "the run's CPU thread count is not recorded (a set made before vlcp recorded it; match OMP_NUM_THREADS "
+            "to the job's cpus_per_task)"
+        )
     return lines
 
 
@@ -112,14 +118,18 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype"):
     clusters_path, centres_path, prototypes_path = (where(settings[k]) for k in ("clusters", "centres", "prototypes"))
     for path in (clusters_path, centres_path, prototypes_path):
         if not path.is_file():
-            raise RegenerateError(f"{path} (read when the set was made) is missing; rerun the workflow to make it again")
+            raise RegenerateError(
+                f"{path} (read when the set was made) is missing; rerun the workflow to make it again"
+            )
     _, centres = contract.read_clusters(clusters_path, centres_path)
     prototypes = contract.read_prototypes(prototypes_path)
     if not 0 <= cluster < len(prototypes):
         raise RegenerateError(f"--cluster {cluster}: {cls} has clusters 0 to {len(prototypes) - 1} at IPC {ipc}")
     model = where(settings["model"])
     if not model.is_dir():
-        raise RegenerateError(f"the fine-tuned model {model} is missing; rerun the workflow's finetune rule to make it again")
+        raise RegenerateError(
+            f"the fine-tuned model {model} is missing; rerun the workflow's finetune rule to make it again"
+        )
     check_same_model(record, model)
 
     on = device()
@@ -127,7 +137,9 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype"):
         torch.set_num_threads(settings["threads"])  # float sums on the CPU can round differently with other counts
     for line in environment_differences(record, on):
         print(f"note: {line}; the bytes may differ from the set's", file=sys.stderr)
-    pipe = load_stable_diffusion(str(model), dtype=dtype_for(settings["dtype"], on, auto_bf16=False), img2img=True).to(on)
+    pipe = load_stable_diffusion(str(model), dtype=dtype_for(settings["dtype"], on, auto_bf16=False), img2img=True).to(
+        on
+    )
     set_scheduler(pipe, settings["scheduler"])
     pipe.set_progress_bar_config(disable=True)
     seeds = [image_seed(cls, k, seed) for k in range(len(prototypes))]
@@ -142,15 +154,27 @@ def main(argv=None):
     parser.add_argument("--ipc", required=True, type=int)
     parser.add_argument("--seed", required=True, type=int, help="distillation seed")
     parser.add_argument("--cluster", required=True, type=int, help="the image's cluster: <cluster>.png in the set")
-    parser.add_argument("--strategy", default="prototype", help="prompt strategy of the set (distilled/vlcp-<strategy>)")
-    parser.add_argument("--out", type=Path,
-                        help="where to write the PNG (default <run>/regenerated/vlcp-<strategy>/ipc<N>/seed<S>/<class>/<cluster>.png); "
-                             "an existing file is not overwritten")
+    parser.add_argument(
+        "--strategy", default="prototype", help="prompt strategy of the set (distilled/vlcp-<strategy>)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to write the PNG (default <run>/regenerated/vlcp-<strategy>/ipc<N>/seed<S>/<class>/<cluster>.png); "
+        "an existing file is not overwritten",
+    )
     args = parser.parse_args(argv)
     if not args.run.is_dir():
         raise RegenerateError(f"--run {args.run} is not a folder; give the run's results folder (results_dir/run)")
-    out = args.out or (args.run / "regenerated" / f"vlcp-{args.strategy}" / f"ipc{args.ipc}" / f"seed{args.seed}" / args.cls
-                       / f"{args.cluster}.png")
+    out = args.out or (
+        args.run
+        / "regenerated"
+        / f"vlcp-{args.strategy}"
+        / f"ipc{args.ipc}"
+        / f"seed{args.seed}"
+        / args.cls
+        / f"{args.cluster}.png"
+    )
     image, original = regenerate(args.run, args.cls, args.ipc, args.seed, args.cluster, args.strategy)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out, "wb") as handle:

@@ -64,8 +64,9 @@ def row_scores(r, means, full_reference, missing):
     else:
         ior = accuracy - random_set
     if full is None:
-        missing.add(f"HLR: method 'full' under protocol {HARD_LABEL_PROTOCOL} ({r.model}), "
-                    f"or evaluate.full_reference.{r.model}")
+        missing.add(
+            f"HLR: method 'full' under protocol {HARD_LABEL_PROTOCOL} ({r.model}), or evaluate.full_reference.{r.model}"
+        )
     elif hard is None:
         missing.add(f"HLR: {r.method} at IPC {r.ipc} under protocol {HARD_LABEL_PROTOCOL} ({r.model})")
     else:

@@ -16,9 +16,8 @@ from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir
 from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
+from vlcp.names import BASELINES as METHODS
 from vlcp.parts import add_part_option, each_class
-
-METHODS = ("random", "herding", "kcenter")
 
 
 def select_random(n, ipc, rng):

@@ -93,7 +93,9 @@ def add_settings(parser, name, **overrides):
         group.add_argument(flag(key), **{**argument(key, spec), **overrides.get(key, {})})
     executed = section(name, execution=True)
     if executed:
-        group = parser.add_argument_group(f"execution (config section '{EXECUTION}.{name}'; results do not depend on them)")
+        group = parser.add_argument_group(
+            f"execution (config section '{EXECUTION}.{name}'; results do not depend on them)"
+        )
         for key, spec in executed.items():
             group.add_argument(flag(key), **argument(key, spec))
 

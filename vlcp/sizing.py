@@ -155,7 +155,11 @@ def llava_costs():
     return {
         "params": params(model),
         "language_params": params(model.model.language_model),
-        "kv_bytes_per_token": 2 * text.num_hidden_layers * text.num_key_value_heads * (text.hidden_size // text.num_attention_heads) * 2,
+        "kv_bytes_per_token": 2
+        * text.num_hidden_layers
+        * text.num_key_value_heads
+        * (text.hidden_size // text.num_attention_heads)
+        * 2,
         "vocab": text.vocab_size,
     }
 
@@ -209,7 +213,9 @@ def size_preset(config, dataset):
     gpu = weights + batch * sequence * llava["kv_bytes_per_token"] + batch * llava["vocab"] * 4 * 2
     prefill = 2 * llava["params"] * a["prompt_tokens"] / a["half_flops"]
     decode = a["caption_tokens"] * max(weights / a["bandwidth"], a["decode_step_seconds"]) / batch
-    rules["caption"] = request(gpu / GIB + context, weights / GIB + a["host_base_gib"], per_class * (prefill + decode) / 60, least=10)
+    rules["caption"] = request(
+        gpu / GIB + context, weights / GIB + a["host_base_gib"], per_class * (prefill + decode) / 60, least=10
+    )
 
     sd = stable_diffusion_costs()
     enc, ft = config["encode"], config["finetune"]
@@ -223,7 +229,10 @@ def size_preset(config, dataset):
         train_pixels = (copies - (1 if same else 0)) * (ft["resolution"] / 512) ** 2
     largest = max(cluster_pixels, (ft["resolution"] / 512) ** 2)
     enc_bytes = 4 if enc["dtype"] in ("float32", "auto") else 2
-    gpu = sd["vae_params"] * enc_bytes + config["execution"]["encode"]["batch_size"] * sd["encode_peak"] * largest * enc_bytes / 4
+    gpu = (
+        sd["vae_params"] * enc_bytes
+        + config["execution"]["encode"]["batch_size"] * sd["encode_peak"] * largest * enc_bytes / 4
+    )
     seconds = per_class * (cluster_pixels + train_pixels) * sd["encode_flops"] / a["fp32_flops"]
     host = per_class * (3 * 512 * 512 * largest * 2 + 4 * 64 * 64 * (cluster_pixels + train_pixels) * 4)
     rules["encode"] = request(gpu / GIB + context, host / GIB + a["host_base_gib"], seconds / 60, least=10)
@@ -234,7 +243,9 @@ def size_preset(config, dataset):
     frozen = (sd["vae_params"] + sd["text_params"]) * 2
     saved = sd["unet_saved_checkpointed"] + sd["unet_peak"] * 4 if ft["gradient_checkpointing"] else sd["unet_saved"]
     gpu = states + frozen + ft["train_batch_size"] * saved * pixels
-    updates = ft["max_train_steps"] or ft["num_train_epochs"] * train // (ft["train_batch_size"] * ft["gradient_accumulation_steps"])
+    updates = ft["max_train_steps"] or ft["num_train_epochs"] * train // (
+        ft["train_batch_size"] * ft["gradient_accumulation_steps"]
+    )
     images = updates * ft["train_batch_size"] * ft["gradient_accumulation_steps"]
     passes = 4 if ft["gradient_checkpointing"] else 3  # forward, backward (2x), recomputed forward
     gpus = max(1, config["resources"]["finetune"]["gpu"])
@@ -252,15 +263,24 @@ def size_preset(config, dataset):
     gpu = (unet + sd["vae_params"] + sd["text_params"]) * 2 + batch * max(cfg * sd["unet_peak"], sd["decode_peak"])
     per_image = steps * cfg * sd["unet_flops"] + sd["decode_flops"]
     sets = len(config["seeds"]) * len(config["text_prototype"]["strategies"]) * sum(config["ipc"])
-    rules["synthesize"] = request(gpu / GIB + context, (unet + sd["vae_params"]) * 4 / GIB + a["host_base_gib"],
-                                  ipc * per_image / a["half_flops"] / 60, least=10)
+    rules["synthesize"] = request(
+        gpu / GIB + context,
+        (unet + sd["vae_params"]) * 4 / GIB + a["host_base_gib"],
+        ipc * per_image / a["half_flops"] / 60,
+        least=10,
+    )
     rules["synthesize"]["images_per_class"] = sets
 
     from vlcp.rded import STUDENTS
 
     worst = None
-    runs = [(protocol, name, ipc) for protocol in config["evaluate"]["protocols"] for name in config["evaluate"]["models"]
-            if protocol == "minimax" or name in STUDENTS for ipc in config["ipc"]]
+    runs = [
+        (protocol, name, ipc)
+        for protocol in config["evaluate"]["protocols"]
+        for name in config["evaluate"]["models"]
+        if protocol == "minimax" or name in STUDENTS
+        for ipc in config["ipc"]
+    ]
     for protocol, name, ipc in runs:  # each protocol's models (the rded protocol trains its students only)
         estimate = (soft_label_estimate if protocol == "rded" else evaluation_estimate)(config, dataset, name, ipc)
         if worst is None or estimate["minutes"] > worst["minutes"]:
@@ -285,7 +305,10 @@ def evaluation_estimate(config, dataset, model, ipc):
     test_batch = min(config["execution"]["evaluate"]["test_batch_size"], val)
     gpu = c["params"] * 16 + ev["batch_size"] * c["saved"] + test_batch * c["peak"]
     host = (train_images + val) * 3 * ev["input_size"] ** 2 / GIB + a["host_base_gib"]
-    return {**request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60), "case": f"{model}, IPC {ipc}, {epochs} epochs"}
+    return {
+        **request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60),
+        "case": f"{model}, IPC {ipc}, {epochs} epochs",
+    }
 
 
 @functools.cache
@@ -313,11 +336,17 @@ def soft_label_estimate(config, dataset, model, ipc):
     per_image = 3 * student["flops"] + student["flops"] + teacher["flops"]
     seconds = (epochs * train_images * per_image + tests * val * student["flops"]) / a["small_flops"]
     test_batch = min(config["execution"]["soft_label"]["test_batch_size"], val)
-    gpu = (student["params"] * 16 + teacher["params"] * 4 + soft["batch_size"] * (student["saved"] + teacher["peak"])
-           + test_batch * student["peak"])
+    gpu = (
+        student["params"] * 16
+        + teacher["params"] * 4
+        + soft["batch_size"] * (student["saved"] + teacher["peak"])
+        + test_batch * student["peak"]
+    )
     host = (train_images + val) * 3 * size**2 / GIB + a["host_base_gib"]
-    return {**request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60),
-            "case": f"{model}, IPC {ipc}, {epochs} epochs, soft labels"}
+    return {
+        **request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60),
+        "case": f"{model}, IPC {ipc}, {epochs} epochs, soft labels",
+    }
 
 
 def teacher_estimate(config, dataset):
@@ -334,8 +363,10 @@ def teacher_estimate(config, dataset):
     test_batch = min(config["execution"]["evaluate"]["test_batch_size"], val)
     gpu = c["params"] * 16 + t["batch_size"] * c["saved"] + test_batch * c["peak"]
     host = (train + val) * 3 * t["input_size"] ** 2 / GIB + a["host_base_gib"]
-    return {**request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60),
-            "case": f"{config['teacher']['architecture']}, {t['epochs']} epochs"}
+    return {
+        **request(gpu / GIB + a["cuda_context_gib"], host, seconds / 60),
+        "case": f"{config['teacher']['architecture']}, {t['epochs']} epochs",
+    }
 
 
 def table(names):
@@ -347,10 +378,17 @@ def table(names):
     for name in names:
         config = load_preset(name)
         for rule, r in size_preset(config, DATASETS[name]).items():
-            per = {"caption": "class", "encode": "class", "synthesize": "class (largest IPC)", "finetune": "job",
-                   "evaluate": f"job ({r.get('case', '')})"}[rule]
-            lines.append(f"| {name} | {rule} | {per} | {r['gpu_gib']:.1f} GiB | {r['host_gib']:.1f} GiB | "
-                         f"{format_minutes(r['minutes'])} | {r['mem_mb']}, {r['runtime']} |")
+            per = {
+                "caption": "class",
+                "encode": "class",
+                "synthesize": "class (largest IPC)",
+                "finetune": "job",
+                "evaluate": f"job ({r.get('case', '')})",
+            }[rule]
+            lines.append(
+                f"| {name} | {rule} | {per} | {r['gpu_gib']:.1f} GiB | {r['host_gib']:.1f} GiB | "
+                f"{format_minutes(r['minutes'])} | {r['mem_mb']}, {r['runtime']} |"
+            )
     return "\n".join(lines)
 
 
@@ -365,8 +403,11 @@ def format_minutes(minutes):
 def resources_block(name):
     """The `resources:` YAML of a preset, from its sizing: memory and run time of each GPU rule."""
     sizes = size_preset(load_preset(name), DATASETS[name])
-    lines = [f"# GPU rules sized by `python -m vlcp.sizing {name}` (README, \"Sizing\"); run times are per class",
-             "# for caption, encode and synthesize, per job for finetune and evaluate.", "resources:"]
+    lines = [
+        f'# GPU rules sized by `python -m vlcp.sizing {name}` (README, "Sizing"); run times are per class',
+        "# for caption, encode and synthesize, per job for finetune and evaluate.",
+        "resources:",
+    ]
     for rule, r in sizes.items():
         lines.append(f"  {rule}: {{mem_mb: {r['mem_mb']}, runtime: {r['runtime']}}}")
     return "\n".join(lines)

@@ -110,7 +110,10 @@ def load_images(paths, decode, side, device, loading="auto", what="images"):
     nbytes = set_bytes(len(paths), side)
     stream = loading == "stream" or (loading == "auto" and not fits(nbytes, device))
     if stream:
-        print(f"{what}: {len(paths)} images ({nbytes / 2**30:.1f} GiB decoded) read from disk batch by batch"
-              f"{'' if loading == 'stream' else ', too many to hold in memory'}", file=sys.stderr)
+        print(
+            f"{what}: {len(paths)} images ({nbytes / 2**30:.1f} GiB decoded) read from disk batch by batch"
+            f"{'' if loading == 'stream' else ', too many to hold in memory'}",
+            file=sys.stderr,
+        )
         return StreamedImages(paths, decode, device)
     return decode_batch(paths, decode).to(device)

@@ -86,7 +86,9 @@ def authors_ids(tokenizer, prompt, negative_prompt):
     lengths = [len(tokenizer(text, truncation=False, verbose=False).input_ids) for text in (prompt, negative_prompt)]
     longest = max(lengths)
     return [
-        torch.tensor([tokenizer(text, truncation=False, padding="max_length", max_length=longest, verbose=False).input_ids])
+        torch.tensor(
+            [tokenizer(text, truncation=False, padding="max_length", max_length=longest, verbose=False).input_ids]
+        )
         for text in (prompt, negative_prompt)
     ]
 
@@ -96,7 +98,9 @@ def encode_slices(text_encoder, ids, width):
     """Text-encoder states of a (1, n) id row cut into slices of ``width`` ids, each encoded alone (no
     BOS or EOS added to a slice), concatenated along the sequence: (1, n, D)."""
     ids = ids.to(text_encoder.device)
-    return torch.cat([text_encoder(ids[:, i : i + width], return_dict=False)[0] for i in range(0, ids.shape[1], width)], 1)
+    return torch.cat(
+        [text_encoder(ids[:, i : i + width], return_dict=False)[0] for i in range(0, ids.shape[1], width)], 1
+    )
 
 
 @torch.inference_mode()
@@ -137,8 +141,21 @@ def set_scheduler(pipe, name):
     pipe.scheduler = getattr(diffusers, cls_name).from_config(pipe.scheduler.config, **extra)
 
 
-def synthesize(pipe, centres, prompts, seeds, negative_prompt, strength, guidance_scale, steps, batch_size,
-               encoding="authors", done=None, on_image=None, wanted=None):
+def synthesize(
+    pipe,
+    centres,
+    prompts,
+    seeds,
+    negative_prompt,
+    strength,
+    guidance_scale,
+    steps,
+    batch_size,
+    encoding="authors",
+    done=None,
+    on_image=None,
+    wanted=None,
+):
     """Generate one PIL image per centre; ``done`` maps already finished cluster -> image.
 
     Prompts are grouped by the length of their encoding (``prompt_embeddings``), so a batch never pads
@@ -183,8 +200,21 @@ def synthesize_with(pipe, centres, prompts, seeds, settings, done=None, on_image
     """``synthesize`` with the stage's settings by name: its parsed options, or the settings its provenance
     record holds (``vlcp regenerate``)."""
     s = settings
-    return synthesize(pipe, centres, prompts, seeds, s["negative_prompt"], s["strength"], s["guidance_scale"],
-                      s["num_inference_steps"], s["batch_size"], s["prompt_encoding"], done, on_image, wanted)
+    return synthesize(
+        pipe,
+        centres,
+        prompts,
+        seeds,
+        s["negative_prompt"],
+        s["strength"],
+        s["guidance_scale"],
+        s["num_inference_steps"],
+        s["batch_size"],
+        s["prompt_encoding"],
+        done,
+        on_image,
+        wanted,
+    )
 
 
 def resize_for_evaluation(img, size):
@@ -197,13 +227,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="fine-tuned pipeline folder")
     parser.add_argument("--clusters", nargs="+", required=True, type=Path, help="per class: clusters JSON")
-    parser.add_argument("--centres", nargs="+", required=True, type=Path, help="per class: the clusters' centres (safetensors)")
+    parser.add_argument(
+        "--centres", nargs="+", required=True, type=Path, help="per class: the clusters' centres (safetensors)"
+    )
     parser.add_argument("--prototypes", nargs="+", required=True, type=Path, help="per class: prototypes JSON")
     parser.add_argument("--class", dest="cls", nargs="+", required=True, help="per class: class folder name")
     parser.add_argument("--seed", type=int, required=True)
     add_settings(parser, "synthesize")
     parser.add_argument("--size", type=int, required=True, help="side of the saved images (evaluation size)")
-    parser.add_argument("--work", nargs="+", required=True, type=Path, help="per class: folder of finished images, for resuming")
+    parser.add_argument(
+        "--work", nargs="+", required=True, type=Path, help="per class: folder of finished images, for resuming"
+    )
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: output folder of <k>.png")
     add_part_option(parser)
     args = parser.parse_args(argv)
@@ -220,11 +254,16 @@ def synthesize_class(pipe, args):
     clusters, centres = contract.read_clusters(args.clusters, args.centres)
     prototypes = contract.read_prototypes(args.prototypes)
     if len(prototypes) != len(centres):
-        raise contract.ContractError(f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}")
+        raise contract.ContractError(
+            f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}"
+        )
 
     settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", *section("synthesize", execution=True))}
-    settings.update(centres=hashlib.sha256(centres.numpy().tobytes()).hexdigest(), prompts=[p["prompt"] for p in prototypes],
-                    model_files=provenance.model_identity(args.model))
+    settings.update(
+        centres=hashlib.sha256(centres.numpy().tobytes()).hexdigest(),
+        prompts=[p["prompt"] for p in prototypes],
+        model_files=provenance.model_identity(args.model),
+    )
     settings = json.loads(json.dumps(settings, default=str))
     marker = args.work / "settings.json"
     if args.work.exists() and (not marker.exists() or json.loads(marker.read_text()) != settings):

@@ -28,10 +28,10 @@ from pathlib import Path
 
 from vlcp import contract, provenance
 from vlcp.cli import run
+from vlcp.names import STRATEGIES
 from vlcp.parts import add_part_option, each_class
 from vlcp.settings import add_settings
 
-STRATEGIES = ("prototype", "label", "label+keywords", "gpt")
 WORD = re.compile(r"[^\W\d_]+")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
@@ -101,8 +101,9 @@ def generate_sentences(model, tokenizer, prompts, max_new_tokens):
 
     inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
     with torch.inference_mode():
-        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                pad_token_id=tokenizer.pad_token_id)
+        output = model.generate(
+            **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+        )
     texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     return [first_sentence(t) for t in texts]
 
@@ -146,7 +147,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--captions", nargs="+", required=True, type=Path, help="per class: captions (JSON lines)")
     parser.add_argument("--clusters", nargs="+", required=True, type=Path, help="per class: clusters JSON")
-    parser.add_argument("--index", nargs="+", required=True, type=Path, help="per class: train index (for the label text)")
+    parser.add_argument(
+        "--index", nargs="+", required=True, type=Path, help="per class: train index (for the label text)"
+    )
     parser.add_argument("--strategy", choices=STRATEGIES, default="prototype")
     parser.add_argument("--text-generator", help="causal language model (hub id or folder) of the 'gpt' strategy")
     parser.add_argument("--generator-batch-size", type=int, default=16)
@@ -180,8 +183,11 @@ def prototypes_of_class(args, generator=None):
         def generate(keywords_per_cluster):
             prompts = [generator_prompt(args.generator_prompt, label, k) for k in keywords_per_cluster]
             step = args.generator_batch_size
-            return [s for i in range(0, len(prompts), step)
-                    for s in generate_sentences(model, tokenizer, prompts[i : i + step], args.generator_max_new_tokens)]
+            return [
+                s
+                for i in range(0, len(prompts), step)
+                for s in generate_sentences(model, tokenizer, prompts[i : i + step], args.generator_max_new_tokens)
+            ]
 
     prototypes = class_text_prototypes(
         inlier_captions, clusters["members"], label, args.beta, args.top_k, args.strategy, generate

@@ -271,8 +271,14 @@ def build_tiny_gpt(seed):
     torch.manual_seed(seed)
     tokenizer = build_tiny_llava_tokenizer(vocabulary(), image_token=False)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=256, n_embd=64, n_layer=2, n_head=4,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=256,
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     model = GPT2LMHeadModel(config).eval()
     model.generation_config = distinct_words(tokenizer, ("<unk>", "<s>", "<pad>"))
@@ -304,7 +310,9 @@ def main(argv=None):
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resolution", type=int, default=64, help="image size of the tiny Stable Diffusion")
-    parser.add_argument("--pretrained", action="store_true", help="the tiny Stable Diffusion's VAE and U-Net pretrained on digits")
+    parser.add_argument(
+        "--pretrained", action="store_true", help="the tiny Stable Diffusion's VAE and U-Net pretrained on digits"
+    )
     args = parser.parse_args(argv)
     if args.kind == "stable-diffusion":
         save_tiny_stable_diffusion(args.out_dir, args.seed, args.resolution, args.pretrained)

@@ -34,8 +34,16 @@ DEMO_SPLIT = {"train_per_class": 40, "val_per_class": 20, "seed": 0}
 DEMO_IMAGE_SIZE = 32
 RESOLUTION = 64  # the demo's encode and fine-tune resolution
 THREADS = 2
-DEFAULTS = {"vae_steps": 500, "vae_batch": 16, "vae_lr": 1e-3, "unet_steps": 2000, "unet_batch": 32, "unet_lr": 1e-3,
-            "warmup": 100, "seed": 0}
+DEFAULTS = {
+    "vae_steps": 500,
+    "vae_batch": 16,
+    "vae_lr": 1e-3,
+    "unet_steps": 2000,
+    "unet_batch": 32,
+    "unet_lr": 1e-3,
+    "warmup": 100,
+    "seed": 0,
+}
 WEIGHTS = ("vae", "unet")
 
 
@@ -43,11 +51,16 @@ def digit_pixels(split="train"):
     """The demo's digits of ``split`` as the stages see them: written as 32-px grayscale PNGs, read as RGB
     and squeezed to 64 px by the encode stage's resize. (N, 3, 64, 64) in [-1, 1], class by class."""
     from vlcp import demo_data
-    from vlcp.images import to_tensor
-    from vlcp.images import resize_square, to_rgb
+    from vlcp.images import resize_square, to_rgb, to_tensor
 
-    digits = demo_data.split_digits(DEMO_SPLIT["train_per_class"], DEMO_SPLIT["val_per_class"], DEMO_SPLIT["seed"])[split]
-    images = [resize_square(to_rgb(demo_data.digit_image(a, DEMO_IMAGE_SIZE)), RESOLUTION) for arrays in digits.values() for a in arrays]
+    digits = demo_data.split_digits(DEMO_SPLIT["train_per_class"], DEMO_SPLIT["val_per_class"], DEMO_SPLIT["seed"])[
+        split
+    ]
+    images = [
+        resize_square(to_rgb(demo_data.digit_image(a, DEMO_IMAGE_SIZE)), RESOLUTION)
+        for arrays in digits.values()
+        for a in arrays
+    ]
     return to_tensor(images).contiguous()  # to_tensor's is a channels-last view, which convolutions round differently
 
 
@@ -122,10 +135,21 @@ def pretrain(settings):
     vae_loss = train_vae(pipe.vae, pixels, settings["vae_steps"], settings["vae_batch"], settings["vae_lr"], generator)
     with torch.no_grad():
         latents = rescale_latents(pipe.vae, pixels)
-    unet_loss = train_unet(pipe.unet, latents, pipe.scheduler.alphas_cumprod, settings["unet_steps"], settings["unet_batch"],
-                           settings["unet_lr"], settings["warmup"], generator)
-    print(f"{len(pixels)} digits; VAE reconstruction MSE {vae_loss:.4f} (last batch), U-Net noise MSE {unet_loss:.4f} "
-          f"(last batch)", file=sys.stderr)
+    unet_loss = train_unet(
+        pipe.unet,
+        latents,
+        pipe.scheduler.alphas_cumprod,
+        settings["unet_steps"],
+        settings["unet_batch"],
+        settings["unet_lr"],
+        settings["warmup"],
+        generator,
+    )
+    print(
+        f"{len(pixels)} digits; VAE reconstruction MSE {vae_loss:.4f} (last batch), U-Net noise MSE {unet_loss:.4f} "
+        f"(last batch)",
+        file=sys.stderr,
+    )
     return pipe
 
 
@@ -142,7 +166,10 @@ def quality(vae, unet, alphas_cumprod, seed=1):
     noise = torch.randn(x0.shape, generator=generator)
     a = alphas_cumprod[t].view(-1, 1, 1, 1)
     context = torch.zeros(len(x0), 1, unet.config.cross_attention_dim)
-    return {"vae_mse": reconstruction, "unet_mse": F.mse_loss(unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, context).sample, noise).item()}
+    return {
+        "vae_mse": reconstruction,
+        "unet_mse": F.mse_loss(unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, context).sample, noise).item(),
+    }
 
 
 def save(pipe, out_dir, settings):

@@ -42,6 +42,7 @@ if fail_once:
 
     setattr(owner, name, fails_once)
 
+
 def after_calls(spec, action):
     """Wrap the function of ``spec`` ('module:function:N') so that ``action()`` runs after its N-th call."""
     module_name, function, after = spec.split(":")

@@ -1,0 +1,105 @@
+"""config/REFERENCE.md, every key of config/schema.yaml with its default, what it allows and what it
+means, generated from the schema; a test fails while the file is stale.
+
+    python -m vlcp.reference             # rewrites config/REFERENCE.md
+    python -m vlcp.reference --check     # exit 1 when it is stale
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from vlcp.config import SCHEMA_WORDS
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "config" / "schema.yaml"
+REFERENCE = REPO / "config" / "REFERENCE.md"
+
+
+def allowed_words(schema):
+    """Type, choices and range of a schema, in words (items' choices for a list)."""
+    words = []
+    if "enum" in schema:
+        words.append("one of " + ", ".join(f"`{v}`" for v in schema["enum"]))
+    elif "type" in schema:
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        words.append(" or ".join(kinds))
+    items = schema.get("items", {})
+    if "enum" in items:
+        words.append("items one of " + ", ".join(f"`{v}`" for v in items["enum"]))
+    elif "type" in items:
+        words.append(f"items {items['type']}")
+    for keyword, template in SCHEMA_WORDS.items():
+        if keyword in schema:
+            words.append(template.format(f"`{schema[keyword]}`" if keyword == "pattern" else schema[keyword]))
+    return ", ".join(words)
+
+
+def cell(text):
+    """Text for a markdown table cell: one line, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def default_text(schema):
+    if "default" not in schema:
+        return ""
+    return f"`{json.dumps(schema['default'], ensure_ascii=False)}`"
+
+
+def rows(schema, prefix):
+    """(key, default, allowed, description) of every leaf key under ``schema``, in schema order; an
+    object with properties of its own is descended into (execution.<stage>, resources.<rule>)."""
+    for name, sub in schema.get("properties", {}).items():
+        key = f"{prefix}.{name}" if prefix else name
+        if sub.get("type") == "object" and "properties" in sub:
+            yield from rows(sub, key)
+            continue
+        description = sub.get("description", "")
+        if sub.get("x-workflow"):
+            description += " (read by the workflow, not a command-line option)"
+        yield key, default_text(sub), allowed_words(sub), description
+
+
+def render(schema):
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `config/schema.yaml` by `python -m vlcp.reference`; do not edit by hand.",
+        "[README.md](README.md) is the guide to the sections.",
+        "",
+        cell(schema.get("description", "")),
+        "",
+    ]
+    top = {k: v for k, v in schema["properties"].items() if not (v.get("type") == "object" and "properties" in v)}
+    sections = {k: v for k, v in schema["properties"].items() if k not in top}
+    header = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    lines += ["## Top level", "", *header]
+    lines += [f"| `{k}` | {d} | {cell(a)} | {cell(m)} |" for k, d, a, m in rows({"properties": top}, "")]
+    for name, section in sections.items():
+        lines += ["", f"## {name}", ""]
+        if section.get("description"):
+            lines += [cell(section["description"]), ""]
+        lines += header
+        lines += [f"| `{k}` | {d} | {cell(a)} | {cell(m)} |" for k, d, a, m in rows(section, name)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Write config/REFERENCE.md from config/schema.yaml.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is not what the schema gives")
+    args = parser.parse_args(argv)
+    text = render(yaml.safe_load(SCHEMA.read_text(encoding="utf-8")))
+    if args.check:
+        current = REFERENCE.read_text(encoding="utf-8") if REFERENCE.exists() else ""
+        if current != text:
+            sys.exit(f"{REFERENCE} is stale: run python -m vlcp.reference")
+        return
+    REFERENCE.write_text(text, encoding="utf-8")
+    print(f"wrote {REFERENCE}")
+
+
+if __name__ == "__main__":
+    main()
