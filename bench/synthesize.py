@@ -29,9 +29,15 @@ def main():
     centres = torch.randn(args.images, 4, side, side, generator=torch.Generator().manual_seed(0))
     prompts = [f"a tench, a large fish held by a man, photo number {k}" for k in range(args.images)]
     seeds = [image_seed("tench", k, 0) for k in range(args.images)]
-    kwargs = dict(negative_prompt="cartoon, anime, painting", strength=0.7, guidance_scale=10.0, steps=args.steps)
-    base = timed(lambda: synthesize(pipe, centres, prompts, seeds, batch_size=1, **kwargs), on)
-    ours = timed(lambda: synthesize(pipe, centres, prompts, seeds, batch_size=args.batch, **kwargs), on)
+    kwargs = dict(
+        negative_prompt="cartoon, anime, painting",
+        strength=0.7,
+        guidance_scale=10.0,
+        num_inference_steps=args.steps,
+        prompt_encoding="authors",
+    )
+    base = timed(lambda: synthesize(pipe, centres, prompts, seeds, {**kwargs, "batch_size": 1}), on)
+    ours = timed(lambda: synthesize(pipe, centres, prompts, seeds, {**kwargs, "batch_size": args.batch}), on)
     print(
         f"device: {on}, model: {'SD v1.5 shape, 512 px' if args.full else 'tiny'}, "
         f"{args.images} images, {args.steps} steps x 0.7"

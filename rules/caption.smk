@@ -29,8 +29,8 @@ rule caption:
         settings=caption_options(),
         index=class_paths("index/train", ".jsonl"),
         out=class_paths("captions", ".jsonl"),
-        progress=class_paths("work/captions", ".partial.jsonl"),
+        work=class_paths("work/captions"),
         part=part_option,
     shell:
         "python -m vlcp caption --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
-        " {params.settings} --progress {params.progress:q} --out {params.out:q} {params.part} > {log:q} 2>&1"
+        " {params.settings} --work {params.work:q} --out {params.out:q} {params.part} > {log:q} 2>&1"

@@ -7,7 +7,7 @@ from vlcp import contract
 from vlcp.models import load_captioner
 
 
-def caption_args(world, out, progress, batch_size=4):
+def caption_args(world, out, work, batch_size=4):
     return [
         "--index",
         world / "index" / "three.jsonl",
@@ -21,8 +21,8 @@ def caption_args(world, out, progress, batch_size=4):
         batch_size,
         "--max-new-tokens",
         12,
-        "--progress",
-        progress,
+        "--work",
+        work,
         "--out",
         out,
     ]
@@ -36,26 +36,26 @@ def test_caption_kill_and_resume_matches_an_uninterrupted_run(world, tmp_path):
     assert len(rows) == 20 and all(r["caption"].strip() for r in rows)
     assert calls(tmp_path / "c0") == 5
 
-    out, progress = tmp_path / "resumed.jsonl", tmp_path / "work" / "three.partial.jsonl"
+    out, work = tmp_path / "resumed.jsonl", tmp_path / "work" / "three"
     killed = wrapped(
-        "vlcp.caption", "Progress.append", caption_args(world, out, progress), tmp_path / "c1", kill_after=3
+        "vlcp.caption", "Progress.append", caption_args(world, out, work), tmp_path / "c1", kill_after=3
     )
     assert killed.returncode == -signal.SIGKILL
     assert not out.exists(), "a killed job must not leave its declared output"
-    assert progress.exists()
+    assert (work / "batches.jsonl").exists()
 
-    resumed = wrapped("vlcp.caption", "caption_batch", caption_args(world, out, progress), tmp_path / "c2")
+    resumed = wrapped("vlcp.caption", "caption_batch", caption_args(world, out, work), tmp_path / "c2")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming: 12 of 20 images already captioned" in resumed.stderr
     assert calls(tmp_path / "c2") == 2, "only the two unfinished batches may be captioned again"
     assert out.read_bytes() == straight.read_bytes()
-    assert not progress.exists()
+    assert not work.exists(), "a finished job removes its work folder"
 
 
 def test_caption_progress_of_other_settings_is_not_reused(world, tmp_path):
-    out, progress = tmp_path / "a.jsonl", tmp_path / "p.jsonl"
-    wrapped("vlcp.caption", "Progress.append", caption_args(world, out, progress), tmp_path / "c1", kill_after=2)
-    result = wrapped("vlcp.caption", "caption_batch", caption_args(world, out, progress, batch_size=5), tmp_path / "c2")
+    out, work = tmp_path / "a.jsonl", tmp_path / "w"
+    wrapped("vlcp.caption", "Progress.append", caption_args(world, out, work), tmp_path / "c1", kill_after=2)
+    result = wrapped("vlcp.caption", "caption_batch", caption_args(world, out, work, batch_size=5), tmp_path / "c2")
     assert result.returncode == 0 and "resuming" not in result.stderr
     assert calls(tmp_path / "c2") == 4
 

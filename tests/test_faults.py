@@ -52,7 +52,7 @@ def test_killed_jobs_resume_and_end_where_an_uninterrupted_run_ends(demo_run, tm
     failed = run_with_kill(tmp_path, "vlcp.caption:Progress.append:1")
     assert failed.returncode != 0
     assert not list((run / "captions").glob("*.jsonl")), "a killed caption job leaves no declared output"
-    assert list((run / "work" / "captions").glob("*.partial.jsonl")), "finished batches are kept aside"
+    assert list((run / "work" / "captions").glob("*/batches.jsonl")), "finished batches are kept aside"
 
     failed = run_with_kill(tmp_path, "vlcp.finetune:save_checkpoint:1")
     assert failed.returncode != 0

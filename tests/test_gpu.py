@@ -100,8 +100,8 @@ def test_caption_one_batch_with_llava_1_5_7b(world, tmp_path):
         "8",
         "--max-new-tokens",
         "32",
-        "--progress",
-        str(tmp_path / "p.jsonl"),
+        "--work",
+        str(tmp_path / "w"),
         "--out",
         str(out),
     ]

@@ -14,7 +14,7 @@ from vlcp.settings import ResultNeutral, execution_settings, options, section, s
 
 # The arguments each stage needs besides its settings (files, wildcards).
 REQUIRED = {
-    "caption": "--index a --root r --model m --progress p --out o",
+    "caption": "--index a --root r --model m --work w --out o",
     "finetune": "--model m --index a --captions c --out o --work w",
     "encode": "--index a --root r --model m --out o",
     "cluster": "--latents l --ipc 1 --seed 0 --out o --centres c",

@@ -114,12 +114,18 @@ def test_batch_and_single_regeneration_give_the_same_pixels(pipe):
     centres = torch.randn(4, 4, 4, 4, generator=torch.Generator().manual_seed(0))
     prompts = ["a dog", LONG, "a white dog running", "grass"]
     seeds = [image_seed("dog", k, 0) for k in range(4)]
-    kwargs = dict(negative_prompt="cartoon, anime, painting", strength=0.7, guidance_scale=10.0, steps=10)
-    batch = synthesize(pipe, centres, prompts, seeds, batch_size=4, **kwargs)
+    kwargs = dict(
+        negative_prompt="cartoon, anime, painting",
+        strength=0.7,
+        guidance_scale=10.0,
+        num_inference_steps=10,
+        prompt_encoding="authors",
+    )
+    batch = synthesize(pipe, centres, prompts, seeds, {**kwargs, "batch_size": 4})
     assert len(batch) == 4 and all(img.size == (32, 32) for img in batch)
-    alone = synthesize(pipe, centres[2:3], prompts[2:3], seeds[2:3], batch_size=1, **kwargs)
+    alone = synthesize(pipe, centres[2:3], prompts[2:3], seeds[2:3], {**kwargs, "batch_size": 1})
     assert np.array_equal(np.asarray(alone[0]), np.asarray(batch[2]))
-    long_alone = synthesize(pipe, centres[1:2], prompts[1:2], seeds[1:2], batch_size=1, **kwargs)
+    long_alone = synthesize(pipe, centres[1:2], prompts[1:2], seeds[1:2], {**kwargs, "batch_size": 1})
     assert np.array_equal(np.asarray(long_alone[0]), np.asarray(batch[1]))
     assert not np.array_equal(np.asarray(batch[0]), np.asarray(batch[2]))
     made = []
@@ -128,10 +134,9 @@ def test_batch_and_single_regeneration_give_the_same_pixels(pipe):
         centres,
         prompts,
         seeds,
-        batch_size=4,
+        {**kwargs, "batch_size": 4},
         done={0: batch[0]},
         on_image=lambda k, img: made.append(k),
-        **kwargs,
     )
     assert sorted(made) == [1, 2, 3], "a resumed batch keeps the finished image and makes the rest"
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(resumed, batch))

@@ -154,7 +154,7 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
     latents, images = contract.read_latents(run / "latents" / "seven.safetensors")
     assert latents["latents"].shape == (40, 4, 8, 8) and images == train
     assert (run / "finetune" / "shared" / "model_index.json").is_file()
-    assert not (run / "work" / "captions" / "seven.partial.jsonl").exists()
+    assert not (run / "work" / "captions" / "seven").exists()
     for ipc in (1, 5):
         clusters, centres = contract.read_clusters(
             run / f"clusters/ipc{ipc}/seed0/seven.json", run / f"clusters/ipc{ipc}/seed0/seven.safetensors"

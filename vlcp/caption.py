@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -95,25 +96,17 @@ def generation_kwargs(max_new_tokens, do_sample, temperature):
 
 
 class Progress:
-    """The side file of finished batches: a settings line, then one JSON line per batch."""
+    """The finished batches of a class, one JSON line each, in the job's work folder."""
 
-    def __init__(self, path, settings):
+    def __init__(self, path):
         self.path = Path(path)
-        self.settings = settings
 
     def load(self):
-        """Rows of the batches finished under the same settings; a torn last line is dropped."""
+        """Rows of the finished batches; a torn last line is dropped."""
         if not self.path.exists():
             return []
-        lines = self.path.read_text().splitlines()
-        try:
-            header = json.loads(lines[0]) if lines else {}
-        except json.JSONDecodeError:
-            header = {}
-        if header.get("settings") != self.settings:
-            return []
         rows = []
-        for line in lines[1:]:
+        for line in self.path.read_text().splitlines():
             try:
                 rows.extend(json.loads(line)["rows"])
             except (json.JSONDecodeError, KeyError):
@@ -121,12 +114,10 @@ class Progress:
         return rows
 
     def start(self, rows):
-        """Rewrite the side file with the settings and the rows kept, then append from there."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Rewrite the file with the rows kept, then append from there."""
         with self.path.open("w") as handle:
-            handle.write(json.dumps({"settings": self.settings}) + "\n")
             if rows:
-                handle.write(json.dumps({"rows": rows}) + "\n")
+                handle.write(json.dumps({"rows": rows}, ensure_ascii=False) + "\n")
 
     def append(self, rows):
         with self.path.open("a") as handle:
@@ -134,61 +125,51 @@ class Progress:
             handle.flush()
 
 
-def caption_class(
-    records,
-    root,
-    model_name,
-    template,
-    batch_size,
-    generation,
-    seed,
-    dtype,
-    progress_path,
-    out_path,
-    load=load_captioner,
-    conversation="llava_v1",
-    pad=True,
-):
-    """Caption every indexed image of one class, resuming from ``progress_path``; write ``out_path``.
+def caption_class(records, settings, work, out_path, load=load_captioner):
+    """Caption every indexed image of one class, resuming from the work folder ``work``; write ``out_path``.
 
-    ``load(model_name, dtype=...)`` gives (model, processor); pass a cached one to caption many classes.
-    ``conversation`` and ``pad`` (pad each image to a square of the mean colour) are as in LLaVA's
-    model_vqa.py by default.
+    ``settings`` are the stage's parsed options by name (root, model, prompt, batch_size, max_new_tokens,
+    do_sample, temperature, seed, dtype, conversation, pad_to_square). ``load(model, dtype=...)`` gives
+    (model, processor); pass a cached one to caption many classes.
     """
+    s = settings
+    generation = generation_kwargs(s["max_new_tokens"], s["do_sample"], s["temperature"])
     images = [r["image"] for r in records]
     label = records[0]["label"]
-    settings = {
-        "model": provenance.model_identity(model_name),
-        "prompt": template,
+    identity = {
+        "model": provenance.model_identity(s["model"]),
+        "prompt": s["prompt"],
         "label": label,
         "generation": generation,
-        "batch_size": batch_size,
-        "seed": seed,
-        "conversation": conversation,
-        "pad": pad,
+        "batch_size": s["batch_size"],
+        "seed": s["seed"],
+        "conversation": s["conversation"],
+        "pad": s["pad_to_square"],
         "images": hashlib.sha256("\n".join(images).encode()).hexdigest(),
     }
-    progress = Progress(progress_path, settings)
-    done = progress.load()
+    progress = Progress(Path(work) / "batches.jsonl")
+    done = progress.load() if provenance.claim_work(work, identity) else []
     progress.start(done)
     if done:
         print(f"resuming: {len(done)} of {len(images)} images already captioned", file=sys.stderr)
     on = device()
-    model, processor = load(model_name, dtype=dtype_for(dtype, on))
+    model, processor = load(s["model"], dtype=dtype_for(s["dtype"], on))
     model.to(on)
-    prompt = build_prompt(processor, template, label, conversation)
+    prompt = build_prompt(processor, s["prompt"], label, s["conversation"])
     fill = mean_colour(processor)
 
     def image(name):
-        img = load_rgb(Path(root) / name)
-        return pad_to_square(img, fill) if pad else img
+        img = load_rgb(Path(s["root"]) / name)
+        return pad_to_square(img, fill) if s["pad_to_square"] else img
 
     rows = list(done)
-    starts = range(len(done), len(images), batch_size)
-    for start in tqdm(starts, desc=f"caption {records[0]['class']}", unit="batch", file=sys.stderr):
-        names = images[start : start + batch_size]
+    size = s["batch_size"]
+    for start in tqdm(
+        range(len(done), len(images), size), desc=f"caption {records[0]['class']}", unit="batch", file=sys.stderr
+    ):
+        names = images[start : start + size]
         if generation.get("do_sample"):
-            torch.manual_seed(derive("caption", seed, start))
+            torch.manual_seed(derive("caption", s["seed"], start))
         captions = caption_batch(model, processor, thread_map(image, names), prompt, generation)
         batch = [{"image": n, "caption": c} for n, c in zip(names, captions)]
         progress.append(batch)
@@ -197,7 +178,7 @@ def caption_class(
     if empty:
         print(f"warning: {len(empty)} empty caption(s), kept as empty strings: {empty[:5]}", file=sys.stderr)
     contract.write_captions(out_path, rows)
-    progress.path.unlink()
+    shutil.rmtree(work)
     print(f"{len(rows)} captions written ({len(rows) - len(done)} new, {len(empty)} empty)", file=sys.stderr)
     return rows
 
@@ -209,36 +190,15 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="hub id or folder of the captioner")
     parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
     parser.add_argument(
-        "--progress",
-        nargs="+",
-        required=True,
-        type=Path,
-        help="per class: side file of finished batches (for resuming)",
+        "--work", nargs="+", required=True, type=Path, help="per class: folder of finished batches, for resuming"
     )
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: captions (JSON lines)")
     add_settings(parser, "caption")
     add_part_option(parser)
     args = parser.parse_args(argv)
-    generation = generation_kwargs(args.max_new_tokens, args.do_sample, args.temperature)
-    load = functools.cache(
-        functools.partial(load_captioner, variant=args.variant)
-    )  # one model for all classes of the job
-    for one in each_class(args, ("index", "progress", "out"), outputs=("out",)):
-        caption_class(
-            contract.read_index(one.index),
-            one.root,
-            one.model,
-            one.prompt,
-            one.batch_size,
-            generation,
-            one.seed,
-            one.dtype,
-            one.progress,
-            one.out,
-            load,
-            one.conversation,
-            one.pad_to_square,
-        )
+    load = functools.cache(functools.partial(load_captioner, variant=args.variant))  # one model for the job
+    for one in each_class(args, ("index", "work", "out"), outputs=("out",)):
+        caption_class(contract.read_index(one.index), vars(one), one.work, one.out, load)
         provenance.record(one.out, "caption", vars(one), models=[one.model])
 
 

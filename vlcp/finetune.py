@@ -129,7 +129,6 @@ def save_checkpoint(accelerator, work, step, keep):
 
 # Settings that change neither the trained weights nor the resume points' meaning.
 NOT_RESULT_SETTINGS = ("out", "work", *section("finetune", execution=True))
-RUN_MARKER = "run.json"
 
 
 def keep_work_of_this_run(accelerator, args, log):
@@ -138,17 +137,13 @@ def keep_work_of_this_run(accelerator, args, log):
     model or input at the same path must start over, not resume another run's weights."""
     settings = {k: v for k, v in vars(args).items() if k not in NOT_RESULT_SETTINGS}
     identity = provenance.work_identity(settings, [args.model], [*args.index, *args.captions, *(args.latents or [])])
-    marker = args.work / RUN_MARKER
     if accelerator.is_main_process:
-        if args.work.exists() and (not marker.is_file() or json.loads(marker.read_text()) != identity):
-            if checkpoints(args.work):
-                log(
-                    f"not resuming: the checkpoints in {args.work} were made "
-                    "with other settings, model or inputs; starting over"
-                )
-            shutil.rmtree(args.work)  # our own leftovers
-        args.work.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(identity))
+        found = checkpoints(args.work) if args.work.exists() else []
+        if not provenance.claim_work(args.work, identity) and found:
+            log(
+                f"not resuming: the checkpoints in {args.work} were made with other settings, model or inputs; "
+                "starting over"
+            )
     accelerator.wait_for_everyone()
 
 

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import platform
+import shutil
 from importlib import metadata
 from pathlib import Path
 
@@ -86,6 +87,23 @@ def work_identity(settings, models=(), inputs=()):
             {"settings": plain(settings), "models": [model_identity(m) for m in models], "inputs": stats}, default=str
         )
     )
+
+
+WORK_MARKER = "identity.json"
+
+
+def claim_work(work, identity):
+    """Make ``work`` the resumable work folder of a job made from ``identity`` (``work_identity``): kept
+    when it was made from the same, else removed and started anew (a work folder is the stage's own, and
+    another run's leftovers must not be resumed). Returns True when the folder was kept."""
+    work = Path(work)
+    marker = work / WORK_MARKER
+    mine = marker.is_file() and json.loads(marker.read_text()) == identity
+    if work.exists() and not mine:
+        shutil.rmtree(work)  # our own leftovers, of other settings, models or inputs
+    work.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(identity))
+    return mine
 
 
 def plain(settings):

@@ -108,7 +108,7 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype"):
         image_seed,
         resize_for_evaluation,
         set_scheduler,
-        synthesize_with,
+        synthesize,
     )
 
     folder = set_class_folder(run_dir, strategy, ipc, seed, cls)
@@ -143,7 +143,7 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype"):
     set_scheduler(pipe, settings["scheduler"])
     pipe.set_progress_bar_config(disable=True)
     seeds = [image_seed(cls, k, seed) for k in range(len(prototypes))]
-    images = synthesize_with(pipe, centres, [p["prompt"] for p in prototypes], seeds, settings, wanted={cluster})
+    images = synthesize(pipe, centres, [p["prompt"] for p in prototypes], seeds, settings, wanted={cluster})
     return resize_for_evaluation(images[cluster], settings["size"]), folder / f"{cluster}.png"
 
 

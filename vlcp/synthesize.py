@@ -141,22 +141,12 @@ def set_scheduler(pipe, name):
     pipe.scheduler = getattr(diffusers, cls_name).from_config(pipe.scheduler.config, **extra)
 
 
-def synthesize(
-    pipe,
-    centres,
-    prompts,
-    seeds,
-    negative_prompt,
-    strength,
-    guidance_scale,
-    steps,
-    batch_size,
-    encoding="authors",
-    done=None,
-    on_image=None,
-    wanted=None,
-):
+def synthesize(pipe, centres, prompts, seeds, settings, done=None, on_image=None, wanted=None):
     """Generate one PIL image per centre; ``done`` maps already finished cluster -> image.
+
+    ``settings`` are the stage's by name (its parsed options, or what a provenance record holds, for
+    ``vlcp regenerate``): negative_prompt, strength, guidance_scale, num_inference_steps, batch_size and
+    prompt_encoding.
 
     Prompts are grouped by the length of their encoding (``prompt_embeddings``), so a batch never pads
     a prompt beyond its own length; batches whose images are all in ``done`` are skipped, and
@@ -166,11 +156,13 @@ def synthesize(
     done = dict(done or {})
     on = pipe.unet.device
     dtype = pipe.unet.dtype
-    embeds = [prompt_embeddings(pipe, p, negative_prompt, encoding) for p in prompts]
+    s = settings
+    embeds = [prompt_embeddings(pipe, p, s["negative_prompt"], s["prompt_encoding"]) for p in prompts]
     groups = {}
     for k in range(len(prompts)):
         groups.setdefault(embeds[k][0].shape[1], []).append(k)
-    batches = [ks[i : i + batch_size] for _, ks in sorted(groups.items()) for i in range(0, len(ks), batch_size)]
+    size = s["batch_size"]
+    batches = [ks[i : i + size] for _, ks in sorted(groups.items()) for i in range(0, len(ks), size)]
     # A resumed job redoes a partly finished batch whole: float kernels may round differently at
     # another batch size, and the images must equal those of an uninterrupted run.
     batches = [b for b in batches if not all(k in done for k in b)]
@@ -181,9 +173,9 @@ def synthesize(
             image=centres[batch].to(on, dtype),
             prompt_embeds=torch.cat([embeds[k][0] for k in batch]).to(dtype),
             negative_prompt_embeds=torch.cat([embeds[k][1] for k in batch]).to(dtype),
-            strength=strength,
-            guidance_scale=guidance_scale,
-            num_inference_steps=steps,
+            strength=s["strength"],
+            guidance_scale=s["guidance_scale"],
+            num_inference_steps=s["num_inference_steps"],
             generator=[torch.Generator(device="cpu").manual_seed(seeds[k]) for k in batch],
             output_type="pil",
         ).images
@@ -194,27 +186,6 @@ def synthesize(
             if on_image is not None:
                 on_image(k, img)
     return [done.get(k) for k in range(len(prompts))]
-
-
-def synthesize_with(pipe, centres, prompts, seeds, settings, done=None, on_image=None, wanted=None):
-    """``synthesize`` with the stage's settings by name: its parsed options, or the settings its provenance
-    record holds (``vlcp regenerate``)."""
-    s = settings
-    return synthesize(
-        pipe,
-        centres,
-        prompts,
-        seeds,
-        s["negative_prompt"],
-        s["strength"],
-        s["guidance_scale"],
-        s["num_inference_steps"],
-        s["batch_size"],
-        s["prompt_encoding"],
-        done,
-        on_image,
-        wanted,
-    )
 
 
 def resize_for_evaluation(img, size):
@@ -264,12 +235,7 @@ def synthesize_class(pipe, args):
         prompts=[p["prompt"] for p in prototypes],
         model_files=provenance.model_identity(args.model),
     )
-    settings = json.loads(json.dumps(settings, default=str))
-    marker = args.work / "settings.json"
-    if args.work.exists() and (not marker.exists() or json.loads(marker.read_text()) != settings):
-        shutil.rmtree(args.work)  # our own leftovers from other settings
-    args.work.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(settings))
+    provenance.claim_work(args.work, json.loads(json.dumps(settings, default=str)))
     done = {}
     for k in range(len(prototypes)):
         path = args.work / f"{k}.png"
@@ -283,7 +249,7 @@ def synthesize_class(pipe, args):
             resize_for_evaluation(img, args.size).save(handle, format="PNG")
 
     seeds = [image_seed(args.cls, k, args.seed) for k in range(len(prototypes))]
-    synthesize_with(pipe, centres, [p["prompt"] for p in prototypes], seeds, vars(args), done, keep)
+    synthesize(pipe, centres, [p["prompt"] for p in prototypes], seeds, vars(args), done, keep)
     with atomic_dir(args.out) as tmp:
         for k in range(len(prototypes)):
             shutil.copyfile(args.work / f"{k}.png", tmp / f"{k}.png")
