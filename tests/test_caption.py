@@ -37,9 +37,7 @@ def test_caption_kill_and_resume_matches_an_uninterrupted_run(world, tmp_path):
     assert calls(tmp_path / "c0") == 5
 
     out, work = tmp_path / "resumed.jsonl", tmp_path / "work" / "three"
-    killed = wrapped(
-        "vlcp.caption", "Progress.append", caption_args(world, out, work), tmp_path / "c1", kill_after=3
-    )
+    killed = wrapped("vlcp.caption", "Progress.append", caption_args(world, out, work), tmp_path / "c1", kill_after=3)
     assert killed.returncode == -signal.SIGKILL
     assert not out.exists(), "a killed job must not leave its declared output"
     assert (work / "batches.jsonl").exists()

@@ -151,10 +151,9 @@ BAD = [
     ({"dataset": {"classes": ["a/b"]}}, ["dataset.classes[0]", "pattern"]),
     ({"evaluate": {"epochs": [{"max_ipc": 10}]}}, ["evaluate.epochs[0]", "epochs"]),
     ({"run": "my run"}, ["run", "pattern"]),
-    ({"synthesize": {"batch_size": 4}}, ["'batch_size'", "under synthesize", "execution.synthesize.batch_size"]),
     (
-        {"finetune": {"checkpointing_steps": 4}},
-        ["finetune.checkpointing_steps is now execution.finetune.checkpointing_steps"],
+        {"synthesize": {"batch_size": 4}},
+        ["'batch_size'", "under synthesize", "Allowed keys there: strength, guidance_scale"],
     ),
     ({"execution": {"evaluate": {"test_batch_size": 0}}}, ["execution.evaluate.test_batch_size", "at least 1"]),
 ]

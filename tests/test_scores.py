@@ -67,11 +67,12 @@ def test_scores_from_a_hand_made_accuracy_table(tmp_path):
     assert all(math.isnan(v) for v in best.loc[("minimax", "full", "all")][["ior", "hlr", "lrs"]])
 
 
-def test_rows_without_a_protocol_column_are_hard_label_rows(tmp_path):
-    (tmp_path / "old.csv").write_text(
+def test_rows_without_a_contract_column_are_refused_naming_it(tmp_path):
+    (tmp_path / "cut.csv").write_text(
         "method,ipc,seed,model,eval_seed,top1_best,top1_last\nrandom,10,0,convnet6,0,50.0,49.0\n"
     )
-    assert list(contract.read_accuracy(tmp_path / "old.csv")["protocol"]) == ["minimax"]
+    with pytest.raises(contract.ContractError, match=r"cut.csv: missing column\(s\) \['protocol'\]"):
+        contract.read_accuracy(tmp_path / "cut.csv")
 
 
 def reference_lrs(ior, hlr, lrs_lambda=0.5):

@@ -59,15 +59,6 @@ def allowed(schema):
     return text
 
 
-# Keys that moved from a stage's section to execution.<stage> (they change no result).
-MOVED_TO_EXECUTION = {
-    "encode": ("batch_size",),
-    "synthesize": ("batch_size",),
-    "evaluate": ("test_batch_size",),
-    "finetune": ("checkpointing_steps", "checkpoints_total_limit", "dataloader_num_workers"),
-}
-
-
 def describe_validation_error(error):
     """One readable message for a ``jsonschema.ValidationError`` on the config."""
     path = list(error.absolute_path)
@@ -75,14 +66,8 @@ def describe_validation_error(error):
         known = error.schema.get("properties", {})
         unknown = sorted(set(error.instance) - set(known))
         where = f"under {key_path(path)}" if path else "at the top level"
-        moved = [
-            f"{key_path([*path, k])} is now execution.{path[0]}.{k}"
-            for k in unknown
-            if len(path) == 1 and k in MOVED_TO_EXECUTION.get(path[0], ())
-        ]
-        hint = f" ({'; '.join(moved)}: settings that change no result have their own section.)" if moved else ""
         return (
-            f"Invalid config: unknown key(s) {', '.join(map(repr, unknown))} {where}.{hint} "
+            f"Invalid config: unknown key(s) {', '.join(map(repr, unknown))} {where}. "
             f"Allowed keys there: {', '.join(known)}. See config/schema.yaml."
         )
     if error.validator == "required":

@@ -80,6 +80,15 @@ def write_class_table(path, rows):
     write_tsv(path, CLASS_TABLE_COLUMNS, rows)
 
 
+def read_class_table(path):
+    """``[(class, label text)]`` in label order, from the run's index/classes.tsv."""
+    with Path(path).open(newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t"))
+    if not rows or tuple(rows[0]) != CLASS_TABLE_COLUMNS:
+        raise ContractError(f"{path}: expected the header {'<TAB>'.join(CLASS_TABLE_COLUMNS)}; rerun the index rule")
+    return [(row[0], row[1]) for row in rows[1:]]
+
+
 def read_rejected(path):
     """The ``(image, reason)`` pairs of a rejected-files TSV."""
     with Path(path).open(newline="") as handle:
@@ -386,8 +395,6 @@ def read_manifest(manifest):
 
 
 ACCURACY_COLUMNS = ("protocol", "method", "ipc", "seed", "model", "eval_seed", "top1_best", "top1_last")
-# Rows written before the protocol column existed were all trained with hard labels (Minimax's protocol).
-PROTOCOL_BEFORE_THE_COLUMN = "minimax"
 
 
 def write_accuracy(path, rows):
@@ -407,8 +414,6 @@ def read_accuracy(path):
     import pandas as pd
 
     frame = pd.read_csv(path, dtype={"ipc": str})
-    if "protocol" not in frame.columns:
-        frame.insert(0, "protocol", PROTOCOL_BEFORE_THE_COLUMN)
     missing = [c for c in ACCURACY_COLUMNS if c not in frame.columns]
     if missing:
         raise ContractError(f"{path}: missing column(s) {missing}")

@@ -10,7 +10,6 @@ licence field is left for the one who publishes it.
 """
 
 import argparse
-import csv
 import json
 import shutil
 import sys
@@ -51,22 +50,6 @@ FILE_SETTINGS = {
 STAGE_ORDER = ("index", "caption", "finetune", "encode", "cluster", "text_prototype", "synthesize", "select")
 
 
-def read_class_table(path):
-    """``[(class, label text)]`` in label order, from the run's index/classes.tsv."""
-    with Path(path).open(newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))
-    if not rows or tuple(rows[0]) != contract.CLASS_TABLE_COLUMNS:
-        raise contract.ContractError(
-            f"{path}: expected the header {'<TAB>'.join(contract.CLASS_TABLE_COLUMNS)}; rerun the index rule"
-        )
-    return [(row[0], row[1]) for row in rows[1:]]
-
-
-def read_record(path):
-    path = provenance.provenance_path(path) if not str(path).endswith("provenance.json") else Path(path)
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def upstream_records(record, seen=None):
     """The provenance records a record's settings lead to (files it read that have records of their own),
     the first record of each stage, depth first: the chain of stages that made an output."""
@@ -79,7 +62,7 @@ def upstream_records(record, seen=None):
         path = Path(first)
         if not path.exists():
             continue
-        upstream = read_record(path / "provenance.json" if path.is_dir() else provenance.provenance_path(path))
+        upstream = provenance.read_record(path)
         if upstream and upstream["stage"] not in seen:
             upstream_records(upstream, seen)
     return seen
@@ -96,7 +79,7 @@ def metadata_rows(listed, classes, seed):
     records, rows = {}, []
     for cls, path in listed:
         if cls not in records:
-            records[cls] = read_record(path.parent / "provenance.json") or {"stage": None, "settings": {}}
+            records[cls] = provenance.read_record(path.parent) or {"stage": None, "settings": {}}
             record = records[cls]
             if record["stage"] == "synthesize":
                 clusters, _ = contract.read_clusters(record["settings"]["clusters"])
@@ -247,7 +230,7 @@ def dataset_card(method, ipc, seed, run_name, classes, rows, records, accuracy):
 
 def export_set(manifest, method, ipc, seed, class_table, accuracy, run_name, out):
     """Write the exported set to ``out`` (a new folder); return its row count."""
-    classes = read_class_table(class_table)
+    classes = contract.read_class_table(class_table)
     listed = contract.read_manifest(manifest)
     rows, records = metadata_rows(listed, classes, seed)
     with atomic_dir(out) as tmp:
@@ -263,7 +246,7 @@ def export_set(manifest, method, ipc, seed, class_table, accuracy, run_name, out
 
 def export_captions(captions, class_table, out):
     """Every caption of a run as one JSON-lines file: image, class, label, label_text, caption."""
-    classes = read_class_table(class_table)
+    classes = contract.read_class_table(class_table)
     if len(captions) != len(classes):
         raise contract.ContractError(f"{len(captions)} caption files for the {len(classes)} classes of {class_table}")
     count = 0

@@ -120,6 +120,12 @@ def provenance_path(output):
     return output / "provenance.json" if output.is_dir() else output.with_name(output.name + ".provenance.json")
 
 
+def read_record(output):
+    """The provenance record of ``output`` (a file or folder output), or None where it has none."""
+    path = provenance_path(output)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def record(output, stage, settings, models=()):
     """Write the provenance file of ``output`` (call after the output exists, or inside its temporary folder)."""
     content = {

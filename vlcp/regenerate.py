@@ -10,7 +10,6 @@ library versions as the run; both are compared with the set's record and a diffe
 
 import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -28,15 +27,15 @@ def set_class_folder(run_dir, strategy, ipc, seed, cls):
     return Path(run_dir) / "distilled" / f"vlcp-{strategy}" / f"ipc{ipc}" / f"seed{seed}" / cls
 
 
-def read_record(folder):
+def synthesize_record(folder):
     """The synthesize record of a class folder of a distilled set (``provenance.json``)."""
-    path = folder / "provenance.json"
-    if not path.is_file():
+    path = folder / "provenance.json"  # a class folder's record
+    record = provenance.read_record(folder) if folder.is_dir() else None
+    if record is None:
         parent = folder.parent
         known = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
         hint = f"; its classes are {', '.join(known[:20])}" if known else "; check --run, --strategy, --ipc and --seed"
         raise RegenerateError(f"{path} does not exist: {folder} is not a class folder of a finished VLCP set{hint}")
-    record = json.loads(path.read_text())
     if record.get("stage") != "synthesize":
         raise RegenerateError(
             f"{path} was written by the {record.get('stage')!r} stage; only synthesized images can be regenerated"
@@ -83,19 +82,13 @@ def check_same_model(record, model):
 def environment_differences(record, on):
     """Package versions and device kind that differ from the run's record, as readable lines."""
     lines = []
-    then = record.get("packages", {})
+    then = record["packages"]
     now = provenance.package_versions()
     for name in ("torch", "diffusers", "transformers", "pillow", "numpy"):
         if then.get(name) != now.get(name):
             lines.append(f"{name} {now.get(name)} here, {then.get(name)} in the run")
-    recorded_device = record["settings"].get("device")
-    if recorded_device and recorded_device != on.type:
-        lines.append(f"device {on.type} here, {recorded_device} in the run")
-    if on.type == "cpu" and "threads" not in record["settings"]:
-        lines.append(
-            "the run's CPU thread count is not recorded (a set made before vlcp recorded it; match OMP_NUM_THREADS "
-            "to the job's cpus_per_task)"
-        )
+    if record["settings"]["device"] != on.type:
+        lines.append(f"device {on.type} here, {record['settings']['device']} in the run")
     return lines
 
 
@@ -112,7 +105,7 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype"):
     )
 
     folder = set_class_folder(run_dir, strategy, ipc, seed, cls)
-    record = read_record(folder)
+    record = synthesize_record(folder)
     settings = record["settings"]
     where = relocate(record, folder)
     clusters_path, centres_path, prototypes_path = (where(settings[k]) for k in ("clusters", "centres", "prototypes"))
@@ -133,7 +126,7 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype"):
     check_same_model(record, model)
 
     on = device()
-    if on.type == "cpu" and settings.get("threads"):
+    if on.type == "cpu":
         torch.set_num_threads(settings["threads"])  # float sums on the CPU can round differently with other counts
     for line in environment_differences(record, on):
         print(f"note: {line}; the bytes may differ from the set's", file=sys.stderr)
