@@ -15,6 +15,7 @@ import argparse
 import sys
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -273,24 +274,37 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_sets(args):
-    """(classes, train paths, train labels, val records) of an evaluation's arguments (``add_set_arguments``)."""
-    val = [r for path in args.val_index for r in contract.read_index(path)]
-    classes = list(dict.fromkeys(r["class"] for r in val))  # label = position of first appearance
+def load_sets(val_index, root, train_manifest=None, train_dir=None, train_index=None):
+    """The classes, and the paths and labels of the train set and the val split, of an evaluation: the
+    classes and their label order (position of first appearance) come from the val index; the train set
+    is a distilled set's manifest or folder, or index files (a whole split)."""
+    val = [r for path in val_index for r in contract.read_index(path)]
+    classes = list(dict.fromkeys(r["class"] for r in val))
     label_of = {cls: i for i, cls in enumerate(classes)}
-    if args.train_manifest:
-        train_paths, train_labels = distilled_set(contract.read_manifest(args.train_manifest), classes)
-    elif args.train_dir:
-        train_paths, train_labels = distilled_set(contract.distilled_images(args.train_dir, classes), classes)
+    if train_manifest:
+        train_paths, train_labels = distilled_set(contract.read_manifest(train_manifest), classes)
+    elif train_dir:
+        train_paths, train_labels = distilled_set(contract.distilled_images(train_dir, classes), classes)
     else:
-        train = [r for path in args.train_index for r in contract.read_index(path)]
+        train = [r for path in train_index for r in contract.read_index(path)]
         unknown = sorted({r["class"] for r in train} - set(label_of))
         if unknown:
-            raise contract.ContractError(f"train classes {unknown[:5]} have no val images in {args.val_index[0]}")
-        train_paths = [args.root / r["image"] for r in train]
+            raise contract.ContractError(f"train classes {unknown[:5]} have no val images in {val_index[0]}")
+        train_paths = [Path(root) / r["image"] for r in train]
         train_labels = [label_of[r["class"]] for r in train]
     print(f"loading {len(train_paths)} train and {len(val)} val images", file=sys.stderr)
-    return classes, train_paths, train_labels, val
+    return SimpleNamespace(
+        classes=classes,
+        train_paths=train_paths,
+        train_labels=train_labels,
+        val_paths=[Path(root) / r["image"] for r in val],
+        val_labels=[label_of[r["class"]] for r in val],
+    )
+
+
+def sets_of(args):
+    """``load_sets`` of an evaluation's arguments (``add_set_arguments``)."""
+    return load_sets(args.val_index, args.root, args.train_manifest, args.train_dir, args.train_index)
 
 
 def training_execution(stage):
@@ -324,8 +338,8 @@ def accuracy_row(args, protocol, result, train_count, test_count, on, settings, 
 
 def main(argv=None):
     args = parse_args(argv)
-    classes, train_paths, train_labels, val = load_sets(args)
-    label_of = {cls: i for i, cls in enumerate(classes)}
+    sets = sets_of(args)
+    classes, train_paths = sets.classes, sets.train_paths
     on = device()
     side = min(load_rgb(train_paths[0]).size) if train_paths else args.input_size
     if side < args.input_size:
@@ -335,13 +349,13 @@ def main(argv=None):
             file=sys.stderr,
         )
     train_images = split_images(train_paths, args.input_size, on, args.image_loading, "train set")
-    test_paths = [args.root / r["image"] for r in val]
+    test_paths = sets.val_paths
     test_images = split_images(test_paths, args.input_size, on, args.image_loading, "val split")
-    test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
+    test_labels = torch.tensor(sets.val_labels, device=on)
     settings = minimax_settings(args)
     result = train_and_test(
         train_images,
-        torch.tensor(train_labels, device=on),
+        torch.tensor(sets.train_labels, device=on),
         test_images,
         test_labels,
         args.model,

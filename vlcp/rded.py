@@ -41,10 +41,10 @@ from vlcp.evaluate import (
     accuracy_row,
     add_set_arguments,
     autocast,
-    load_sets,
     on_device,
     randomness,
     resized,
+    sets_of,
     training_execution,
 )
 from vlcp.images import load_rgb, resize_shorter_side
@@ -305,17 +305,17 @@ def main(argv=None):
         )
     if args.model not in STUDENTS:
         raise VlcpError(f"the soft-label protocol trains one of {STUDENTS}, not {args.model!r}")
-    classes, train_paths, train_labels, val = load_sets(args)
-    label_of = {cls: i for i, cls in enumerate(classes)}
+    sets = sets_of(args)
+    classes, train_paths = sets.classes, sets.train_paths
     on = device()
     side = min(load_rgb(train_paths[0]).size)
     # at their own side: patches are shuffled before the crop
     train_images = load_images(train_paths, resized(side), side, on, args.image_loading, "distilled set")
-    test_paths = [args.root / r["image"] for r in val]
+    test_paths = sets.val_paths
     test_images = load_images(
         test_paths, test_decoding(args.input_size), args.input_size, on, args.image_loading, "val split"
     )
-    test_labels = torch.tensor([label_of[r["class"]] for r in val], device=on)
+    test_labels = torch.tensor(sets.val_labels, device=on)
     teacher = on_device(load_teacher(args.teacher, args.teacher_architecture, len(classes), args.input_size), on)
     torch.manual_seed(args.seed)  # the student's initial weights
     student = on_device(build_network(args.model, len(classes), args.input_size), on)

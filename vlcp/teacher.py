@@ -13,7 +13,7 @@ import torch
 
 from vlcp import contract, provenance
 from vlcp.cli import run
-from vlcp.evaluate import add_minimax_settings, minimax_settings, on_device, split_images, train_and_test
+from vlcp.evaluate import add_minimax_settings, load_sets, minimax_settings, on_device, split_images, train_and_test
 from vlcp.models import device
 from vlcp.rded import build_network
 from vlcp.settings import add_settings
@@ -36,30 +36,19 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    train = [r for path in args.train_index for r in contract.read_index(path)]
-    val = [r for path in args.val_index for r in contract.read_index(path)]
-    classes = list(dict.fromkeys(r["class"] for r in val))
-    label_of = {cls: i for i, cls in enumerate(classes)}
-    unknown = sorted({r["class"] for r in train} - set(label_of))
-    if unknown:
-        raise contract.ContractError(f"train classes {unknown[:5]} have no val images in {args.val_index[0]}")
+    sets = load_sets(args.val_index, args.root, train_index=args.train_index)
+    classes = sets.classes
     on = device()
-    print(
-        f"training a {args.architecture} teacher on {len(train)} train images; testing on {len(val)}", file=sys.stderr
-    )
-    train_images = split_images(
-        [args.root / r["image"] for r in train], args.input_size, on, args.image_loading, "train split"
-    )
-    test_images = split_images(
-        [args.root / r["image"] for r in val], args.input_size, on, args.image_loading, "val split"
-    )
+    print(f"training a {args.architecture} teacher on the train split; testing on the val split", file=sys.stderr)
+    train_images = split_images(sets.train_paths, args.input_size, on, args.image_loading, "train split")
+    test_images = split_images(sets.val_paths, args.input_size, on, args.image_loading, "val split")
     torch.manual_seed(args.seed)
     model = on_device(build_network(args.architecture, len(classes), args.input_size), on)
     result = train_and_test(
         train_images,
-        torch.tensor([label_of[r["class"]] for r in train], device=on),
+        torch.tensor(sets.train_labels, device=on),
         test_images,
-        torch.tensor([label_of[r["class"]] for r in val], device=on),
+        torch.tensor(sets.val_labels, device=on),
         args.architecture,
         len(classes),
         minimax_settings(args),
