@@ -38,6 +38,7 @@ rule text_prototype:
         **rule_resources("default", per_class=True),
     params:
         settings=text_prototype_options,
+        execution=execution_options("text_prototype"),
         captions=class_paths("captions", ".jsonl"),
         clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
         index=class_paths("index/train", ".jsonl"),
@@ -45,5 +46,5 @@ rule text_prototype:
         part=part_option,
     shell:
         "python -m vlcp text_prototype --captions {params.captions:q} --clusters {params.clusters:q}"
-        " --index {params.index:q} {params.settings}"
+        " --index {params.index:q} {params.settings} {params.execution}"
         " --out {params.out:q} {params.part} > {log:q} 2>&1"

@@ -18,35 +18,12 @@ from pathlib import Path
 from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir, atomic_write
 from vlcp.cli import run
+from vlcp.settings import schema, section
 
 METADATA_KEYS = ("file_name", "label", "class", "label_text", "prompt", "source_image", "cluster_size", "seed")
-# Settings that name a job's files rather than describe how the set was made.
-FILE_SETTINGS = {
-    "out",
-    "work",
-    "index",
-    "captions",
-    "latents",
-    "clusters",
-    "centres",
-    "prototypes",
-    "part_marker",
-    "root",
-    "rejected",
-    "val_index",
-    "train_index",
-    "train_dir",
-    "train_manifest",
-    "cls",
-    "label",
-    "output_dir",
-    "resume",
-    "model",
-    "pretrained",
-    "data",
-    "progress",
-    "command",
-}
+# Beside a stage's config section (config/schema.yaml), the settings that say which set a job made and
+# where it ran (synthesis records its device and CPU threads, for regeneration).
+SET_SETTINGS = ("method", "ipc", "seed", "strategy", "size", "device", "threads")
 STAGE_ORDER = ("index", "caption", "finetune", "encode", "cluster", "text_prototype", "synthesize", "select")
 
 
@@ -68,9 +45,13 @@ def upstream_records(record, seen=None):
     return seen
 
 
-def card_settings(settings):
-    """A stage's settings without the files its job read and wrote."""
-    return {k: v for k, v in settings.items() if k not in FILE_SETTINGS}
+def card_settings(stage, settings):
+    """What a stage's record says of how the set was made: the keys of the stage's config section and of
+    its ``execution`` section, as the schema defines them, and which set it made; not the files its job
+    read and wrote."""
+    name = "dataset" if stage == "index" else stage  # the index reads the dataset section
+    known = [*section(name), *section(name, execution=True)] if name in schema()["properties"] else []
+    return {k: v for k, v in settings.items() if k in (*SET_SETTINGS, *known)}
 
 
 def metadata_rows(listed, classes, seed):
@@ -168,7 +149,10 @@ def dataset_card(method, ipc, seed, run_name, classes, rows, records, accuracy):
         for model in chain[stage].get("models", []):
             name = model.get("hub_id") or f"{model['path']} (fingerprint {model['fingerprint'][:16]})"
             models.append(f"- {stage}: {name}")
-    made = [f"### {stage}\n\n```yaml\n{yaml_block(card_settings(chain[stage]['settings']))}\n```\n" for stage in stages]
+    made = [
+        f"### {stage}\n\n```yaml\n{yaml_block(card_settings(stage, chain[stage]['settings']))}\n```\n"
+        for stage in stages
+    ]
     packages = first.get("packages", {})
     lines = [
         "---",

@@ -152,7 +152,6 @@ def main(argv=None):
     )
     parser.add_argument("--strategy", choices=STRATEGIES, default="prototype")
     parser.add_argument("--text-generator", help="causal language model (hub id or folder) of the 'gpt' strategy")
-    parser.add_argument("--generator-batch-size", type=int, default=16)
     add_settings(parser, "text_prototype")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: prototypes JSON")
     add_part_option(parser)
