@@ -3,9 +3,12 @@
     ./run.sh demo
     .venv/bin/python bench/demo_accuracy.py              # prints the table of results/demo/summary.csv
     .venv/bin/python bench/demo_accuracy.py --write      # and puts it in bench/RESULTS.md
+    ./run.sh demo --config run=demo-strength-0.7 'synthesize={num_inference_steps: 10, strength: 0.7}'
+    .venv/bin/python bench/demo_accuracy.py --summary results/demo-strength-0.7/summary.csv \
+        --label "synthesize.strength 0.7" --write
 
 The demo trains on CPU floats, so the figures depend on the kind of CPU (and on a GPU differ again);
-the section says which machine made them. It replaces the section of the same machine's last run.
+the section says which machine made them. It replaces the section of the same machine and label.
 """
 
 import argparse
@@ -39,34 +42,35 @@ def demo_table(summary):
     return "\n".join(lines)
 
 
-def section(table, machine, when):
+def section(table, key, when):
     return (
-        f"{HEADING} ({machine}, {when})\n\n`./run.sh demo`, then `python bench/demo_accuracy.py --write`; "
-        f"`config/demo.yaml` as committed.\n\n{table}\n"
+        f"{HEADING} ({key}, {when})\n\n`config/demo.yaml` as committed, but for what the heading names; "
+        f"written by `bench/demo_accuracy.py`.\n\n{table}\n"
     )
 
 
-def replace_section(text, new, machine):
-    """``text`` with the demo section of ``machine`` replaced by ``new``, or ``new`` appended."""
+def replace_section(text, new, key):
+    """``text`` with the demo section of ``key`` (machine and label) replaced by ``new``, or ``new`` appended."""
     head, *sections = text.rstrip("\n").split("\n## ")
     sections = ["## " + s.rstrip("\n") for s in sections]
-    kept = [s for s in sections if not s.startswith(f"{HEADING} ({machine},")]
+    kept = [s for s in sections if not s.startswith(f"{HEADING} ({key}, 20")]
     return "\n\n".join([head.rstrip("\n"), *kept, new.rstrip("\n")]) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--summary", type=Path, default=REPO / "results" / "demo" / "summary.csv")
+    parser.add_argument("--label", help="what this run changes from config/demo.yaml, for the heading")
     parser.add_argument("--write", action="store_true", help="put the table in bench/RESULTS.md")
     args = parser.parse_args(argv)
     if not args.summary.is_file():
         sys.exit(f"error: {args.summary} is not there; run the demo first (./run.sh demo)")
-    machine = cpu_name()
-    new = section(demo_table(args.summary), machine, date.today().isoformat())
+    key = cpu_name() + (f", {args.label}" if args.label else "")
+    new = section(demo_table(args.summary), key, date.today().isoformat())
     print(new)
     if args.write:
         results = REPO / "bench" / "RESULTS.md"
-        results.write_text(replace_section(results.read_text(), new, machine))
+        results.write_text(replace_section(results.read_text(), new, key))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ BENCH_PARTS = {
         "evaluate.py",
         "soft_label.py",
         "whole_split_memory.py",
+        "finetune_memory.py",
         "dag.py",
         "prototypes.py",
     )

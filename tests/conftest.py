@@ -178,3 +178,18 @@ def wrapped(module, function, args, count_file, kill_after=0):
 
 def calls(count_file):
     return len(Path(count_file).read_text().splitlines()) if Path(count_file).exists() else 0
+
+
+def write_class_latents(path, n, seed, flipped=True):
+    """A class's latents file of ``n`` random latents (and their flipped twins), as the encode stage writes it."""
+    import torch
+
+    from vlcp import contract
+
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {"latents": torch.randn(n, 4, 8, 8, generator=generator)}
+    if flipped:
+        tensors["latents_flipped"] = torch.randn(n, 4, 8, 8, generator=generator)
+    images = [f"train/c{seed}/{i}.png" for i in range(n)]
+    contract.write_latents(path, tensors, images)
+    return tensors, images

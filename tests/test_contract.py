@@ -2,8 +2,10 @@
 way (classes in label order, images in natural order) by every reader, through its manifest."""
 
 import pytest
+import torch
 from PIL import Image
 
+from conftest import write_class_latents
 from vlcp import contract
 
 
@@ -58,3 +60,25 @@ def test_a_set_missing_a_class_or_its_images_is_named(tmp_path):
 def test_a_part_record_lists_each_class_output(tmp_path):
     contract.write_part_record(tmp_path / "part1.tsv", {"out": ["x/a.json", "x/b.json"], "centres": ["a.st", "b.st"]})
     assert (tmp_path / "part1.tsv").read_text() == "out\tcentres\nx/a.json\ta.st\nx/b.json\tb.st\n"
+
+
+def test_latents_file_rows_equal_the_whole_file(tmp_path):
+    tensors, images = write_class_latents(tmp_path / "a.safetensors", 7, seed=1)
+    lazy = contract.LatentsFile(tmp_path / "a.safetensors")
+    assert lazy.images == images and len(lazy) == 7
+    for name, whole in tensors.items():
+        for i in range(7):
+            row = lazy.row(name, i)
+            assert row.dtype == whole.dtype and torch.equal(row, whole[i])
+
+
+def test_a_cut_latents_file_is_named(tmp_path):
+    path = tmp_path / "cut.safetensors"
+    write_class_latents(path, 6, seed=0)
+    path.write_bytes(path.read_bytes()[:-100])
+    lazy = contract.LatentsFile(path)
+    with pytest.raises(contract.ContractError, match=r"cut\.safetensors is shorter than its header says"):
+        lazy.row("latents_flipped", 5)
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(contract.ContractError, match=r"junk\.safetensors: not a readable latents file"):
+        contract.LatentsFile(tmp_path / "junk.safetensors")

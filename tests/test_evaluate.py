@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vlcp import augment, contract, demo_data, scores
+from vlcp import augment, contract, demo_data, evaluate, scores
 from vlcp.aggregate import markdown_table, summarize
 from vlcp.evaluate import image_tensor, milestone_epochs, randomness, train_and_test
 from vlcp.index import index_class
@@ -436,3 +436,42 @@ def test_evaluation_logs_upsampled_inputs(tmp_path, capsys):
     assert contract.read_accuracy(tmp_path / "a.csv").iloc[0]["input_size"] == 64
     main([*args, "--input-size", "32", "--out", str(tmp_path / "b.csv")])
     assert "upsampled" not in capsys.readouterr().err
+
+
+def test_test_batch_fits_free_memory():
+    # ConvNet-6 at 224 px: about 30 GB transiently for 500 images, i.e. 60 MB an image.
+    per_image = 30e9 / 500
+    assert evaluate.fitting_batch(500, 80e9, per_image) == 500, "an 80 GB GPU keeps the configured batch"
+    assert evaluate.fitting_batch(500, 24e9, per_image) == 280
+    assert evaluate.fitting_batch(500, 32e9, per_image) == 373
+    assert evaluate.fitting_batch(500, 1e6, per_image) == 1
+    assert evaluate.fitting_batch(500, 24e9, 0) == 500
+
+
+class OutOfMemoryAbove(torch.nn.Module):
+    """A classifier that fails like a GPU out of memory on batches larger than ``limit``."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit = limit
+        self.linear = torch.nn.Linear(3, 4)
+
+    def forward(self, x):
+        if len(x) > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.linear(x.mean((2, 3)))
+
+
+def test_accuracy_halves_a_test_batch_that_runs_out_of_memory():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (100, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 4, (100,))
+    model = OutOfMemoryAbove(limit=30)
+    roomy = OutOfMemoryAbove(limit=1000)
+    roomy.load_state_dict(model.state_dict())
+    want, batch = evaluate.accuracy(roomy, images, labels, 100)
+    assert batch == 100
+    got, batch = evaluate.accuracy(model, images, labels, 100)
+    assert batch == 25 and got == want
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        evaluate.accuracy(OutOfMemoryAbove(limit=0), images, labels, 4)

@@ -1,12 +1,16 @@
-"""Stage 3, fine-tune, on the tiny Stable Diffusion: kill and resume, and never another run's checkpoints."""
+"""Stage 3, fine-tune, on the tiny Stable Diffusion: kill and resume, never another run's checkpoints, the
+training batches read lazily from the latents files, checkpoints across processes, the effective batch."""
 
+import json
 import shutil
 import signal
+from pathlib import Path
 
 import pytest
+import torch
 
-from conftest import STAGE_CLASSES, calls, wrapped
-from vlcp import contract, tiny_models
+from conftest import STAGE_CLASSES, calls, wrapped, write_class_latents
+from vlcp import contract, finetune, tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +136,64 @@ def test_finetune_does_not_resume_checkpoints_of_another_model(world, training_i
     assert f"not resuming: the checkpoints in {work} were made with other settings" in rerun.stderr
     assert "resuming from" not in rerun.stderr
     assert calls(tmp_path / "c2") == 3, "all three checkpoints (2, 4, 6) made again"
+
+
+def test_training_batches_equal_those_of_the_concatenated_latents(tmp_path):
+    """The lazy reader gives, batch for batch, the bytes that concatenating every class's latents gave."""
+    paths = [tmp_path / f"{k}.safetensors" for k in range(3)]
+    whole = [write_class_latents(path, n, seed=k)[0] for k, (path, n) in enumerate(zip(paths, (5, 9, 4)))]
+    latents = torch.cat([t["latents"] for t in whole])
+    flipped = torch.cat([t["latents_flipped"] for t in whole])
+    ids = torch.arange(18 * 77, dtype=torch.int32).reshape(18, 77)
+    dataset = finetune.TrainingSet(ids, [contract.LatentsFile(p) for p in paths])
+    for epoch in range(3):
+        for batch in finetune.epoch_batches(18, 4, seed=0, epoch=epoch, random_flip=True):
+            loader = torch.utils.data.DataLoader(dataset, batch_sampler=[batch])
+            got, got_ids = next(iter(loader))
+            want = torch.stack([(flipped if flip else latents)[i] for i, flip in batch])
+            assert torch.equal(got, want)
+            assert got_ids.dtype == torch.int64 and torch.equal(got_ids, ids[[i for i, _ in batch]].long())
+
+
+def test_flip_without_flipped_latents_names_the_file(tmp_path):
+    index, captions, latents = tmp_path / "i.jsonl", tmp_path / "c.jsonl", tmp_path / "l.safetensors"
+    _, images = write_class_latents(latents, 3, seed=0, flipped=False)
+    contract.write_index(
+        index, [{"image": im, "class": "c0", "label": "c", "width": 8, "height": 8, "mode": "RGB"} for im in images]
+    )
+    contract.write_captions(captions, [{"image": im, "caption": "a c"} for im in images])
+    tokenizer = tiny_models.build_tiny_stable_diffusion(seed=0, resolution=32).tokenizer
+    with pytest.raises(contract.ContractError, match=r"l\.safetensors has no flipped latents"):
+        finetune.load_training_data([index], [captions], [latents], tmp_path, tokenizer, random_flip=True)
+    ids, truncated, files, image_paths = finetune.load_training_data(
+        [index], [captions], [latents], tmp_path, tokenizer, False
+    )
+    assert ids.shape == (3, tokenizer.model_max_length) and ids.dtype == torch.int32 and truncated == 0
+    assert image_paths is None and files[0].images == images
+
+
+class RecordingAccelerator:
+    """Stands in for accelerate across processes: notes, at each barrier, which folders exist."""
+
+    def __init__(self, work):
+        self.work, self.is_main_process, self.barriers = work, True, []
+
+    def save_state(self, folder):
+        Path(folder).mkdir(parents=True)
+        (Path(folder) / "random_states_0.pkl").write_bytes(b"rank 0")
+
+    def wait_for_everyone(self):
+        self.barriers.append(sorted(p.name for p in self.work.iterdir()))
+
+
+def test_checkpoint_folder_is_renamed_only_after_every_process_wrote(tmp_path):
+    accelerator = RecordingAccelerator(tmp_path)
+    finetune.save_checkpoint(accelerator, tmp_path, 10, keep=2)
+    assert accelerator.barriers[0] == [".tmp-checkpoint-10"], "the first barrier comes before the rename"
+    assert accelerator.barriers[-1] == ["checkpoint-10"]
+    assert json.loads((tmp_path / "checkpoint-10" / "vlcp-step.json").read_text()) == {"step": 10}
+
+
+def test_effective_batch_counts_every_process():
+    assert finetune.effective_batch(32, 4, 1) == 128
+    assert finetune.effective_batch(32, 4, 8) == 1024

@@ -58,27 +58,41 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
 
 
 def test_soft_label_evaluations_and_the_teacher_are_priced_as_their_own_jobs():
+    """Each job is priced by its own protocol; the expected ratios come from the protocols' epochs and images
+    (Minimax's argument.py, RDED's scripts), not from the estimators' constants."""
     from vlcp.config import load_run_config
     from vlcp.plan import gpu_minutes
-    from vlcp.sizing import evaluation_estimate, soft_label_estimate, teacher_estimate
 
     config = load_run_config([REPO / "config" / "presets" / "imagenet1k.yaml"], REPO)
     counts = (1000, 1_281_167, 50_000)
+
+    def job(rule, ipc):
+        return (rule, {"method": "random", "ipc": ipc, "seed": "0", "model": "resnet18", "eval_seed": "0"})
+
     jobs = [
         ("teacher", {"architecture": "resnet18"}),
-        ("soft_label", {"method": "random", "ipc": "10", "seed": "0", "model": "resnet18", "eval_seed": "0"}),
-        ("evaluate", {"method": "random", "ipc": "10", "seed": "0", "model": "resnet18", "eval_seed": "0"}),
+        job("soft_label", "10"),
+        job("soft_label", "10"),
+        job("soft_label", "50"),
+        job("evaluate", "10"),
+        job("evaluate", "50"),
     ]
     priced = gpu_minutes(config, counts, jobs)
-    soft, hard = (
-        soft_label_estimate(config, counts, "resnet18", "10"),
-        evaluation_estimate(config, counts, "resnet18", "10"),
-    )
-    assert priced["teacher"] == (1, teacher_estimate(config, counts)["minutes"]) and priced["teacher"][1] > 60
-    assert priced["soft_label"] == (1, soft["minutes"]) and priced["evaluate"] == (1, hard["minutes"])
-    # RDED's 500 epochs with a teacher forward and the student's extra pass per image, against Minimax's 2000
-    assert "500 epochs, soft labels" in soft["case"] and "2000 epochs" in hard["case"]
-    assert soft["minutes"] < hard["minutes"]
+    assert {rule: count for rule, (count, _) in priced.items()} == {"teacher": 1, "soft_label": 3, "evaluate": 2}
+    soft10 = gpu_minutes(config, counts, [job("soft_label", "10")])["soft_label"][1]
+    soft50 = gpu_minutes(config, counts, [job("soft_label", "50")])["soft_label"][1]
+    hard10 = gpu_minutes(config, counts, [job("evaluate", "10")])["evaluate"][1]
+    hard50 = priced["evaluate"][1] - hard10
+    assert priced["soft_label"][1] == 2 * soft10 + soft50, "the rule's time is the sum of its jobs'"
+    # RDED: the same 500 epochs over 5x the images, plus the same tests of the val split
+    assert 4 < soft50 / soft10 < 5
+    # Minimax: 1500 epochs over 5x the images against 2000 epochs: at most 5 x 1500 / 2000 = 3.75
+    assert 3 < hard50 / hard10 < 3.75
+    # a soft-label step is a teacher forward, the student's forward and backward and its extra forward (about
+    # 5 forwards against a hard-label step's 3): 500 x 5 against 2000 x 3 is about 0.42
+    assert 0.3 < soft10 / hard10 < 0.5
+    # the teacher: 100 epochs over 1,281,167 images against 2000 epochs over 10,000: about 6.4
+    assert 5 < priced["teacher"][1] / hard10 < 7
 
 
 PRESET_TEACHERS = {

@@ -17,7 +17,7 @@ from conftest import DEMO_CONFIG, REPO
 
 pytestmark = pytest.mark.workflow
 BASE = os.environ.get("VLCP_SLURM_BASE")
-GPU_RULES = {"caption", "finetune", "encode", "synthesize", "evaluate", "teacher"}
+GPU_RULES = {"caption", "finetune", "encode", "synthesize", "evaluate", "soft_label", "teacher"}
 ARRAY_RULES = {"index", "cluster", "text_prototype", "select", "encode", "synthesize"}
 # The whole demo (both protocols, the teacher, 'full') with its per-class stages in parts of 5 classes: every
 # SLURM job starts Snakemake and parses the workflow (about 15 s on the 2-core test machine), and parts

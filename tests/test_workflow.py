@@ -278,3 +278,44 @@ def test_every_output_has_the_modes_of_the_users_umask(demo_run):
         if not path.is_symlink() and mode & want != want:
             wrong.append(f"{path.relative_to(demo_run)} {oct(mode)}")
     assert not wrong, f"{len(wrong)} outputs narrower than the umask gives: {wrong[:10]}"
+
+
+@pytest.mark.workflow
+def test_every_rule_runs_on_its_cpus_per_task(tmp_path):
+    """Threads in the plan come from resources.<rule>.cpus_per_task (Snakemake then sets OMP_NUM_THREADS)."""
+    extra = tmp_path / "threads.yaml"
+    extra.write_text(
+        "resources:\n  finetune: {cpus_per_task: 6}\n  cluster: {cpus_per_task: 3}\n  default: {cpus_per_task: 2}\n"
+    )
+    plan = snakemake(
+        tmp_path, "-n", "--cores", "8", "--configfile", str(REPO / "config" / "demo.yaml"), str(extra)
+    ).stdout
+    threads = {}
+    for block in plan.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        line = next((ln for ln in block.splitlines() if ln.strip().startswith("threads:")), "threads: 1")
+        threads.setdefault(rule, set()).add(int(line.split(":")[1]))
+    assert {"finetune", "cluster", "index", "evaluate", "caption"} <= set(threads)
+    assert threads["finetune"] == {6} and threads["cluster"] == {3}
+    assert threads["index"] == {2} and threads["evaluate"] == {1}, "the demo asks 1 core for evaluation"
+
+
+def test_every_gpu_rule_goes_to_the_gpu_partition():
+    """A rule that asks for a GPU (its resources entry has gpu >= 1 by default) is listed in the SLURM profile's
+    set-resources with a partition: otherwise it lands in the CPU partition with a GPU request and never starts."""
+    import re
+
+    import yaml
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    defaults = schema["properties"]["resources"]["properties"]
+    profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
+    gpu_rules = set()
+    for smk in (REPO / "rules").glob("*.smk"):
+        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), re.M):
+            entry = re.search(r'rule_resources\("(\w+)"', body)
+            if entry and defaults[entry.group(1)]["properties"]["gpu"]["default"] >= 1:
+                gpu_rules.add(name)
+    assert {"caption", "finetune", "encode", "synthesize", "evaluate", "soft_label", "teacher"} <= gpu_rules, gpu_rules
+    missing = sorted(r for r in gpu_rules if "slurm_partition" not in profile["set-resources"].get(r, {}))
+    assert not missing, f"GPU rules without a GPU partition in slurm/config.yaml: {missing}"
