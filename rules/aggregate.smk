@@ -60,10 +60,11 @@ rule aggregate:
     params:
         # a params value, so a new reference reruns the summary
         full_reference=fixed_param(json.dumps(config["evaluate"]["full_reference"], sort_keys=True)),
+        paper=f"--paper-dataset {config['paper_dataset']}" if config["paper_dataset"] else "",
     shell:
         "python -m vlcp aggregate table --rows {input:q} --accuracy {output.accuracy:q}"
         " --summary {output.summary:q} --markdown {output.markdown:q} --plot {output.plot:q}"
-        " --full-reference {params.full_reference:q} > {log:q} 2>&1"
+        " --full-reference {params.full_reference:q} {params.paper} > {log:q} 2>&1"
 
 
 rule manifest:

@@ -22,14 +22,15 @@ EXTENSIONS = [".png", ".jpg"]
 @pytest.fixture(scope="module")
 def shared_run(demo_run, tmp_path_factory):
     """A copy of the finished demo with the demo's random IPC-5 set, copied elsewhere, as the external set
-    'theirs'; then the default target and `export`."""
+    'theirs', and named as the paper's ImageWoof (its 'full' ConvNet-6 row then meets Table 1's); then the
+    default target and `export`."""
     root = tmp_path_factory.mktemp("share")
     work = root / "run"
     shutil.copytree(demo_run, work, symlinks=True)
     theirs = root / "elsewhere" / "theirs"
     shutil.copytree(demo_run / "results/demo/distilled/random/ipc5/seed0", theirs)  # with its provenance.json files
     extra = root / "external.yaml"
-    extra.write_text(yaml.safe_dump({"external": {"theirs": str(theirs)}}))
+    extra.write_text(yaml.safe_dump({"external": {"theirs": str(theirs)}, "paper_dataset": "imagewoof"}))
     snakemake(work, "all", "export", "--cores", "2", "--configfile", DEMO, str(extra))
     return work / "results" / "demo", theirs
 
@@ -226,3 +227,19 @@ def test_regenerate_remakes_a_demo_image_byte_for_byte(demo_run, tmp_path):
         env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
     )
     assert bad.returncode == 1 and "--cluster 9: three has clusters 0 to 4 at IPC 5" in bad.stderr, bad.stderr[-1000:]
+
+
+@pytest.mark.workflow
+def test_a_run_named_as_the_papers_dataset_gets_the_papers_numbers_beside_its_rows(shared_run):
+    run, _ = shared_run
+    summary = pd.read_csv(run / "summary.csv", dtype={"ipc": str})
+    full = summary[(summary.method == "full") & (summary.metric == "top1_best")].iloc[0]
+    # the paper, Table 1: ImageWoof, ConvNet-6 on the whole train set, 86.4 +- 0.2
+    assert (full.paper_table, full.paper_mean, full.paper_std) == (1, 86.4, 0.2)
+    assert full.paper_difference == round(full["mean"] - 86.4, 2) and full.paper_verdict == "not reproduced"
+    assert summary[summary.method != "full"]["paper_verdict"].isna().all(), "the demo's IPCs 1 and 5 are in no table"
+    markdown = (run / "summary.md").read_text()
+    assert markdown.startswith("### The paper's numbers (imagewoof)")
+    assert "| minimax | convnet6 | full | all |" in markdown and "| not reproduced |" in markdown
+    assert "Table 1: minimax, convnet6, vlcp-prototype, IPC 10: 34.8 ± 2.4" in markdown, "a cell the config can add"
+

@@ -2,10 +2,9 @@
 
 The summary groups the rows of each (protocol, method, IPC, model) over distillation and
 evaluation seeds; std is the population standard deviation (numpy's default),
-0 for a single run. The 'full' method (the whole real train set) has IPC 'all'.
-Rows written before the protocol column existed are the Minimax protocol's (see
-``contract.read_accuracy``). Each
-row of a distilled set also gets DD-Ranking's scores (vlcp.scores).
+0 for a single run. The 'full' method (the whole real train set) has IPC 'all'. Each
+row of a distilled set also gets DD-Ranking's scores (vlcp.scores), and each row that
+matches a cell of the paper's tables the paper's number and a verdict (vlcp.paper).
 """
 
 import argparse
@@ -13,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from vlcp import contract, scores
+from vlcp import contract, paper, scores
 from vlcp.atomic import atomic_write
 from vlcp.cli import run
 
@@ -122,8 +121,8 @@ def short_sets(frame):
     return lines
 
 
-def write_markdown(path, scored, missing=(), short=()):
-    parts = []
+def write_markdown(path, scored, missing=(), short=(), paper_dataset=None):
+    parts = [paper.markdown(scored, paper_dataset)] if paper_dataset else []
     if short:
         parts.append(
             "### Sets smaller than their IPC\n\nSome classes have fewer images than the IPC; these sets hold "
@@ -227,6 +226,9 @@ def main(argv=None):
         default=None,
         help="config evaluate.full_reference as JSON: model -> {top1, source}, for models without 'full'",
     )
+    table.add_argument(
+        "--paper-dataset", choices=paper.datasets(), help="which of the paper's datasets the run is (paper_dataset)"
+    )
     grid = commands.add_parser("grid", help="image grid of one distilled set")
     grid.add_argument("--manifest", required=True, type=Path, help="the set's manifest (<set>.manifest.tsv)")
     grid.add_argument("--out", required=True, type=Path)
@@ -251,9 +253,10 @@ def main(argv=None):
     )
     contract.write_accuracy(args.accuracy, frame.to_dict("records"))
     summary, missing = scores.add_scores(summarize(frame), args.full_reference)
+    summary = paper.compare(summary, args.paper_dataset)
     with atomic_write(args.summary) as handle:
         summary.to_csv(handle, index=False)
-    write_markdown(args.markdown, summary, missing, short_sets(frame))
+    write_markdown(args.markdown, summary, missing, short_sets(frame), args.paper_dataset)
     plot(args.plot, summary)
     print(markdown_table(summary, "top1_best"), file=sys.stderr)
 

@@ -1,8 +1,9 @@
-"""config/REFERENCE.md, every key of config/schema.yaml with its default, what it allows and what it
-means, generated from the schema; a test fails while the file is stale.
+"""The generated documents: config/REFERENCE.md, every key of config/schema.yaml with its default, what
+it allows and what it means; and docs/paper.md, the paper's tables from vlcp/data/paper_numbers.csv. A
+test fails while either is stale.
 
-    python -m vlcp.reference             # rewrites config/REFERENCE.md
-    python -m vlcp.reference --check     # exit 1 when it is stale
+    python -m vlcp.reference             # rewrites both
+    python -m vlcp.reference --check     # exit 1 when one is stale
 """
 
 import argparse
@@ -17,6 +18,7 @@ from vlcp.config import SCHEMA_WORDS
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"
 REFERENCE = REPO / "config" / "REFERENCE.md"
+PAPER = REPO / "docs" / "paper.md"
 
 
 def allowed_words(schema):
@@ -87,18 +89,37 @@ def render(schema):
     return "\n".join(lines) + "\n"
 
 
+def render_paper():
+    from vlcp import paper
+
+    return (
+        "# The paper's numbers\n\n"
+        "Generated from `vlcp/data/paper_numbers.csv` by `python -m vlcp.reference`; do not edit by hand. Top-1 %, "
+        "mean ± std over three trials, as the paper reports them (the best test accuracy during training). A run "
+        "that names its dataset (`paper_dataset`, set by the presets) gets these numbers beside its own rows in "
+        "`summary.md` and `summary.csv`, with the difference and a verdict ([method.md](method.md), "
+        "\"9. Aggregate\"). Methods by vlcp's names: `vlcp-prototype` is the paper's method (DCS), `vlcp-label`, "
+        "`vlcp-label+keywords` and `vlcp-gpt` are L, L+FK and GGS; the other columns are the paper's baselines.\n\n"
+        + paper.paper_tables()
+    )
+
+
+def documents():
+    """{path: the text it should hold} of every generated document."""
+    return {REFERENCE: render(yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))), PAPER: render_paper()}
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Write config/REFERENCE.md from config/schema.yaml.")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is not what the schema gives")
+    parser = argparse.ArgumentParser(description="Write config/REFERENCE.md and docs/paper.md.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a document is not what its source gives")
     args = parser.parse_args(argv)
-    text = render(yaml.safe_load(SCHEMA.read_text(encoding="utf-8")))
-    if args.check:
-        current = REFERENCE.read_text(encoding="utf-8") if REFERENCE.exists() else ""
-        if current != text:
-            sys.exit(f"{REFERENCE} is stale: run python -m vlcp.reference")
-        return
-    REFERENCE.write_text(text, encoding="utf-8")
-    print(f"wrote {REFERENCE}")
+    for path, text in documents().items():
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                sys.exit(f"{path} is stale: run python -m vlcp.reference")
+            continue
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
