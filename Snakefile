@@ -38,6 +38,7 @@ localrules:
     export,
     manifest,
     grid,
+    cost,
 
 
 rule all:

@@ -30,9 +30,8 @@ def report_grids():
     return [f"{RESULTS}/report/grids/{m}-ipc{i}-seed{s}.png" for m, i, s in sets]
 
 
-def all_targets():
-    """The default target: the class table, the rejected files, the accuracy table and its summary, and
-    an image grid per distilled set."""
+def results():
+    """The class table, the rejected files, the accuracy table and its summary, and an image grid per set."""
     return [
         f"{RESULTS}/index/classes.tsv",
         f"{RESULTS}/index/rejected.tsv",
@@ -40,6 +39,11 @@ def all_targets():
         f"{RESULTS}/summary.md",
         *report_grids(),
     ]
+
+
+def all_targets():
+    """The default target: the results, and what the run cost to make them."""
+    return [*results(), f"{RESULTS}/cost.md"]
 
 
 rule aggregate:
@@ -52,6 +56,8 @@ rule aggregate:
         plot=report(f"{RESULTS}/accuracy.png", caption="../report/plot.rst", category="Accuracy"),
     log:
         f"{LOGS}/aggregate.log",
+    benchmark:
+        benchmark("aggregate")
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("default")
@@ -74,6 +80,8 @@ rule manifest:
         set_manifest("{method}", "{ipc}", "{seed}"),
     log:
         f"{LOGS}/manifest/{{method}}-ipc{{ipc}}-seed{{seed}}.log",
+    benchmark:
+        benchmark("manifest", "method", "ipc", "seed")
     wildcard_constraints:
         method=OWN_METHODS,
     conda:
@@ -97,6 +105,8 @@ rule external:
         set_manifest("{method}", "{ipc}", "{seed}"),
     log:
         f"{LOGS}/external/{{method}}-ipc{{ipc}}-seed{{seed}}.log",
+    benchmark:
+        benchmark("external", "method", "ipc", "seed")
     wildcard_constraints:
         method=EXTERNAL_METHODS,
     conda:
@@ -126,6 +136,8 @@ rule grid:
         ),
     log:
         f"{LOGS}/grid/{{method}}-ipc{{ipc}}-seed{{seed}}.log",
+    benchmark:
+        benchmark("grid", "method", "ipc", "seed")
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("default")
@@ -133,3 +145,29 @@ rule grid:
         **rule_resources("default"),
     shell:
         "python -m vlcp aggregate grid --manifest {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+# What the run cost: every job's benchmark file, per rule, beside vlcp plan's estimate (vlcp.cost). It runs
+# after every result, so every job it reports has finished; timings are not results (the determinism tests
+# leave cost.* and benchmarks/ out).
+rule cost:
+    input:
+        results(),
+    output:
+        csv=f"{RESULTS}/cost.csv",
+        markdown=report(f"{RESULTS}/cost.md", caption="../report/cost.rst", category="Cost"),
+    log:
+        f"{LOGS}/cost.log",
+    conda:
+        "../envs/cpu.yaml"
+    threads: rule_threads("default")
+    resources:
+        **rule_resources("default"),
+    params:
+        benchmarks=BENCHMARKS,
+        # a function of the input: not compared, so settings that change no result (execution,
+        # resources) rerun nothing, this rule included
+        config=lambda wildcards, input: json.dumps(config, sort_keys=True, default=str),
+    shell:
+        "python -m vlcp cost --benchmarks {params.benchmarks:q} --config {params.config:q}"
+        " --csv {output.csv:q} --markdown {output.markdown:q} > {log:q} 2>&1"

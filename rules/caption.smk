@@ -17,6 +17,8 @@ rule caption:
         **class_outputs("captions", captions=".jsonl"),
     log:
         class_log("caption"),
+    benchmark:
+        benchmark("caption", CLASS)
     conda:
         "../envs/gpu.yaml"
     threads: rule_threads("caption")
@@ -24,7 +26,7 @@ rule caption:
         **rule_resources("caption", per_class=True),
     params:
         root=DATA_ROOT,
-        model=model_param("captioner"),
+        model=fixed_param(model_path("captioner")),  # a params value: a new model reruns the job
         variant=model_variant("captioner"),
         settings=caption_options(),
         index=class_paths("index/train", ".jsonl"),

@@ -8,6 +8,8 @@ rule cluster:
         **class_outputs("clusters/ipc{ipc}/seed{seed}", clusters=".json", centres=".safetensors"),
     log:
         class_log("cluster/ipc{ipc}/seed{seed}"),
+    benchmark:
+        benchmark("cluster", CLASS, "ipc", "seed")
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("cluster")

@@ -35,6 +35,7 @@ except ConfigError as err:
 
 RESULTS = f"{config['results_dir']}/{config['run']}"
 LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
 DATASET = config["dataset"]
 DATA_ROOT = DATASET["root"]
 DEMO = DATASET["source"] == "demo"
@@ -122,11 +123,6 @@ def fixed_param(value):
     return lambda wildcards: value
 
 
-def model_param(role):
-    """The model a job loads, for its command line: a params value, so a new model reruns the job."""
-    return fixed_param(model_path(role))
-
-
 def model_variant(role):
     """--variant for a stage that loads the base model, when the config names one."""
     variant = config["models"][f"{role}_variant"]
@@ -177,6 +173,11 @@ def wildcard_manifest(wildcards):
 
 
 # --- cluster resources ------------------------------------------------------
+
+
+def benchmark(rule, *wildcards):
+    """A job's benchmark file (vlcp.cost reads them): benchmarks/<rule>/<name=value,...>.tsv."""
+    return f"{BENCHMARKS}/{rule}/{','.join(f'{w}={{{w}}}' for w in wildcards) or 'job'}.tsv"
 
 
 def rule_threads(name):

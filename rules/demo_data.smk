@@ -7,6 +7,8 @@ if DEMO:
             directory(DATA_ROOT),
         log:
             f"{LOGS}/demo_data.log",
+        benchmark:
+            benchmark("demo_data")
         conda:
             "../envs/cpu.yaml"
         threads: rule_threads("default")

@@ -21,6 +21,8 @@ rule encode:
         **class_outputs("latents", latents=".safetensors"),
     log:
         class_log("encode"),
+    benchmark:
+        benchmark("encode", CLASS)
     conda:
         "../envs/gpu.yaml"
     threads: rule_threads("encode")
@@ -28,7 +30,7 @@ rule encode:
         **rule_resources("encode", per_class=True),
     params:
         root=DATA_ROOT,
-        model=model_param("diffusion"),
+        model=fixed_param(model_path("diffusion")),  # a params value: a new model reruns the job
         variant=model_variant("diffusion"),
         settings=stage_options("encode"),
         train=encode_train_option(),

@@ -25,6 +25,8 @@ rule evaluate:
         f"{RESULTS}/eval/minimax/{EVAL_RUN}.csv",
     log:
         f"{LOGS}/eval/minimax/{EVAL_RUN}.log",
+    benchmark:
+        benchmark("evaluate", "method", "ipc", "seed", "model", "eval_seed")
     wildcard_constraints:
         ipc="[0-9]+|all",
     conda:
@@ -55,6 +57,8 @@ rule soft_label:
         f"{RESULTS}/eval/rded/{EVAL_RUN}.csv",
     log:
         f"{LOGS}/eval/rded/{EVAL_RUN}.log",
+    benchmark:
+        benchmark("soft_label", "method", "ipc", "seed", "model", "eval_seed")
     wildcard_constraints:
         model=alternatives(names.STUDENTS),
     conda:
@@ -87,6 +91,8 @@ rule teacher:
         f"{RESULTS}/teacher/{{architecture}}.safetensors",
     log:
         f"{LOGS}/teacher/{{architecture}}.log",
+    benchmark:
+        benchmark("teacher", "architecture")
     conda:
         "../envs/gpu.yaml"
     threads: rule_threads("evaluate")

@@ -23,6 +23,8 @@ rule export_set:
         directory(f"{RESULTS}/export/{{method}}-ipc{{ipc}}-seed{{seed}}"),
     log:
         f"{LOGS}/export/{{method}}-ipc{{ipc}}-seed{{seed}}.log",
+    benchmark:
+        benchmark("export_set", "method", "ipc", "seed")
     wildcard_constraints:
         method=OWN_METHODS,
     conda:
@@ -46,6 +48,8 @@ rule export_captions:
         f"{RESULTS}/export/captions.jsonl",
     log:
         f"{LOGS}/export/captions.log",
+    benchmark:
+        benchmark("export_captions")
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("default")

@@ -34,6 +34,8 @@ rule finetune:
         directory(f"{RESULTS}/finetune/{{ft}}"),
     log:
         f"{LOGS}/finetune/{{ft}}.log",
+    benchmark:
+        benchmark("finetune", "ft")
     conda:
         "../envs/gpu.yaml"
     threads: rule_threads("finetune")

@@ -32,6 +32,8 @@ rule index:
         **class_outputs("index/{split}", index=".jsonl", rejected=".rejected.tsv"),
     log:
         class_log("index/{split}"),
+    benchmark:
+        benchmark("index", "split", CLASS)
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("default")
@@ -63,6 +65,8 @@ rule split_index:
         f"{RESULTS}/index/{{split}}.jsonl",
     log:
         f"{LOGS}/index/{{split}}.log",
+    benchmark:
+        benchmark("split_index", "split")
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("default")
@@ -82,6 +86,8 @@ rule index_summary:
         rejected=f"{RESULTS}/index/rejected.tsv",
     log:
         f"{LOGS}/index/summary.log",
+    benchmark:
+        benchmark("index_summary")
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("default")

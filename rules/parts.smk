@@ -18,6 +18,7 @@ def class_parts():
 
 
 PARTS = class_parts() if GROUPED else {}
+CLASS = "part" if GROUPED else "cls"  # the wildcard of a per-class rule
 
 
 def job_classes(wildcards):

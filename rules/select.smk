@@ -24,6 +24,8 @@ rule select:
         **class_outputs("distilled/{baseline}/ipc{ipc}/seed{seed}", wrap=directory, images=""),
     log:
         class_log("select/{baseline}/ipc{ipc}/seed{seed}"),
+    benchmark:
+        benchmark("select", CLASS, "baseline", "ipc", "seed")
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("default")

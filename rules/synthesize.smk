@@ -31,6 +31,8 @@ rule synthesize:
         **class_outputs("distilled/vlcp-{strategy}/ipc{ipc}/seed{seed}", wrap=directory, images=""),
     log:
         class_log("synthesize/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
+    benchmark:
+        benchmark("synthesize", CLASS, "strategy", "ipc", "seed")
     conda:
         "../envs/gpu.yaml"
     threads: rule_threads("synthesize")

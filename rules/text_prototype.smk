@@ -29,6 +29,8 @@ rule text_prototype:
         **class_outputs("{prototypes}/ipc{ipc}/seed{seed}", prototypes=".json"),
     log:
         class_log("{prototypes}/ipc{ipc}/seed{seed}"),
+    benchmark:
+        benchmark("text_prototype", CLASS, "prototypes", "ipc", "seed")
     wildcard_constraints:
         prototypes=alternatives(STRATEGY_OF_DIR),
     conda:

@@ -19,6 +19,8 @@ rule tiny_model:
         directory(f"{TINY_MODEL_DIR}/tiny-{{kind}}"),
     log:
         f"{LOGS}/tiny_model/{{kind}}.log",
+    benchmark:
+        benchmark("tiny_model", "kind")
     wildcard_constraints:
         kind="stable-diffusion|llava|gpt",
     conda:

@@ -110,6 +110,8 @@ def demo_run(tmp_path_factory):
 VOLATILE = {
     "*provenance.json": "a provenance record holds the time it was written ('created')",
     "logs/*": "job logs: timings, progress bars, a resumed job's notes",
+    "benchmarks/*": "Snakemake's measurements of each job: wall and CPU time, memory",
+    "cost.*": "the run's cost, from the benchmarks",
     "work/*": "what killed jobs keep aside to resume from (partial captions, checkpoints, finished images); "
     "not a result",
     "*.snakemake_timestamp": "Snakemake's empty mark in a folder output; which folders are outputs of their own "

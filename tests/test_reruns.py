@@ -120,7 +120,8 @@ def jobs_by_rule(jobs):
     return counts
 
 
-VLCP_DOWNSTREAM = {"manifest": 2, "evaluate": 2, "grid": 2, "aggregate": 1, "all": 1}  # vlcp-prototype at IPC 1 and 5
+# vlcp-prototype at IPC 1 and 5; cost follows every result
+VLCP_DOWNSTREAM = {"manifest": 2, "evaluate": 2, "grid": 2, "aggregate": 1, "cost": 1, "all": 1}
 MATRIX = [
     (
         "caption.prompt",
@@ -160,6 +161,7 @@ MATRIX = [
             "evaluate": 2,
             "grid": 2,
             "aggregate": 1,
+            "cost": 1,
             "all": 1,
         },
     ),
@@ -175,18 +177,19 @@ MATRIX = [
             "evaluate": 4,
             "grid": 4,
             "aggregate": 1,
+            "cost": 1,
             "all": 1,
         },
     ),
     (
         "evaluate.models + resnetap10",
         {"evaluate": {"models": ["convnet6", "resnetap10"]}},
-        {"evaluate": 4, "aggregate": 1, "all": 1},
+        {"evaluate": 4, "aggregate": 1, "cost": 1, "all": 1},
     ),
     (
         "evaluate.epochs",
         {"evaluate": {"epochs": [{"max_ipc": 10, "epochs": 120}]}},
-        {"evaluate": 4, "aggregate": 1, "all": 1},
+        {"evaluate": 4, "aggregate": 1, "cost": 1, "all": 1},
     ),
     (
         "execution.finetune.checkpointing_steps (no effect on results)",
@@ -251,6 +254,7 @@ def rerun_after_one_image(synthesize):
         "evaluate": 4,
         "grid": 4,
         "aggregate": 1,
+        "cost": 1,
         "all": 1,
     }
 

@@ -242,4 +242,3 @@ def test_a_run_named_as_the_papers_dataset_gets_the_papers_numbers_beside_its_ro
     assert markdown.startswith("### The paper's numbers (imagewoof)")
     assert "| minimax | convnet6 | full | all |" in markdown and "| not reproduced |" in markdown
     assert "Table 1: minimax, convnet6, vlcp-prototype, IPC 10: 34.8 ± 2.4" in markdown, "a cell the config can add"
-

@@ -22,6 +22,7 @@ STAGES = (
     "teacher",
     "rded",
     "aggregate",
+    "cost",
     "plan",
     "regenerate",
     "export",

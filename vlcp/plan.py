@@ -88,12 +88,13 @@ def dataset_counts(config):
     return len(classes), count("train"), count("val")
 
 
-def gpu_minutes(config, counts, jobs):
-    """{rule: (jobs, minutes)} of the GPU rules among ``jobs``, each job priced by vlcp.sizing."""
+def job_minutes(config, counts, jobs):
+    """The estimated GPU minutes of each GPU job among ``jobs`` ((rule, wildcards) pairs), priced by
+    vlcp.sizing, in their order: a list of (rule, wildcards, minutes)."""
     sizes = size_preset(config, counts)
     per_job = config["classes_per_job"]
     largest = max(config["ipc"])
-    totals = {}
+    priced = []
     for rule, wildcards in jobs:
         if rule not in GPU_RULES:
             continue
@@ -109,35 +110,90 @@ def gpu_minutes(config, counts, jobs):
             minutes = soft_label_estimate(config, counts, wildcards["model"], wildcards["ipc"])["minutes"]
         else:
             minutes = evaluation_estimate(config, counts, wildcards["model"], wildcards["ipc"])["minutes"]
+        priced.append((rule, wildcards, minutes))
+    return priced
+
+
+def gpu_minutes(config, counts, jobs):
+    """{rule: (jobs, minutes)} of the GPU rules among ``jobs``, each job priced by vlcp.sizing."""
+    totals = {}
+    for rule, _, minutes in job_minutes(config, counts, jobs):
         count, total = totals.get(rule, (0, 0.0))
         totals[rule] = (count + 1, total + minutes)
     return totals
 
 
-def report(config, counts, jobs):
-    """The plan as text: what the run is, the jobs per rule, and the GPU hours of the GPU rules."""
+def job_model(config, rule, wildcards):
+    """The model that sets a GPU job's cost: the captioner, the diffusion model, or the network trained."""
+    if rule == "caption":
+        return config["models"]["captioner"]
+    if rule in ("encode", "finetune", "synthesize"):
+        return config["models"]["diffusion"]
+    return wildcards.get("model") or wildcards.get("architecture")
+
+
+def calibration(cost_csv):
+    """{(rule, model): measured / estimated} from a finished run's cost.csv (vlcp.cost): per GPU rule and
+    model, the jobs' measured wall time over their estimates."""
+    import pandas as pd
+
+    cost = pd.read_csv(cost_csv)
+    gpu = cost[cost["estimate_min"].notna() & (cost["estimate_min"] > 0)]
+    sums = gpu.groupby(["rule", "model"])[["wall_min", "estimate_min"]].sum()
+    return {key: row.wall_min / row.estimate_min for key, row in sums.iterrows()}
+
+
+def calibrated_minutes(config, counts, jobs, factors):
+    """{rule: (minutes, jobs calibrated, jobs)}: the estimates scaled by ``factors`` (``calibration``) where a
+    job's rule and model have a factor; other jobs keep their estimate."""
+    totals = {}
+    for rule, wildcards, minutes in job_minutes(config, counts, jobs):
+        factor = factors.get((rule, job_model(config, rule, wildcards)))
+        total, hits, count = totals.get(rule, (0.0, 0, 0))
+        totals[rule] = (total + minutes * (factor or 1.0), hits + (factor is not None), count + 1)
+    return totals
+
+
+def report(config, counts, jobs, factors=None, calibrated_from=None):
+    """The plan as text: what the run is, the jobs per rule, and the GPU hours of the GPU rules (with a
+    column calibrated on a finished run's measured times when ``factors`` are given)."""
     classes, train, val = counts
     per_rule = {}
     for rule, _ in jobs:
         per_rule[rule] = per_rule.get(rule, 0) + 1
     minutes = gpu_minutes(config, counts, jobs)
+    calibrated = calibrated_minutes(config, counts, jobs, factors) if factors is not None else None
     lines = [
         f"run {config['run']!r}: {classes} classes, {train} train and {val} val images; IPC {config['ipc']}, "
         f"seeds {config['seeds']}, methods {config['methods']}, models {config['evaluate']['models']}",
         "",
-        "| rule | jobs to run | GPU time (estimate, H100) |",
-        "|---|---|---|",
+        "| rule | jobs to run | GPU time (estimate, H100) |" + (" calibrated |" if calibrated is not None else ""),
+        "|---|---|---|" + ("---|" if calibrated is not None else ""),
     ]
     for rule, count in per_rule.items():
         gpu = format_minutes(minutes[rule][1]) if rule in minutes else "-"
-        lines.append(f"| {rule} | {count} | {gpu} |")
+        line = f"| {rule} | {count} | {gpu} |"
+        if calibrated is not None:
+            total, hits, jobs_of_rule = calibrated.get(rule, (None, 0, 0))
+            line += f" {format_minutes(total)} ({hits} of {jobs_of_rule} jobs) |" if total is not None else " - |"
+        lines.append(line)
     total = sum(m for _, m in minutes.values())
+    last = f"| total | {len(jobs)} | {format_minutes(total)} ({total / 60:.1f} GPU hours) |"
+    if calibrated is not None:
+        scaled = sum(m for m, _, _ in calibrated.values())
+        last += f" {format_minutes(scaled)} ({scaled / 60:.1f} GPU hours) |"
     lines += [
-        f"| total | {len(jobs)} | {format_minutes(total)} ({total / 60:.1f} GPU hours) |",
+        last,
         "",
         "Estimates from vlcp/sizing.py (assumed H100 throughputs); an A100 takes about twice as long, "
         "a CPU one to three orders of magnitude longer.",
     ]
+    if calibrated is not None:
+        lines.append(
+            f"Calibrated on {calibrated_from}: each job's estimate times its rule's measured / estimated time in "
+            "that run, where the run's jobs of the rule had the same model (captioner, diffusion model or "
+            "network); the other jobs keep their estimate. The factor carries the other run's GPU and models."
+        )
     tiny = [role for role in ("diffusion", "captioner") if config["models"][role] == "tiny"]
     if tiny:
         lines.append(
@@ -151,7 +207,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configfile", nargs="*", default=[], type=Path, help="config files, as given to snakemake")
     parser.add_argument("--directory", type=Path, default=Path("."), help="the run's working directory")
+    parser.add_argument(
+        "--calibrate",
+        type=Path,
+        metavar="RUN",
+        help="a finished run's folder (results/<run>): scale the estimates by its measured times (its cost.csv)",
+    )
     args = parser.parse_args(argv)
+    factors = None
+    if args.calibrate:
+        cost = args.calibrate / "cost.csv"
+        if not cost.is_file():
+            raise PlanError(f"{cost} is not there: --calibrate takes a finished run's folder, results/<run>")
+        factors = calibration(cost)
     config = load_run_config(args.configfile, REPO)
     files, previous = [p.resolve() for p in args.configfile], os.getcwd()
     os.chdir(args.directory)  # relative paths of the config (dataset, teacher) are the run's
@@ -161,7 +229,7 @@ def main(argv=None):
         counts = dataset_counts(config)
     finally:
         os.chdir(previous)
-    print(report(config, counts, jobs))
+    print(report(config, counts, jobs, factors, args.calibrate))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+"""What a run cost (vlcp.cost): the benchmark file of every job, the table per rule beside vlcp plan's
+estimate, and `vlcp plan --calibrate` on a finished run."""
+
+import pandas as pd
+import pytest
+
+from conftest import DEMO_CONFIG, REPO, dry_run_jobs
+from vlcp import cost
+from vlcp.config import load_run_config
+
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def write_benchmark(folder, rule, job, seconds, cpu, rss):
+    path = folder / rule / f"{job}.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + f"{seconds}\t0:00:{int(seconds):02d}\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
+
+
+def test_every_job_is_read_with_its_wildcards_and_priced_where_it_uses_a_gpu(tmp_path):
+    write_benchmark(tmp_path, "caption", "cls=three", 120, 30, 900.5)
+    write_benchmark(tmp_path, "evaluate", "method=random,ipc=5,seed=0,model=convnet6,eval_seed=0", 60, 110, 300)
+    write_benchmark(tmp_path, "aggregate", "job", 3, 2, "NA")
+    rows = cost.read_benchmarks(tmp_path)
+    by_rule = {r["rule"]: r for r in rows}
+    assert by_rule["evaluate"]["wildcards"] == {
+        "method": "random",
+        "ipc": "5",
+        "seed": "0",
+        "model": "convnet6",
+        "eval_seed": "0",
+    }
+    assert by_rule["caption"]["wall_min"] == 2.0 and by_rule["aggregate"]["max_rss_mb"] is None
+    config = load_run_config([DEMO_CONFIG], REPO)
+    priced = {r["rule"]: r for r in cost.cost_rows(rows, config, (10, 400, 200))}
+    assert priced["caption"]["model"] == "tiny" and priced["caption"]["estimate_min"] > 0
+    assert priced["evaluate"]["model"] == "convnet6" and priced["aggregate"]["estimate_min"] is None
+    frame = pd.DataFrame(priced.values())
+    text = cost.markdown(frame)
+    assert "| caption | 1 | 2 min | 30 s | 900 MB |" in text and "| aggregate | 1 | 3 s | 2 s | - | - | - |" in text
+
+
+@pytest.mark.workflow
+def test_the_demo_has_a_benchmark_per_job_and_a_cost_table(demo_run, tmp_path):
+    run = demo_run / "results" / "demo"
+    planned = dry_run_jobs(tmp_path, "--configfile", str(DEMO_CONFIG))  # every job of the demo, from scratch
+    files = {(p.parent.name, p.stem) for p in (run / "benchmarks").glob("*/*.tsv")}
+    expected = {(rule, wildcards.replace(", ", ",") or "job") for rule, wildcards in planned if rule != "all"}
+    assert files == expected
+    table = pd.read_csv(run / "cost.csv")
+    assert len(table) == len(files) and (table["wall_min"] > 0).all()
+    gpu = table[table["estimate_min"].notna()]
+    assert set(gpu["rule"]) == {"caption", "encode", "finetune", "synthesize", "evaluate", "soft_label", "teacher"}
+    markdown = (run / "cost.md").read_text()
+    assert "| finetune | 1 |" in markdown and "measured / estimate" in markdown
+
+
+@pytest.mark.workflow
+def test_plan_calibrated_on_the_demo_prices_its_jobs_at_the_demos_measured_times(demo_run, tmp_path, capsys):
+    from vlcp.plan import main
+
+    run = demo_run / "results" / "demo"
+    main(["--configfile", str(DEMO_CONFIG), "--directory", str(tmp_path), "--calibrate", str(run)])
+    out = capsys.readouterr().out
+    assert "calibrated |" in out and f"Calibrated on {run}" in out
+    row = next(line for line in out.splitlines() if line.startswith("| caption |"))
+    measured = pd.read_csv(run / "cost.csv").query("rule == 'caption'")["wall_min"].sum()
+    from vlcp.sizing import format_minutes
+
+    # the same jobs, the same model: the calibrated estimate is what the demo measured
+    assert row.endswith(f"| {format_minutes(measured)} (10 of 10 jobs) |"), row

@@ -1,0 +1,134 @@
+"""What a run cost: every job's measured wall time, CPU time and peak memory, per rule, and for each GPU
+rule the measured time beside `vlcp plan`'s estimate of the same jobs.
+
+Every rule of the workflow writes Snakemake's benchmark file, ``results/<run>/benchmarks/<rule>/<job>.tsv``,
+where ``<job>`` is the job's wildcards as ``name=value`` pairs joined by commas (``job`` for a rule without
+wildcards). ``cost.csv`` holds a row per job: rule, job, model (what sets a GPU job's cost: the captioner,
+the diffusion model or the network trained; see ``vlcp.plan.job_model``), wall_min, cpu_min, max_rss_mb
+and, for the GPU rules, estimate_min (vlcp.sizing's price of the job, assumed H100 throughputs).
+``cost.md`` is the table per rule. ``vlcp plan --calibrate results/<run>`` reads ``cost.csv``.
+
+Timings differ between two runs of the same config, so these files are not results: the reruns and
+determinism tests leave them out.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vlcp.atomic import atomic_write
+from vlcp.cli import run
+
+NO_WILDCARDS = "job"
+
+
+def job_wildcards(name):
+    """{wildcard: value} of a benchmark file's stem ``a=1,b=x``; {} for ``job``."""
+    if name == NO_WILDCARDS:
+        return {}
+    return dict(item.split("=", 1) for item in name.split(","))
+
+
+def read_benchmarks(folder):
+    """A row per benchmark file under ``folder`` (<rule>/<job>.tsv): rule, job, wildcards, wall and CPU
+    minutes, peak resident memory in MB (Snakemake writes NA where it could not measure)."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(folder).glob("*/*.tsv")):
+        table = pd.read_csv(path, sep="\t", na_values=["NA", "-"])
+        if table.empty:
+            continue
+        last = table.iloc[-1]  # repeated benchmarks: the last measurement
+        rows.append(
+            {
+                "rule": path.parent.name,
+                "job": path.stem,
+                "wildcards": job_wildcards(path.stem),
+                "wall_min": round(float(last["s"]) / 60, 4),
+                "cpu_min": round(float(last["cpu_time"]) / 60, 4) if last["cpu_time"] == last["cpu_time"] else None,
+                "max_rss_mb": float(last["max_rss"]) if last["max_rss"] == last["max_rss"] else None,
+            }
+        )
+    return rows
+
+
+def cost_rows(rows, config, counts):
+    """``rows`` with the model and the estimate of each GPU job (vlcp.plan)."""
+    from vlcp.plan import GPU_RULES, job_minutes, job_model
+
+    gpu = [(r["rule"], r["wildcards"]) for r in rows if r["rule"] in GPU_RULES]
+    estimates = iter(minutes for _, _, minutes in job_minutes(config, counts, gpu))
+    out = []
+    for r in rows:
+        is_gpu = r["rule"] in GPU_RULES
+        out.append(
+            {
+                "rule": r["rule"],
+                "job": r["job"],
+                "model": job_model(config, r["rule"], r["wildcards"]) if is_gpu else None,
+                "wall_min": r["wall_min"],
+                "cpu_min": r["cpu_min"],
+                "max_rss_mb": r["max_rss_mb"],
+                "estimate_min": round(next(estimates), 4) if is_gpu else None,
+            }
+        )
+    return out
+
+
+def minutes_text(minutes):
+    from vlcp.sizing import format_minutes
+
+    return format_minutes(minutes) if minutes == minutes else "-"
+
+
+def markdown(frame):
+    """A row per rule: jobs, wall time, CPU time, peak memory; the GPU rules' estimate beside their time."""
+    lines = [
+        "### What the run cost\n",
+        "Measured by Snakemake's benchmark of every job (`benchmarks/`); the estimate is `vlcp plan`'s price of "
+        "the same jobs (vlcp.sizing: full-size models, assumed H100 throughputs), so a run on other hardware "
+        "or with tiny models measures something else. `vlcp plan --calibrate` scales a planned run's estimates "
+        "by the ratio.\n",
+        "| rule | jobs | wall time | CPU time | peak memory | GPU estimate | measured / estimate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for rule, group in frame.groupby("rule", sort=False):
+        wall, cpu = group["wall_min"].sum(), group["cpu_min"].sum(min_count=1)
+        peak = group["max_rss_mb"].max()
+        estimate = group["estimate_min"].sum(min_count=1)
+        ratio = f"{wall / estimate:.2f}" if estimate == estimate and estimate > 0 else "-"
+        lines.append(
+            f"| {rule} | {len(group)} | {minutes_text(wall)} | {minutes_text(cpu)} | "
+            f"{'-' if peak != peak else f'{peak:.0f} MB'} | {minutes_text(estimate)} | {ratio} |"
+        )
+    total = frame["wall_min"].sum()
+    lines.append(f"| total | {len(frame)} | {minutes_text(total)} | {minutes_text(frame['cpu_min'].sum())} | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmarks", required=True, type=Path, help="the run's benchmarks/ folder")
+    parser.add_argument("--config", required=True, type=json.loads, help="the run's config as JSON")
+    parser.add_argument("--csv", required=True, type=Path)
+    parser.add_argument("--markdown", required=True, type=Path)
+    args = parser.parse_args(argv)
+    import pandas as pd
+
+    from vlcp.plan import dataset_counts
+
+    rows = cost_rows(read_benchmarks(args.benchmarks), args.config, dataset_counts(args.config))
+    frame = pd.DataFrame(
+        rows, columns=["rule", "job", "model", "wall_min", "cpu_min", "max_rss_mb", "estimate_min"]
+    ).astype({"wall_min": float, "cpu_min": float, "max_rss_mb": float, "estimate_min": float})
+    with atomic_write(args.csv) as handle:
+        frame.to_csv(handle, index=False)
+    with atomic_write(args.markdown) as handle:
+        handle.write(markdown(frame))
+    print(f"{len(frame)} jobs, {frame['wall_min'].sum():.1f} min of wall time in all", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)
