@@ -214,6 +214,17 @@ def render():
     return "\n".join(section)
 
 
+def replace_gpu_section(text, section):
+    """``text`` with its GPU section (from the "## GPU" heading to the next "## " heading) replaced by
+    ``section``, or ``section`` appended."""
+    if f"\n{HEADING}\n" not in f"\n{text}":
+        return text.rstrip("\n") + "\n\n" + section
+    start = f"\n{text}".index(f"\n{HEADING}\n")
+    following = text.find("\n## ", start + len(HEADING))
+    rest = text[following + 1 :] if following != -1 else ""
+    return text[:start] + section.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="list the parts and stop")
@@ -259,9 +270,7 @@ def main():
     if args.bench:
         for script in BENCH_PARTS.values():
             run_bench(script, env)
-    text = args.out.read_text()
-    kept = text[: text.index(HEADING)] if HEADING in text else text.rstrip() + "\n\n"
-    args.out.write_text(kept + render())
+    args.out.write_text(replace_gpu_section(args.out.read_text(), render()))
     print(f"GPU section of {args.out} written", flush=True)
 
 

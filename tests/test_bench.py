@@ -43,3 +43,10 @@ def test_the_gpu_parts_cover_the_suite_and_every_benchmark():
         assert f"def test_{words}" in tests, f"no GPU-suite test matches -k {words}"
     scripts = {p.name for p in (REPO / "bench").glob("*.py")} - {"common.py", "run.py", "gpu.py", "demo_accuracy.py"}
     assert set(gpu.BENCH_PARTS.values()) == scripts
+
+
+def test_the_gpu_section_is_replaced_and_what_follows_it_kept():
+    text = "# R\n\n## A\n\na\n\n## GPU\n\nold\n\n### suite\n\nx\n\n## The demo's accuracies (CPU, d)\n\nt\n"
+    replaced = gpu.replace_gpu_section(text, "## GPU\n\nnew\n")
+    assert "old" not in replaced and "## GPU\n\nnew\n\n## The demo's accuracies (CPU, d)\n\nt\n" in replaced
+    assert gpu.replace_gpu_section("# R\n", "## GPU\n\nnew\n") == "# R\n\n## GPU\n\nnew\n"
