@@ -9,12 +9,18 @@ def caption_options():
     return fixed_param(options(settings))
 
 
+CAPTION_OUT = class_files(captions=("captions", ".jsonl"), work=("work/captions", ""))
+
+CAPTION_IN = class_files(index=("index/train", ".jsonl"))
+CAPTION_OUT = class_files(captions=("captions", ".jsonl"))
+
+
 rule caption:
     input:
-        index=class_file("index/train", ".jsonl"),
+        **CAPTION_IN.input,
         model=model_input("captioner"),
     output:
-        **class_outputs("captions", captions=".jsonl"),
+        **CAPTION_OUT.output(),
     log:
         class_log("caption"),
     benchmark:
@@ -25,14 +31,14 @@ rule caption:
     resources:
         **rule_resources("caption", per_class=True),
     params:
+        **CAPTION_IN.paths,
+        **CAPTION_OUT.paths,
         root=DATA_ROOT,
         model=fixed_param(model_path("captioner")),  # a params value: a new model reruns the job
         variant=model_variant("captioner"),
         settings=caption_options(),
-        index=class_paths("index/train", ".jsonl"),
-        out=class_paths("captions", ".jsonl"),
         work=class_paths("work/captions"),
         part=part_option,
     shell:
         "python -m vlcp caption --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
-        " {params.settings} --work {params.work:q} --out {params.out:q} {params.part} > {log:q} 2>&1"
+        " {params.settings} --work {params.work:q} --out {params.captions:q} {params.part} > {log:q} 2>&1"

@@ -1,11 +1,16 @@
 # Stage 5: image prototypes, a job per (class or part, IPC, distillation seed).
 
+CLUSTER_IN = class_files(latents=("latents", ".safetensors"))
+CLUSTER_OUT = class_files(
+    clusters=("clusters/ipc{ipc}/seed{seed}", ".json"), centres=("clusters/ipc{ipc}/seed{seed}", ".safetensors")
+)
+
 
 rule cluster:
     input:
-        class_file("latents", ".safetensors"),
+        **CLUSTER_IN.input,
     output:
-        **class_outputs("clusters/ipc{ipc}/seed{seed}", clusters=".json", centres=".safetensors"),
+        **CLUSTER_OUT.output(),
     log:
         class_log("cluster/ipc{ipc}/seed{seed}"),
     benchmark:
@@ -16,10 +21,9 @@ rule cluster:
     resources:
         **rule_resources("cluster", per_class=True),
     params:
+        **CLUSTER_IN.paths,
+        **CLUSTER_OUT.paths,
         settings=stage_options("cluster"),
-        latents=class_paths("latents", ".safetensors"),
-        clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
-        centres=class_paths("clusters/ipc{ipc}/seed{seed}", ".safetensors"),
         part=part_option,
     shell:
         "python -m vlcp cluster --latents {params.latents:q} --ipc {wildcards.ipc} --seed {wildcards.seed}"

@@ -13,12 +13,16 @@ def encode_train_option():
     return f"--train-resolution {finetune['resolution']}{flip}"
 
 
+ENCODE_IN = class_files(index=("index/train", ".jsonl"))
+ENCODE_OUT = class_files(latents=("latents", ".safetensors"))
+
+
 rule encode:
     input:
-        index=class_file("index/train", ".jsonl"),
+        **ENCODE_IN.input,
         model=model_input("diffusion"),
     output:
-        **class_outputs("latents", latents=".safetensors"),
+        **ENCODE_OUT.output(),
     log:
         class_log("encode"),
     benchmark:
@@ -29,15 +33,15 @@ rule encode:
     resources:
         **rule_resources("encode", per_class=True),
     params:
+        **ENCODE_IN.paths,
+        **ENCODE_OUT.paths,
         root=DATA_ROOT,
         model=fixed_param(model_path("diffusion")),  # a params value: a new model reruns the job
         variant=model_variant("diffusion"),
         settings=stage_options("encode"),
         train=encode_train_option(),
         execution=execution_options("encode"),
-        index=class_paths("index/train", ".jsonl"),
-        out=class_paths("latents", ".safetensors"),
         part=part_option,
     shell:
         "python -m vlcp encode --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
-        " {params.settings} {params.train} {params.execution} --out {params.out:q} {params.part} > {log:q} 2>&1"
+        " {params.settings} {params.train} {params.execution} --out {params.latents:q} {params.part} > {log:q} 2>&1"

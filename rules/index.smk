@@ -24,12 +24,15 @@ def label_overrides(wildcards):
     return " ".join(shlex.quote(DATASET["labels"].get(cls, "")) for cls in job_classes(wildcards))
 
 
+INDEX_OUT = class_files(index=("index/{split}", ".jsonl"), rejected=("index/{split}", ".rejected.tsv"))
+
+
 rule index:
     input:
         folder=class_folders,
         label_table=label_table_input,
     output:
-        **class_outputs("index/{split}", index=".jsonl", rejected=".rejected.tsv"),
+        **INDEX_OUT.output(),
     log:
         class_log("index/{split}"),
     benchmark:
@@ -40,12 +43,11 @@ rule index:
     resources:
         **rule_resources("default", per_class=True),
     params:
+        **INDEX_OUT.paths,
         root=DATA_ROOT,
         label_table=DATASET["label_table"],
         classes=job_classes,
         labels=label_overrides,
-        index=class_paths("index/{split}", ".jsonl"),
-        rejected=class_paths("index/{split}", ".rejected.tsv"),
         part=part_option,
         extensions=DATASET["image_extensions"],
         max_image_pixels=DATASET["max_image_pixels"],

@@ -7,6 +7,8 @@
 # part's record parts/<folder>/<part>.tsv, written last, after every class's files. Either way the
 # files of each class are the same, at the same paths, and a job's command line lists them.
 
+from types import SimpleNamespace
+
 GROUPED = config["classes_per_job"] > 1
 
 
@@ -33,11 +35,20 @@ def class_file(folder, suffix=""):
     return f"{RESULTS}/parts/{folder}/{{part}}.tsv" if GROUPED else f"{RESULTS}/{folder}/{{cls}}{suffix}"
 
 
-def class_outputs(folder, wrap=None, **suffixes):
-    """The named outputs of a per-class rule (``wrap`` = directory for folder outputs); one part record when grouped."""
-    if GROUPED:
-        return {"part": class_file(folder)}
-    return {name: (wrap or str)(class_file(folder, suffix)) for name, suffix in suffixes.items()}
+def class_files(**files):
+    """A per-class rule's files declared once, name -> (folder, suffix): ``input`` and ``output(wrap)`` what
+    the rule declares (each class's file; when grouped, the part's record), ``paths`` the same files as the
+    job's per-class paths for its command line (params of the same names)."""
+    first = next(iter(files.values()))[0]
+    return SimpleNamespace(
+        input={name: class_file(folder, suffix) for name, (folder, suffix) in files.items()},
+        output=lambda wrap=str: (
+            {"part": class_file(first)}
+            if GROUPED
+            else {name: wrap(class_file(folder, suffix)) for name, (folder, suffix) in files.items()}
+        ),
+        paths={name: class_paths(folder, suffix) for name, (folder, suffix) in files.items()},
+    )
 
 
 def class_log(folder):

@@ -16,12 +16,16 @@ def selection_latent_option(wildcards):
     return f"--latents {paths}"
 
 
+SELECT_IN = class_files(index=("index/train", ".jsonl"))
+SELECT_OUT = class_files(out=("distilled/{baseline}/ipc{ipc}/seed{seed}", ""))
+
+
 rule select:
     input:
-        index=class_file("index/train", ".jsonl"),
+        **SELECT_IN.input,
         latents=selection_latents,
     output:
-        **class_outputs("distilled/{baseline}/ipc{ipc}/seed{seed}", wrap=directory, images=""),
+        **SELECT_OUT.output(directory),
     log:
         class_log("select/{baseline}/ipc{ipc}/seed{seed}"),
     benchmark:
@@ -32,11 +36,11 @@ rule select:
     resources:
         **rule_resources("default", per_class=True),
     params:
+        **SELECT_IN.paths,
+        **SELECT_OUT.paths,
         root=DATA_ROOT,
         size=DATASET["eval_size"],
-        index=class_paths("index/train", ".jsonl"),
         latents=selection_latent_option,
-        out=class_paths("distilled/{baseline}/ipc{ipc}/seed{seed}"),
         part=part_option,
     shell:
         "python -m vlcp select --method {wildcards.baseline} --index {params.index:q} {params.latents}"

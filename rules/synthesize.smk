@@ -21,14 +21,19 @@ def prototype_paths(wildcards):
     return class_paths(prototype_folder(wildcards), ".json")(wildcards)
 
 
+SYNTHESIZE_IN = class_files(
+    clusters=("clusters/ipc{ipc}/seed{seed}", ".json"), centres=("clusters/ipc{ipc}/seed{seed}", ".safetensors")
+)
+SYNTHESIZE_OUT = class_files(out=("distilled/vlcp-{strategy}/ipc{ipc}/seed{seed}", ""))
+
+
 rule synthesize:
     input:
+        **SYNTHESIZE_IN.input,
         model=finetuned_model,
-        clusters=class_file("clusters/ipc{ipc}/seed{seed}", ".json"),
-        centres=class_file("clusters/ipc{ipc}/seed{seed}", ".safetensors"),
         prototypes=prototype_input,
     output:
-        **class_outputs("distilled/vlcp-{strategy}/ipc{ipc}/seed{seed}", wrap=directory, images=""),
+        **SYNTHESIZE_OUT.output(directory),
     log:
         class_log("synthesize/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
     benchmark:
@@ -39,15 +44,14 @@ rule synthesize:
     resources:
         **rule_resources("synthesize", per_class=True),
     params:
+        **SYNTHESIZE_IN.paths,
+        **SYNTHESIZE_OUT.paths,
         settings=stage_options("synthesize"),
         execution=execution_options("synthesize"),
         size=DATASET["eval_size"],
         classes=job_classes,
-        clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
-        centres=class_paths("clusters/ipc{ipc}/seed{seed}", ".safetensors"),
         prototypes=prototype_paths,
         work=class_paths("work/synthesize/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
-        out=class_paths("distilled/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
         part=part_option,
     shell:
         "python -m vlcp synthesize --model {input.model:q} --clusters {params.clusters:q} --centres {params.centres:q}"

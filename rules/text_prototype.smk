@@ -17,16 +17,20 @@ def text_prototype_options(wildcards):
     return " ".join(words)
 
 
+PROTOTYPE_IN = class_files(
+    captions=("captions", ".jsonl"), clusters=("clusters/ipc{ipc}/seed{seed}", ".json"), index=("index/train", ".jsonl")
+)
+PROTOTYPE_OUT = class_files(prototypes=("{prototypes}/ipc{ipc}/seed{seed}", ".json"))
+
+
 rule text_prototype:
     input:
-        captions=class_file("captions", ".jsonl"),
-        clusters=class_file("clusters/ipc{ipc}/seed{seed}", ".json"),
-        index=class_file("index/train", ".jsonl"),
+        **PROTOTYPE_IN.input,
         generator=lambda wildcards: (
             model_input("text_generator") if wildcards.prototypes == PROTOTYPE_DIRS["gpt"] else []
         ),
     output:
-        **class_outputs("{prototypes}/ipc{ipc}/seed{seed}", prototypes=".json"),
+        **PROTOTYPE_OUT.output(),
     log:
         class_log("{prototypes}/ipc{ipc}/seed{seed}"),
     benchmark:
@@ -39,14 +43,12 @@ rule text_prototype:
     resources:
         **rule_resources("default", per_class=True),
     params:
+        **PROTOTYPE_IN.paths,
+        **PROTOTYPE_OUT.paths,
         settings=text_prototype_options,
         execution=execution_options("text_prototype"),
-        captions=class_paths("captions", ".jsonl"),
-        clusters=class_paths("clusters/ipc{ipc}/seed{seed}", ".json"),
-        index=class_paths("index/train", ".jsonl"),
-        out=class_paths("{prototypes}/ipc{ipc}/seed{seed}", ".json"),
         part=part_option,
     shell:
         "python -m vlcp text_prototype --captions {params.captions:q} --clusters {params.clusters:q}"
         " --index {params.index:q} {params.settings} {params.execution}"
-        " --out {params.out:q} {params.part} > {log:q} 2>&1"
+        " --out {params.prototypes:q} {params.part} > {log:q} 2>&1"
