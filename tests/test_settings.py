@@ -108,9 +108,35 @@ def test_result_neutral_options_are_not_params_snakemake_compares():
     assert f"{ResultNeutral({'batch_size': 3})}" == "--batch-size 3"
 
 
-def test_each_setting_is_spelled_in_one_file_besides_the_schema():
-    sources = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk")), *sorted((REPO / "vlcp").glob("*.py"))]
-    texts = {path: path.read_text() for path in sources}
-    for name in ("rrc_scale_min", "cutmix_beta", "guidance_scale", "contamination", "lof_n_neighbors", "top_k"):
-        holders = [path.relative_to(REPO).as_posix() for path, text in texts.items() if name in text]
-        assert len(holders) == 1, f"{name} is spelled in {holders}"
+# The settings the workflow reads itself, by name, and why; every other setting of a stage reaches its job
+# whole, through its section (stage_options, execution_options).
+READ_BY_THE_WORKFLOW = {
+    ("caption", "do_sample"): "rules/caption.smk: the sampling settings rerun nothing when decoding is greedy",
+    ("finetune", "resolution"): "rules/encode.smk: encode stores the fine-tune's latents at its resolution",
+    ("finetune", "random_flip"): "rules/encode.smk: ... and their mirror images for random flips",
+    ("encode", "resolution"): "the same word as finetune.resolution, in the same line",
+    ("teacher", "architecture"): "rules/evaluate.smk: the teacher file the teacher rule makes is named by it",
+}
+
+
+def test_no_rule_reads_a_stage_setting_by_name_but_those_the_workflow_resolves():
+    import re
+
+    from vlcp.settings import schema
+
+    texts = {
+        p.relative_to(REPO).as_posix(): p.read_text() for p in [REPO / "Snakefile", *(REPO / "rules").glob("*.smk")]
+    }
+    stages = [s for s in schema()["properties"] if section_exists(s) and s not in ("dataset", "models", "demo")]
+    keys = [(s, k) for s in stages for k in [*stage_keys(s), *section(s, execution=True)]]
+    stage_names = {"caption", "finetune", "encode", "cluster", "text_prototype", "synthesize", "evaluate"}
+    assert {s for s, _ in keys} == stage_names | {"soft_label", "teacher"}, "every stage's section"
+    found = {(s, k): name for s, k in keys for name, text in texts.items() if re.search(rf"""\[["']{k}["']\]""", text)}
+    assert set(found) == set(READ_BY_THE_WORKFLOW), found
+
+
+def section_exists(name):
+    from vlcp.settings import schema
+
+    spec = schema()["properties"][name]
+    return spec.get("type") == "object" and "properties" in spec and name not in ("execution", "resources")
