@@ -1,17 +1,12 @@
 # Stage 2: one caption per train image; a job per class or part.
 
 
-def caption_options():
-    """The caption settings an output depends on; the sampling settings only when sampling."""
-    settings = stage_settings(config, "caption")
-    if not settings["do_sample"]:
-        settings = {k: v for k, v in settings.items() if k not in ("temperature", "seed")}
-    return fixed_param(options(settings))
+include: "functions/caption.smk"
 
-
-CAPTION_OUT = class_files(captions=("captions", ".jsonl"), work=("work/captions", ""))
 
 CAPTION_IN = class_files(index=("index/train", ".jsonl"))
+
+
 CAPTION_OUT = class_files(captions=("captions", ".jsonl"))
 
 

@@ -1,6 +1,7 @@
-# What several rule files share: the config (read and checked once, here), the run's paths, classes
-# and distilled-set names, the models a stage loads, and the options and resources of a rule. A helper
-# that one rule file alone uses stands in that file, above its rule.
+# What the files of rules/ share. The config (read and checked once, here), the run's paths, classes
+# and distilled-set names, the models a stage loads, and the options and resources of a rule. The helpers
+# of one rule file alone are in rules/functions/<stage>.smk, which that file includes (Snakemake's linter
+# wants functions and rules in separate files).
 
 import os
 import re

@@ -3,17 +3,12 @@
 # not wait for fine-tuning.
 
 
-def encode_train_option():
-    """The fine-tuning latents an encode job also stores: centre crops at the fine-tune resolution,
-    mirrored too for random flips, when fine-tuning trains from the cache."""
-    finetune = config["finetune"]
-    if not finetune["from_latents"]:
-        return ""
-    flip = " --flip" if finetune["random_flip"] else ""
-    return f"--train-resolution {finetune['resolution']}{flip}"
+include: "functions/encode.smk"
 
 
 ENCODE_IN = class_files(index=("index/train", ".jsonl"))
+
+
 ENCODE_OUT = class_files(latents=("latents", ".safetensors"))
 
 

@@ -2,29 +2,8 @@
 # distillation seed, or one shared by all (finetune.per_seed). A job with more
 # than one GPU launches one process per GPU through accelerate.
 
-FROM_LATENTS = config["finetune"]["from_latents"]
 
-
-def finetune_seed(wildcards):
-    return int(wildcards.ft[len("seed") :]) if wildcards.ft.startswith("seed") else config["seeds"][0]
-
-
-def finetune_inputs(wildcards):
-    return {
-        "index": all_class_inputs("index/train", ".jsonl"),
-        "captions": all_class_inputs("captions", ".jsonl"),
-        "latents": all_class_inputs("latents", ".safetensors") if FROM_LATENTS else [],
-        "data": [] if FROM_LATENTS else [DATA_ROOT],
-        "model": model_input("diffusion"),
-    }
-
-
-def launcher(wildcards, resources):
-    """How the job starts Python: one process, or one per GPU through accelerate (a function of the
-    resources, so Snakemake does not compare it to decide reruns)."""
-    if resources.gpu > 1:
-        return f"accelerate launch --multi_gpu --num_processes {resources.gpu} --num_machines 1 -m"
-    return "python -m"
+include: "functions/finetune.smk"
 
 
 rule finetune:

@@ -2,21 +2,12 @@
 # a job per (method, IPC, seed, class or part), written like a distilled set.
 
 
-def selection_latents(wildcards):
-    """The latents a baseline selection reads (file or part record): none for random."""
-    if wildcards.baseline == "random":
-        return []
-    return class_file("latents", ".safetensors").format(**dict(wildcards.items()))
-
-
-def selection_latent_option(wildcards):
-    if wildcards.baseline == "random":
-        return ""
-    paths = " ".join(map(shlex.quote, class_paths("latents", ".safetensors")(wildcards)))
-    return f"--latents {paths}"
+include: "functions/select.smk"
 
 
 SELECT_IN = class_files(index=("index/train", ".jsonl"))
+
+
 SELECT_OUT = class_files(out=("distilled/{baseline}/ipc{ipc}/seed{seed}", ""))
 
 

@@ -2,28 +2,14 @@
 # written as an ImageFolder distilled/vlcp-<strategy>/ipc<N>/seed<S>/<class>/<k>.png.
 
 
-def finetuned_model(wildcards):
-    """The fine-tuned model of the job's distillation seed, or the one all seeds share."""
-    name = f"seed{wildcards.seed}" if config["finetune"]["per_seed"] else "shared"
-    return f"{RESULTS}/finetune/{name}"
-
-
-def prototype_folder(wildcards):
-    return f"{PROTOTYPE_DIRS[wildcards.strategy]}/ipc{wildcards.ipc}/seed{wildcards.seed}"
-
-
-def prototype_input(wildcards):
-    """The text prototypes a synthesis job reads, of its prompt strategy (file or part record)."""
-    return class_file(prototype_folder(wildcards), ".json").format(**dict(wildcards.items()))
-
-
-def prototype_paths(wildcards):
-    return class_paths(prototype_folder(wildcards), ".json")(wildcards)
+include: "functions/synthesize.smk"
 
 
 SYNTHESIZE_IN = class_files(
     clusters=("clusters/ipc{ipc}/seed{seed}", ".json"), centres=("clusters/ipc{ipc}/seed{seed}", ".safetensors")
 )
+
+
 SYNTHESIZE_OUT = class_files(out=("distilled/vlcp-{strategy}/ipc{ipc}/seed{seed}", ""))
 
 

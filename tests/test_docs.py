@@ -83,7 +83,7 @@ def test_the_modules_read_their_names_from_vlcp_names():
     assert networks.MODELS is names.MODELS and select.METHODS is names.BASELINES
     assert text_prototype.STRATEGIES is names.STRATEGIES and rded.STUDENTS is names.STUDENTS
     assert external.RESERVED is names.METHODS
-    code = [line.split("#")[0] for p in (REPO / "rules").glob("*.smk") for line in p.read_text().splitlines()]
+    code = [line.split("#")[0] for p in (REPO / "rules").rglob("*.smk") for line in p.read_text().splitlines()]
     rules = "\n".join(code)
     for word in ("herding", "kcenter", "resnetap10", "label+keywords"):
         assert word not in rules, f"rules/ spell {word!r} in code; take it from vlcp.names"

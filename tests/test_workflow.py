@@ -56,7 +56,8 @@ def test_generated_sentences_strategy_plans_its_model_and_sets(tmp_path):
     counts = job_counts(result.stdout)
     assert counts["tiny_model"] == 3, "the tiny text generator is built too"
     assert counts["text_prototype"] == counts["synthesize"] == 2 * len(CLASSES) * 2
-    assert counts["evaluate"] == 3 * 2 * 2 + 1  # (vlcp-prototype, vlcp-gpt, random) x IPC (1, 5) x protocol, and 'full'
+    # (vlcp-prototype, vlcp-gpt, random) x IPC (1, 5), and 'full' with hard labels; the three sets' soft labels
+    assert counts["evaluate"] == 3 * 2 + 1 and counts["soft_label"] == 3 * 2
     gpt = [line for line in result.stdout.splitlines() if "--strategy gpt" in line]
     assert len(gpt) == 2 * len(CLASSES) and all("--text-generator results/demo/models/tiny-gpt" in l for l in gpt)
     assert all("--text-generator" not in l for l in result.stdout.splitlines() if "--strategy prototype" in l)
@@ -124,7 +125,8 @@ def test_classes_per_job_makes_a_job_per_part_of_classes(tmp_path):
     assert counts["caption"] == counts["encode"] == parts
     for rule in ("cluster", "text_prototype", "synthesize", "select"):
         assert counts[rule] == parts * 2, rule  # IPC 1 and 5, seed 0
-    assert counts["evaluate"] == 2 * 2 * 2 + 1 and counts["manifest"] == 4 and counts["finetune"] == 1
+    assert counts["evaluate"] == 2 * 2 + 1 and counts["soft_label"] == 2 * 2
+    assert counts["manifest"] == 4 and counts["finetune"] == 1
     # a job lists every class of its part, and declares its part's record
     block = result.stdout.split("rule cluster:")[1].split("\n\n")[0]
     record = re.search(r"output: (\S+)", block).group(1)
@@ -194,15 +196,19 @@ def test_a_config_that_names_its_dataset_plans_the_classes_on_disk(tmp_path):
     mine.write_text(f"run: pets\ndataset: {{root: {tmp_path / 'pets'}}}\n")
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", str(mine), offline=False).stdout)
     assert counts["index"] == 2 * 2 and counts["caption"] == 2, "cat and dog, not ImageNette's classes"
-    # a config that names no dataset keeps the default run's, and an error from it says where it came from
+    # a config that names no dataset takes the schema's (data/imagenette, every class folder), not ImageNette's
+    # classes; with no --configfile the run is the imagenette preset, and an error from it says so
     for split in ("train", "val"):
-        (tmp_path / "data" / "imagenet" / split / "cat").mkdir(parents=True)
+        (tmp_path / "data" / "imagenette" / split / "cat").mkdir(parents=True)
+        (tmp_path / "data" / "imagenette" / split / "cat" / "0.jpg").write_bytes(b"")
     other = tmp_path / "other.yaml"
     other.write_text("run: other\n")
-    result = snakemake(tmp_path, "-n", "--configfile", str(other), check=False, offline=False)
+    counts = job_counts(snakemake(tmp_path, "-n", "--configfile", str(other), offline=False).stdout)
+    assert counts["index"] == 2 and counts["caption"] == 1, "the one class folder on disk"
+    result = snakemake(tmp_path, "-n", check=False, offline=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "n01440764" in output and "dataset.classes comes from config/config.yaml" in output
+    assert "dataset.root = 'data/imagenet' (no --configfile: the default run, config/presets/imagenette.yaml)" in output
 
 
 @pytest.mark.workflow
