@@ -111,11 +111,14 @@ def test_result_neutral_options_are_not_params_snakemake_compares():
 # The settings the workflow reads itself, by name, and why; every other setting of a stage reaches its job
 # whole, through its section (stage_options, execution_options).
 READ_BY_THE_WORKFLOW = {
-    ("caption", "do_sample"): "rules/caption.smk: the sampling settings rerun nothing when decoding is greedy",
-    ("finetune", "resolution"): "rules/encode.smk: encode stores the fine-tune's latents at its resolution",
-    ("finetune", "random_flip"): "rules/encode.smk: ... and their mirror images for random flips",
+    (
+        "caption",
+        "do_sample",
+    ): "rules/functions/caption.smk: the sampling settings rerun nothing when decoding is greedy",
+    ("finetune", "resolution"): "rules/functions/encode.smk: encode stores the fine-tune's latents at its resolution",
+    ("finetune", "random_flip"): "rules/functions/encode.smk: ... and their mirror images for random flips",
     ("encode", "resolution"): "the same word as finetune.resolution, in the same line",
-    ("teacher", "architecture"): "rules/evaluate.smk: the teacher file the teacher rule makes is named by it",
+    ("teacher", "architecture"): "rules/functions/evaluate.smk: the teacher file the teacher rule makes is named by it",
 }
 
 
@@ -125,7 +128,7 @@ def test_no_rule_reads_a_stage_setting_by_name_but_those_the_workflow_resolves()
     from vlcp.settings import schema
 
     texts = {
-        p.relative_to(REPO).as_posix(): p.read_text() for p in [REPO / "Snakefile", *(REPO / "rules").glob("*.smk")]
+        p.relative_to(REPO).as_posix(): p.read_text() for p in [REPO / "Snakefile", *(REPO / "rules").rglob("*.smk")]
     }
     stages = [s for s in schema()["properties"] if section_exists(s) and s not in ("dataset", "models", "demo")]
     keys = [(s, k) for s in stages for k in [*stage_keys(s), *section(s, execution=True)]]
