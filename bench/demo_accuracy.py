@@ -1,9 +1,10 @@
-"""The demo's accuracies, measured: the one place they are written down.
+r"""The demo's accuracies, measured: the one place they are written down.
 
     ./run.sh demo
     .venv/bin/python bench/demo_accuracy.py              # prints the table of results/demo/summary.csv
     .venv/bin/python bench/demo_accuracy.py --write      # and puts it in bench/RESULTS.md
-    ./run.sh demo --config run=demo-strength-0.7 'synthesize={num_inference_steps: 10, strength: 0.7}'
+    printf 'run: demo-strength-0.7\nsynthesize: {num_inference_steps: 10, strength: 0.7}\n' > strength.yaml
+    ./run.sh demo --configfile config/demo.yaml strength.yaml
     .venv/bin/python bench/demo_accuracy.py --summary results/demo-strength-0.7/summary.csv \
         --label "synthesize.strength 0.7" --write
 
