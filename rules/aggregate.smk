@@ -117,6 +117,8 @@ rule cost:
         markdown=report(f"{RESULTS}/cost.md", caption="../report/cost.rst", category="Cost"),
     log:
         f"{LOGS}/cost.log",
+    benchmark:
+        benchmark("cost")
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("default")

@@ -44,8 +44,12 @@ def test_every_job_is_read_with_its_wildcards_and_priced_where_it_uses_a_gpu(tmp
 def test_the_demo_has_a_benchmark_per_job_and_a_cost_table(demo_run, tmp_path):
     run = demo_run / "results" / "demo"
     planned = dry_run_jobs(tmp_path, "--configfile", str(DEMO_CONFIG))  # every job of the demo, from scratch
-    files = {(p.parent.name, p.stem) for p in (run / "benchmarks").glob("*/*.tsv")}
-    expected = {(rule, wildcards.replace(", ", ",") or "job") for rule, wildcards in planned if rule != "all"}
+    files = {(p.parent.name, frozenset(cost.job_wildcards(p.stem).items())) for p in (run / "benchmarks").glob("*/*")}
+    expected = {
+        (rule, frozenset(tuple(pair.split("=", 1)) for pair in wildcards.split(", ") if pair))
+        for rule, wildcards in planned
+        if rule != "all"
+    }
     assert files == expected
     table = pd.read_csv(run / "cost.csv")
     assert len(table) == len(files) - 1, "every job but the cost job, whose benchmark follows its table"
