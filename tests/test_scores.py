@@ -155,6 +155,7 @@ def test_soft_label_rows_are_marked_not_comparable(two_models, tmp_path):
     assert "not comparable with DD-Ranking's leaderboard" in notes
     assert "Acc(whole real train set) of resnet18 from evaluate.full_reference: Table 2 of a paper." in notes
     assert "of convnet6 from" not in notes
+    assert notes.rstrip().endswith("and this summary does not)."), "the summary ends by pointing at cost.md"
 
 
 def test_aggregate_command_line_takes_the_reference_as_json(tmp_path):

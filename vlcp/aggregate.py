@@ -149,6 +149,11 @@ def write_markdown(path, scored, missing=(), short=(), paper_dataset=None):
         + (f"\n{about}\n" if about else "")
         + (f"\nEmpty cells need these runs:{notes}\n" if notes else "")
     )
+    parts.append(
+        "### What the run cost\n\n`cost.md` beside this file: per rule, the jobs' wall time, CPU time and peak "
+        "memory as measured, beside `vlcp plan`'s estimate (a file of its own: timings differ between runs, "
+        "and this summary does not).\n"
+    )
     with atomic_write(path) as handle:
         handle.write("\n".join(parts))
 
