@@ -22,6 +22,11 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from vlcp.labels import imagenet_labels  # noqa: E402  (the checkout, installed or not)
+from vlcp.plan import snakemake_command  # noqa: E402
+
 TARGET_S = 10.0
 
 
@@ -34,22 +39,8 @@ def fake_imagefolder(root, wnids):
 def dry_run(workdir, config, per_job=None):
     base = os.environ.get("VLCP_SLURM_BASE")  # inside a cluster's namespace the SLURM plugin starts fast
     prefix = [f"{base}/in-cluster.sh"] if base else []
-    cmd = [
-        *prefix,
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "-n",
-        "--quiet",
-        "rules",
-        "--configfile",
-        str(REPO / "config/presets/imagenet1k.yaml"),
-        str(config),
-    ]
+    preset = str(REPO / "config/presets/imagenet1k.yaml")
+    cmd = [*prefix, *snakemake_command(workdir, "-n", "--quiet", "rules", "--configfile", preset, str(config))]
     if per_job:
         cmd += ["--config", f"classes_per_job={per_job}"]
     start = time.perf_counter()
@@ -69,9 +60,6 @@ def main():
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--no-baseline", action="store_true", help="skip the job-per-class dry runs")
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))
-    from vlcp.labels import imagenet_labels
-
     wnids = sorted(imagenet_labels())
     print(
         f"{'classes':>8} {'jobs':>7} {'dry-run s':>10} {'per-class jobs':>15} {'dry-run s':>10} {'speed-up':>9}"

@@ -89,10 +89,9 @@ def install_missing(wheels, site):
     missing = sorted({dist for module, dist in NEEDED.items() if importlib.util.find_spec(module) is None})
     if not missing:
         return []
+    installed = already_installed()
     files = [
-        w
-        for w in sorted(Path(wheels).glob("*.whl"))
-        if w.name.split("-")[0].lower().replace("_", "-") not in already_installed()
+        w for w in sorted(Path(wheels).glob("*.whl")) if w.name.split("-")[0].lower().replace("_", "-") not in installed
     ]
     if not files:
         sys.exit(f"missing {', '.join(missing)}, and no wheel to install from in {wheels}")

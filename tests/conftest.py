@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from vlcp.config import merge_config
-from vlcp.plan import parse_dry_run
+from vlcp.plan import parse_dry_run, snakemake_command
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -69,17 +69,7 @@ def snakemake(workdir, *args, check=True, offline=True):
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         HF_HUB_OFFLINE="1" if offline else "0",
     )
-    cmd = [
-        *cluster_prefix(),
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        *args,
-    ]
+    cmd = [*cluster_prefix(), *snakemake_command(workdir, *args)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
@@ -195,3 +185,23 @@ def write_class_latents(path, n, seed, flipped=True):
     images = [f"train/c{seed}/{i}.png" for i in range(n)]
     contract.write_latents(path, tensors, images)
     return tensors, images
+
+
+def minimax_settings(**changes):
+    """The Minimax protocol's training settings at 32 px on the CPU (vlcp.evaluate.train_and_test), with
+    ``changes`` (epochs, batch size, test cadence) of the test."""
+    settings = {
+        "learning_rate": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "milestones": [2 / 3, 5 / 6],
+        "gamma": 0.2,
+        "rrc_scale_min": 0.5,
+        "color_jitter": 0.4,
+        "lighting": 0.1,
+        "cutmix_beta": 1.0,
+        "input_size": 32,
+        "norm": "instance",
+        "precision": "float32",
+    }
+    return {**settings, **changes}

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from conftest import minimax_settings
 from vlcp import augment, contract, demo_data, evaluate, scores
 from vlcp.aggregate import markdown_table, summarize
 from vlcp.evaluate import image_tensor, milestone_epochs, randomness, train_and_test
@@ -129,48 +130,16 @@ def test_short_training_beats_chance_on_the_demo_split(tmp_path):
             bucket += [(root / r["image"], label) for r in records]
     train_x = image_tensor([p for p, _ in train], 32)
     test_x = image_tensor([p for p, _ in val], 32)
-    settings = {
-        "epochs": 40,
-        "batch_size": 32,
-        "learning_rate": 0.01,
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
-        "milestones": [2 / 3, 5 / 6],
-        "gamma": 0.2,
-        "rrc_scale_min": 0.5,
-        "color_jitter": 0.4,
-        "lighting": 0.1,
-        "cutmix_beta": 1.0,
-        "input_size": 32,
-        "norm": "instance",
-        "precision": "float32",
-        "test_every": 10,
-        "test_batch_size": 500,
-    }
-    result = train_and_test(
-        train_x,
-        torch.tensor([l for _, l in train]),
-        test_x,
-        torch.tensor([l for _, l in val]),
-        "convnet6",
-        10,
-        settings,
-        seed=0,
-        progress=False,
-    )
+    settings = minimax_settings(epochs=40, batch_size=32, test_every=10, test_batch_size=500)
+
+    def run_training():
+        labels = torch.tensor([l for _, l in train]), torch.tensor([l for _, l in val])
+        return train_and_test(train_x, labels[0], test_x, labels[1], "convnet6", 10, settings, seed=0, progress=False)
+
+    result = run_training()
     assert result["top1_best"] > 40, f"chance is 10%: {result}"
     assert result["top1_best"] >= result["top1_last"] and result["best_epoch"] % 10 == 0
-    again = train_and_test(
-        train_x,
-        torch.tensor([l for _, l in train]),
-        test_x,
-        torch.tensor([l for _, l in val]),
-        "convnet6",
-        10,
-        settings,
-        seed=0,
-        progress=False,
-    )
+    again = run_training()
     assert again == result, "seeded training is repeatable"
 
 

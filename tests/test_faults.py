@@ -105,29 +105,16 @@ def digits(tmp_path_factory):
     return root
 
 
+def index_one_class(digits, index, rejected):
+    """The index stage on the digits' train split of class 'three', writing ``index`` and ``rejected``."""
+    scan = ["--root", digits, "--split", "train", "--class", "three", "--label-table", "folder", "--extensions", ".png"]
+    return stage("index", "scan", *scan, "--max-image-pixels", 10**6, "--index", index, "--rejected", rejected)
+
+
 def test_a_full_disk_gives_a_clear_error_and_no_output(digits, small_mount):
     (small_mount / "filler").write_bytes(b"\0" * (64 * 1024 - 4096))
     out = small_mount / "results" / "demo" / "captions.jsonl"
-    result = stage(
-        "index",
-        "scan",
-        "--root",
-        digits,
-        "--split",
-        "train",
-        "--class",
-        "three",
-        "--label-table",
-        "folder",
-        "--extensions",
-        ".png",
-        "--max-image-pixels",
-        10**6,
-        "--index",
-        out,
-        "--rejected",
-        small_mount / "rejected.tsv",
-    )
+    result = index_one_class(digits, out, small_mount / "rejected.tsv")
     assert result.returncode == 1
     assert "error: the disk is full while writing" in result.stderr and "Free space" in result.stderr
     assert not out.exists()
@@ -142,26 +129,7 @@ def test_a_results_folder_that_cannot_be_written(digits, tmp_path):
     ).returncode:
         pytest.skip("SKIPPED LOUDLY: cannot mount a read-only tmpfs here (needs root); the test did not run")
     try:
-        result = stage(
-            "index",
-            "scan",
-            "--root",
-            digits,
-            "--split",
-            "train",
-            "--class",
-            "three",
-            "--label-table",
-            "folder",
-            "--extensions",
-            ".png",
-            "--max-image-pixels",
-            10**6,
-            "--index",
-            target / "results/x.jsonl",
-            "--rejected",
-            target / "results/x.tsv",
-        )
+        result = index_one_class(digits, target / "results/x.jsonl", target / "results/x.tsv")
     finally:
         subprocess.run(["umount", str(target)], check=True)
     assert result.returncode == 1

@@ -120,29 +120,29 @@ def test_caption_one_batch_with_llava_1_5_7b(world, tmp_path):
     shutil.rmtree(tmp_path / "llava")
 
 
-@pytest.fixture(scope="module")
-def latents(world):
-    """Both classes encoded at 512 px by the full VAE, with the mirrored images."""
-    outs = [world / "latents" / f"{cls}.safetensors" for cls in CLASSES]
-    args = [
+def encode_args(world, indexes, outs):
+    """vlcp.encode's command line at the suite's resolution, clustering and fine-tune latents alike."""
+    resolution = str(RESOLUTION)
+    options = ["--resolution", resolution, "--resize", "crop", "--train-resolution", resolution, "--batch-size", "8"]
+    return [
         "--index",
-        *[str(world / "index" / f"{c}.jsonl") for c in CLASSES],
+        *map(str, indexes),
         "--root",
         str(world / "data"),
         "--model",
         str(world / "sd"),
-        "--resolution",
-        str(RESOLUTION),
-        "--resize",
-        "crop",
-        "--train-resolution",
-        str(RESOLUTION),
-        "--batch-size",
-        "8",
+        *options,
         "--flip",
         "--out",
         *map(str, outs),
     ]
+
+
+@pytest.fixture(scope="module")
+def latents(world):
+    """Both classes encoded at 512 px by the full VAE, with the mirrored images."""
+    outs = [world / "latents" / f"{cls}.safetensors" for cls in CLASSES]
+    args = encode_args(world, [world / "index" / f"{c}.jsonl" for c in CLASSES], outs)
     _, seconds, peak = timed_peak(lambda: encode.main(args))
     record("encode", images=16 * 2, seconds=round(seconds, 2), peak_gib=round(peak, 1))
     return outs
@@ -153,27 +153,7 @@ def test_encode_at_512_px(world, latents, tmp_path):
     assert tensors["latents"].shape == (8, 4, 64, 64) and tensors["latents_flipped"].shape == (8, 4, 64, 64)
     assert torch.isfinite(tensors["latents"]).all()
     again = tmp_path / "again.safetensors"
-    encode.main(
-        [
-            "--index",
-            str(world / "index" / "three.jsonl"),
-            "--root",
-            str(world / "data"),
-            "--model",
-            str(world / "sd"),
-            "--resolution",
-            str(RESOLUTION),
-            "--resize",
-            "crop",
-            "--train-resolution",
-            str(RESOLUTION),
-            "--batch-size",
-            "8",
-            "--flip",
-            "--out",
-            str(again),
-        ]
-    )
+    encode.main(encode_args(world, [world / "index" / "three.jsonl"], [again]))
     assert torch.allclose(contract.read_latents(again)[0]["latents"], tensors["latents"], atol=1e-4), (
         "float32 VAE repeats"
     )

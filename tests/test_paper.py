@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from vlcp import paper
+from vlcp import names, paper
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ def test_every_table_is_there_with_all_its_cells():
     counts = paper.numbers().groupby("table").size().to_dict()
     # Table 1: 5 IPCs x 3 models x 10 methods, GLaD at IPC 10 only (12 cells '-'), the whole set once per model
     assert counts == {1: 5 * 3 * 10 - 12 + 3, 2: 2 * 3 * 6, 3: 2 * 5, 4: 2 * 2 * 3, 5: 4 * 6}
-    assert paper.datasets() == ("imagewoof", "imagenette", "imageidc", "imagenet1k", "cifar10", "cifar100")
+    assert paper.datasets() == names.PAPER_DATASETS
 
 
 def test_the_schema_names_the_papers_datasets():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, minimax_settings
 from vlcp import contract, demo_data, split_images
 from vlcp.evaluate import image_tensor, resized, train_and_test
 from vlcp.index import index_class
@@ -55,24 +55,7 @@ def test_a_streamed_set_gives_the_batches_of_the_set_in_memory(demo_split):
 
 def test_training_on_a_streamed_split_gives_the_same_numbers(demo_split):
     _, train_paths, train_labels, val_paths, val_labels = demo_split
-    settings = {
-        "epochs": 3,
-        "batch_size": 16,
-        "learning_rate": 0.01,
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
-        "milestones": [2 / 3, 5 / 6],
-        "gamma": 0.2,
-        "rrc_scale_min": 0.5,
-        "color_jitter": 0.4,
-        "lighting": 0.1,
-        "cutmix_beta": 1.0,
-        "input_size": 32,
-        "norm": "instance",
-        "precision": "float32",
-        "test_every": 1,
-        "test_batch_size": 7,
-    }
+    settings = minimax_settings(epochs=3, batch_size=16, test_every=1, test_batch_size=7)
     results, weights = [], []
     for loading in ("memory", "stream"):
         train = split_images.load_images(train_paths, resized(32), 32, "cpu", loading)

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from vlcp import contract, paper, scores
+from vlcp import contract, names, paper, scores
 from vlcp.atomic import atomic_write
 from vlcp.cli import run
 
@@ -232,7 +232,7 @@ def main(argv=None):
         help="config evaluate.full_reference as JSON: model -> {top1, source}, for models without 'full'",
     )
     table.add_argument(
-        "--paper-dataset", choices=paper.datasets(), help="which of the paper's datasets the run is (paper_dataset)"
+        "--paper-dataset", choices=names.PAPER_DATASETS, help="which of the paper's datasets the run is (paper_dataset)"
     )
     grid = commands.add_parser("grid", help="image grid of one distilled set")
     grid.add_argument("--manifest", required=True, type=Path, help="the set's manifest (<set>.manifest.tsv)")

@@ -19,6 +19,9 @@ METHODS = ("vlcp", *BASELINES, "full")
 PROTOCOL_MODELS = {"minimax": MODELS, "rded": ("resnet18", "convnet6")}
 PROTOCOLS = tuple(PROTOCOL_MODELS)
 
+# The datasets of the paper's tables (vlcp/data/paper_numbers.csv), which a run may name (paper_dataset).
+PAPER_DATASETS = ("imagewoof", "imagenette", "imageidc", "imagenet1k", "cifar10", "cifar100")
+
 # The soft-label protocol's students and teachers.
 STUDENTS = PROTOCOL_MODELS["rded"]
 

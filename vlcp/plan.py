@@ -43,9 +43,14 @@ def dry_run_error(output):
     return "the dry run failed: " + "\n".join(l for l in lines if l.strip() and not l.startswith(notes))[-2000:]
 
 
+def snakemake_command(workdir, *args):
+    """The command line that runs this repository's workflow in ``workdir`` with this Python's Snakemake."""
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+
+
 def planned_jobs(configfiles, workdir="."):
     """(rule, {wildcard: value}) of every job a dry run of the workflow lists, in its order."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-n"]
+    cmd = snakemake_command(workdir, "-n")
     if configfiles:
         cmd += ["--configfile", *map(str, configfiles)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
@@ -116,8 +121,13 @@ def job_minutes(config, counts, jobs):
 
 def gpu_minutes(config, counts, jobs):
     """{rule: (jobs, minutes)} of the GPU rules among ``jobs``, each job priced by vlcp.sizing."""
+    return rule_totals(job_minutes(config, counts, jobs))
+
+
+def rule_totals(priced):
+    """{rule: (jobs, minutes)} of ``job_minutes``' list."""
     totals = {}
-    for rule, _, minutes in job_minutes(config, counts, jobs):
+    for rule, _, minutes in priced:
         count, total = totals.get(rule, (0, 0.0))
         totals[rule] = (count + 1, total + minutes)
     return totals
@@ -143,11 +153,11 @@ def calibration(cost_csv):
     return {key: row.wall_min / row.estimate_min for key, row in sums.iterrows()}
 
 
-def calibrated_minutes(config, counts, jobs, factors):
-    """{rule: (minutes, jobs calibrated, jobs)}: the estimates scaled by ``factors`` (``calibration``) where a
-    job's rule and model have a factor; other jobs keep their estimate."""
+def calibrated_minutes(config, priced, factors):
+    """{rule: (minutes, jobs calibrated, jobs)}: the estimates of ``job_minutes``' list scaled by ``factors``
+    (``calibration``) where a job's rule and model have a factor; other jobs keep their estimate."""
     totals = {}
-    for rule, wildcards, minutes in job_minutes(config, counts, jobs):
+    for rule, wildcards, minutes in priced:
         factor = factors.get((rule, job_model(config, rule, wildcards)))
         total, hits, count = totals.get(rule, (0.0, 0, 0))
         totals[rule] = (total + minutes * (factor or 1.0), hits + (factor is not None), count + 1)
@@ -161,8 +171,9 @@ def report(config, counts, jobs, factors=None, calibrated_from=None):
     per_rule = {}
     for rule, _ in jobs:
         per_rule[rule] = per_rule.get(rule, 0) + 1
-    minutes = gpu_minutes(config, counts, jobs)
-    calibrated = calibrated_minutes(config, counts, jobs, factors) if factors is not None else None
+    priced = job_minutes(config, counts, jobs)
+    minutes = rule_totals(priced)
+    calibrated = calibrated_minutes(config, priced, factors) if factors is not None else None
     lines = [
         f"run {config['run']!r}: {classes} classes, {train} train and {val} val images; IPC {config['ipc']}, "
         f"seeds {config['seeds']}, methods {config['methods']}, models {config['evaluate']['models']}",

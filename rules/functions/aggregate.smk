@@ -3,11 +3,15 @@
 import json
 
 
+def distilled_sets():
+    """(method, ipc, distillation seed) of every distilled set: the run's own, and each external set (its
+    IPC, seed 0)."""
+    return own_sets() + [(name, ipc, 0) for name, (_, ipc) in EXTERNAL.items()]
+
+
 def evaluation_runs():
-    """(method, ipc, distillation seed) of every trained set: the run's own, each external set (its IPC,
-    seed 0), and 'full' once, with IPC 'all'."""
-    runs = own_sets() + [(name, ipc, 0) for name, (_, ipc) in EXTERNAL.items()]
-    return runs + ([("full", "all", config["seeds"][0])] if "full" in config["methods"] else [])
+    """The sets every evaluation trains on: the distilled sets, and 'full' once, with IPC 'all'."""
+    return distilled_sets() + ([("full", "all", config["seeds"][0])] if "full" in config["methods"] else [])
 
 
 def accuracy_files():
@@ -25,8 +29,7 @@ def accuracy_files():
 
 
 def report_grids():
-    sets = own_sets() + [(name, ipc, 0) for name, (_, ipc) in EXTERNAL.items()]
-    return [f"{RESULTS}/report/grids/{m}-ipc{i}-seed{s}.png" for m, i, s in sets]
+    return [f"{RESULTS}/report/grids/{m}-ipc{i}-seed{s}.png" for m, i, s in distilled_sets()]
 
 
 def results():
