@@ -34,6 +34,7 @@ def fake_imagefolder(root, wnids):
     for split in ("train", "val"):
         for wnid in wnids:
             (root / split / wnid).mkdir(parents=True, exist_ok=True)
+            (root / split / wnid / "0.JPEG").touch()  # a plan checks that no class folder is empty
 
 
 def dry_run(workdir, config, per_job=None):
@@ -48,7 +49,7 @@ def dry_run(workdir, config, per_job=None):
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="0"))
     elapsed = time.perf_counter() - start
     if result.returncode:
-        raise SystemExit(result.stderr[-2000:])
+        raise SystemExit((result.stdout + result.stderr)[-2000:])
     total = re.search(r"^total\s+(\d+)$", result.stdout, re.M)  # the first of the two job tables
     jobs = int(total.group(1)) if total else 0
     return elapsed, jobs
@@ -70,7 +71,14 @@ def main():
             work = Path(tmp) / f"n{n}"
             fake_imagefolder(work / "data", wnids[:n])
             config = work / "override.yaml"
-            config.write_text(yaml.safe_dump({"dataset": {"root": str(work / "data"), "classes": wnids[:n]}}))
+            # the preset's teacher file must exist before any job starts (its weights are not read by a plan)
+            teacher = work / "teacher.pth"
+            teacher.write_bytes(b"")
+            override = {
+                "dataset": {"root": str(work / "data"), "classes": wnids[:n]},
+                "evaluate": {"teacher": str(teacher)},
+            }
+            config.write_text(yaml.safe_dump(override))
             grouped = best_of(args.repeats, work, config)
             baseline = (0.0, 0) if args.no_baseline else best_of(args.repeats, work, config, per_job=1)
             ratio = f"{baseline[0] / grouped[0]:.2f}x" if baseline[1] else "-"
