@@ -84,7 +84,11 @@ def alternatives(words):
     return "|".join(re.escape(word) for word in words) or "(?!)"
 
 
-OWN_METHODS = f"vlcp-(?:{alternatives(names.STRATEGIES)})|{alternatives(names.BASELINES)}"
+# A VLCP set that keeps the best of K > 1 candidates per prototype is named vlcp-<strategy>-k<K>.
+CANDIDATES = "-k(?:[2-9]|[1-9][0-9]+)"
+OWN_METHODS = (
+    f"vlcp-(?:{alternatives(names.STRATEGIES)})(?:{CANDIDATES})?|{names.D4M}|{alternatives(names.BASELINES)}"
+)
 EXTERNAL_METHODS = alternatives(EXTERNAL)
 
 
@@ -151,12 +155,23 @@ def execution_options(name):
 
 # --- distilled sets ---------------------------------------------------------
 
+# The soft-label protocol's teacher, which also scores synthesis candidates: the config's file, or the one
+# the teacher rule trains.
+TEACHER_ARCHITECTURE = config["teacher"]["architecture"]
+TEACHER = config["evaluate"]["teacher"] or f"{RESULTS}/teacher/{TEACHER_ARCHITECTURE}.safetensors"
+
+
 
 def own_sets():
-    """(method, IPC, seed) of every distilled set the run makes: a set per prompt strategy for vlcp, then
-    the baselines."""
-    vlcp = [names.vlcp_method(s) for s in config["text_prototype"]["strategies"]] if "vlcp" in config["methods"] else []
-    methods = vlcp + [m for m in config["methods"] if m in names.BASELINES]
+    """(method, IPC, seed) of every distilled set the run makes: a set per prompt strategy and candidate
+    count for vlcp, then d4m's and the baselines'."""
+    vlcp = [
+        names.vlcp_method(s, k)
+        for s in config["text_prototype"]["strategies"]
+        for k in config["synthesize"]["candidates"]
+        if "vlcp" in config["methods"]
+    ]
+    methods = vlcp + [m for m in config["methods"] if m == names.D4M or m in names.BASELINES]
     return [(m, i, s) for m in methods for i in config["ipc"] for s in config["seeds"]]
 
 
@@ -186,14 +201,15 @@ def rule_threads(name):
     return config["resources"][name]["cpus_per_task"]
 
 
-def rule_resources(name, per_class=False):
+def rule_resources(name, per_class=False, times=lambda wildcards: 1):
     """Resources of a rule from config `resources`; memory and run time grow with each retry.
-    The run time of each per-class rule is per class; a job of a part asks for its classes' sum."""
+    The run time of each per-class rule is per class; a job of a part asks for its classes' sum, and a
+    job that does ``times(wildcards)`` times the work asks for as much more."""
     spec = config["resources"][name]
     classes = config["classes_per_job"] if per_class else 1
     return {
         "gpu": spec["gpu"],
         "cpus_per_task": spec["cpus_per_task"],
         "mem_mb": lambda wildcards, attempt: spec["mem_mb"] * attempt,
-        "runtime": lambda wildcards, attempt: spec["runtime"] * attempt * classes,
+        "runtime": lambda wildcards, attempt: spec["runtime"] * attempt * classes * times(wildcards),
     }

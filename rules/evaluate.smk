@@ -44,7 +44,7 @@ rule soft_label:
     input:
         train=wildcard_manifest,
         val=f"{RESULTS}/index/val.jsonl",
-        teacher=config["evaluate"]["teacher"] or f"{RESULTS}/teacher/{TEACHER_ARCHITECTURE}.safetensors",
+        teacher=TEACHER,
     output:
         f"{RESULTS}/eval/rded/{EVAL_RUN}.csv",
     log:

@@ -1,5 +1,5 @@
-# Stage 7: the distilled images, a job per (class or part, IPC, seed, prompt strategy),
-# written as an ImageFolder distilled/vlcp-<strategy>/ipc<N>/seed<S>/<class>/<k>.png.
+# Stage 7: the distilled images, a job per (class or part, IPC, seed, prompt strategy, candidates),
+# written as an ImageFolder distilled/vlcp-<strategy>[-k<K>]/ipc<N>/seed<S>/<class>/<k>.png.
 
 
 include: "functions/synthesize.smk"
@@ -10,7 +10,7 @@ SYNTHESIZE_IN = class_files(
 )
 
 
-SYNTHESIZE_OUT = class_files(out=("distilled/vlcp-{strategy}/ipc{ipc}/seed{seed}", ""))
+SYNTHESIZE_OUT = class_files(out=(f"distilled/{VLCP_SET}/ipc{{ipc}}/seed{{seed}}", ""))
 
 
 rule synthesize:
@@ -18,29 +18,31 @@ rule synthesize:
         **SYNTHESIZE_IN.input,
         model=finetuned_model,
         prototypes=prototype_input,
+        teacher=lambda wildcards: [TEACHER] if candidates(wildcards) > 1 else [],
     output:
         **SYNTHESIZE_OUT.output(directory),
     log:
-        class_log("synthesize/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
+        class_log(f"synthesize/{VLCP_SET}/ipc{{ipc}}/seed{{seed}}"),
     benchmark:
-        benchmark("synthesize", CLASS, "strategy", "ipc", "seed")
+        benchmark("synthesize", CLASS, "strategy", "candidates", "ipc", "seed")
+    wildcard_constraints:
+        candidates=f"(?:{CANDIDATES})?",
     conda:
         "../envs/gpu.yaml"
     threads: rule_threads("synthesize")
     resources:
-        **rule_resources("synthesize", per_class=True),
+        **rule_resources("synthesize", per_class=True, times=candidates),
     params:
         **SYNTHESIZE_IN.paths,
         **SYNTHESIZE_OUT.paths,
+        model=finetuned_model,
         settings=stage_options("synthesize"),
         execution=execution_options("synthesize"),
         size=DATASET["eval_size"],
         classes=job_classes,
         prototypes=prototype_paths,
-        work=class_paths("work/synthesize/vlcp-{strategy}/ipc{ipc}/seed{seed}"),
+        work=class_paths(f"work/synthesize/{VLCP_SET}/ipc{{ipc}}/seed{{seed}}"),
+        choice=candidate_options,
         part=part_option,
     shell:
-        "python -m vlcp synthesize --model {input.model:q} --clusters {params.clusters:q} --centres {params.centres:q}"
-        " --prototypes {params.prototypes:q} --class {params.classes:q} --seed {wildcards.seed}"
-        " {params.settings} {params.execution} --size {params.size} --work {params.work:q} --out {params.out:q}"
-        " {params.part} > {log:q} 2>&1"
+        SYNTHESIZE_SHELL

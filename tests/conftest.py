@@ -26,7 +26,7 @@ def load_yaml(path):
 
 
 # Session fixtures that run the workflow: a test that uses one starts Snakemake.
-SNAKEMAKE_FIXTURES = {"demo_run", "folder_run", "grouped_run", "shared_run"}
+SNAKEMAKE_FIXTURES = {"demo_run", "folder_run", "grouped_run", "shared_run", "beyond_run"}
 
 
 def starts_snakemake(args):

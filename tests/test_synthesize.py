@@ -190,3 +190,58 @@ def test_cli_writes_ipc_images_of_the_evaluation_size(pipeline_dir, tmp_path):
     assert files == ["0.png", "1.png", "2.png"]
     assert all(Image.open(out / f).size == (20, 20) for f in files)
     assert not (tmp_path / "work").exists()
+
+
+def test_candidate_seeds_and_the_choice_rule():
+    from vlcp.synthesize import candidate_items, choose
+
+    items = candidate_items("dog", 2, 0, 3)
+    assert [(k, c) for k, c, _ in items] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert items[0][2] == image_seed("dog", 0, 0), "candidate 0 is the image of a set of one candidate"
+    assert len({s for _, _, s in items}) == 6
+    assert image_seed("dog", 0, 0, 2) == image_seed("dog", 0, 0, 2) != image_seed("dog", 0, 1, 2)
+    assert choose([0.2, 0.7, 0.1]) == 1
+    assert choose([0.5, 0.2, 0.5]) == 0, "a tie goes to the lower candidate index"
+
+
+def test_candidates_are_scored_by_the_teacher_and_the_best_is_kept(pipeline_dir, tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    from vlcp.rded import build_network, test_tensor
+    from vlcp.synthesize import class_probabilities
+    from vlcp.synthesize import main as synthesize_main
+
+    torch.manual_seed(0)
+    teacher = build_network("convnet6", 3, 16)
+    save_file(teacher.state_dict(), tmp_path / "teacher.safetensors")
+    centres = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    contract.write_clusters(
+        tmp_path / "c.json", tmp_path / "c.safetensors", {"members": [["a"], ["b"]], "outliers": []}, centres
+    )
+    prompts = [{"prompt": p, "image": None, "keywords": [], "nonrepresentative": []} for p in ("a dog", "dog")]
+    contract.write_prototypes(tmp_path / "p.json", prompts)
+    out, kept = tmp_path / "distilled" / "dog", tmp_path / "candidates" / "dog"
+    argv = ["--model", str(pipeline_dir), "--clusters", str(tmp_path / "c.json")]
+    argv += ["--centres", str(tmp_path / "c.safetensors"), "--prototypes", str(tmp_path / "p.json")]
+    argv += ["--class", "dog", "--seed", "0", "--num-inference-steps", "4", "--size", "20"]
+    argv += ["--work", str(tmp_path / "work"), "--out", str(out), "--candidates", "3"]
+    argv += ["--teacher", str(tmp_path / "teacher.safetensors"), "--teacher-architecture", "convnet6"]
+    argv += ["--teacher-input-size", "16", "--num-classes", "3", "--label", "2"]
+    synthesize_main([*argv, "--keep-candidates", "--candidates-dir", str(kept)])
+    record = json.loads((out / "provenance.json").read_text())
+    choices = record["settings"]["choices"]
+    assert [c["cluster"] for c in choices] == [0, 1] and all(len(c["scores"]) == 3 for c in choices)
+    model = build_network("convnet6", 3, 16)
+    model.load_state_dict(teacher.state_dict())
+    model.eval()
+    for choice in choices:
+        k = choice["cluster"]
+        paths = [kept / f"{k}-{c}.png" for c in range(3)]
+        scores = class_probabilities(model, paths, 2, 16)
+        assert np.allclose(scores, choice["scores"], atol=1e-6)
+        assert choice["chosen"] == int(np.argmax(scores))
+        assert (out / f"{k}.png").read_bytes() == paths[choice["chosen"]].read_bytes()
+    assert test_tensor(paths, 16).shape == (3, 3, 16, 16)
+    assert sorted(p.name for p in out.glob("*.png")) == ["0.png", "1.png"]

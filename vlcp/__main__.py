@@ -15,6 +15,7 @@ STAGES = (
     "finetune",
     "encode",
     "cluster",
+    "d4m",
     "text_prototype",
     "synthesize",
     "select",

@@ -284,8 +284,11 @@ def load_run_config(files, repo):
 
 
 def check_models(config):
-    """``check_model`` for every model the run loads (the text generator only for the gpt strategy)."""
-    roles = ["diffusion", "captioner"] + (["text_generator"] if "gpt" in config["text_prototype"]["strategies"] else [])
+    """``check_model`` for every model the run loads: the captioner only for vlcp, the text generator only
+    for its gpt strategy."""
+    vlcp = "vlcp" in config["methods"]
+    roles = ["diffusion"] + (["captioner"] if vlcp else [])
+    roles += ["text_generator"] if vlcp and "gpt" in config["text_prototype"]["strategies"] else []
     for role in roles:
         check_model(role, config["models"][role])
 

@@ -11,8 +11,13 @@ BASELINES = ("random", "herding", "kcenter")
 # Prompt strategies of the text prototypes (vlcp.text_prototype); "prototype" is the paper's.
 STRATEGIES = ("prototype", "label", "label+keywords", "gpt")
 
-# Methods a config lists: VLCP (a set per prompt strategy), the baselines, and the whole train split.
-METHODS = ("vlcp", *BASELINES, "full")
+# D4M (CVPR 2024) as its own code makes it: the base diffusion model, mini-batch k-means prototypes and
+# the label as prompt (vlcp.d4m, rules/d4m.smk).
+D4M = "d4m"
+
+# Methods a config lists: VLCP (a set per prompt strategy and candidate count), D4M, the baselines, and the
+# whole train split.
+METHODS = ("vlcp", D4M, *BASELINES, "full")
 
 # Evaluation protocols, each with the networks it trains: hard labels as MinimaxDiffusion trains them
 # (vlcp.evaluate), soft labels from a teacher as RDED does (vlcp.rded), which knows two of them.
@@ -26,6 +31,12 @@ PAPER_DATASETS = ("imagewoof", "imagenette", "imageidc", "imagenet1k", "cifar10"
 STUDENTS = PROTOCOL_MODELS["rded"]
 
 
-def vlcp_method(strategy):
-    """The method name of VLCP's sets of one prompt strategy: vlcp-prototype, vlcp-label, ..."""
-    return f"vlcp-{strategy}"
+def vlcp_method(strategy, candidates=1):
+    """The method name of VLCP's sets of one prompt strategy: vlcp-prototype, vlcp-label, ...; a set that
+    keeps the best of ``candidates`` > 1 images per prototype (synthesize.candidates) adds -k<candidates>."""
+    return f"vlcp-{strategy}" + (f"-k{candidates}" if candidates > 1 else "")
+
+
+def candidate_count(suffix):
+    """The candidate count of a set name's -k<K> suffix ('' for 1)."""
+    return int(suffix[2:]) if suffix else 1

@@ -109,7 +109,13 @@ def claim_work(work, identity):
 def plain(settings):
     """Settings with paths (alone or in lists) as strings, as JSON holds them."""
     return {
-        k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
+        k: (
+            str(v)
+            if isinstance(v, Path)
+            else [str(x) if isinstance(x, Path) else x for x in v]
+            if isinstance(v, list)
+            else v
+        )
         for k, v in settings.items()
     }
 

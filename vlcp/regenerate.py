@@ -1,7 +1,9 @@
-"""Remake one distilled image from a finished run: its saved centre and text prototype, the fine-tuned model
-and the settings recorded beside the set, byte-identical to the image in the set.
+"""Remake one distilled image from a finished run: its saved centre and text prototype, the model and the
+settings recorded beside the set, byte-identical to the image in the set.
 
-Each image's generator is seeded from (class, cluster, seed) alone (``synthesize.image_seed``). Float
+Each image's generator is seeded from (class, cluster, seed) alone (``synthesize.image_seed``), and each
+candidate of a set that keeps the best of K from (class, cluster, seed, candidate): any candidate, kept or
+not, can be remade (``--candidate``). Float
 kernels may round differently at another batch size, so the batch the image was made in is made again
 (at most execution.synthesize.batch_size images) and only the asked-for image is kept; on the CPU it
 runs with the job's recorded thread count. The same bytes need the same kind of device and the same
@@ -13,7 +15,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from vlcp import contract, provenance
+from vlcp import contract, names, provenance
 from vlcp.atomic import atomic_write
 from vlcp.cli import run
 from vlcp.errors import VlcpError
@@ -23,8 +25,8 @@ class RegenerateError(VlcpError, ValueError):
     """A run, set or image that cannot be regenerated; the message names it and says what to do."""
 
 
-def set_class_folder(run_dir, strategy, ipc, seed, cls):
-    return Path(run_dir) / "distilled" / f"vlcp-{strategy}" / f"ipc{ipc}" / f"seed{seed}" / cls
+def set_class_folder(run_dir, method, ipc, seed, cls):
+    return Path(run_dir) / "distilled" / method / f"ipc{ipc}" / f"seed{seed}" / cls
 
 
 def synthesize_record(folder):
@@ -47,7 +49,7 @@ def relocate(record, folder):
     """A function mapping a path as the run recorded it (relative to the folder Snakemake ran in) to where
     it is now, found from the class folder's own recorded path and where that folder is now."""
     recorded = Path(record["settings"]["out"])
-    tail = Path(*recorded.parts[-5:])  # distilled/vlcp-<strategy>/ipc<N>/seed<S>/<class>
+    tail = Path(*recorded.parts[-5:])  # distilled/<set>/ipc<N>/seed<S>/<class>
     if Path(*folder.parts[-5:]) != tail:
         raise RegenerateError(
             f"{folder / 'provenance.json'} records the set {recorded}, not {folder}; the run folder was edited"
@@ -67,14 +69,14 @@ def relocate(record, folder):
 
 
 def check_same_model(record, model):
-    """The fine-tuned model must be the one the set was made with (its recorded fingerprint)."""
+    """The model must be the one the set was made with (its recorded fingerprint)."""
     recorded = next((m for m in record.get("models", []) if "fingerprint" in m), None)
     if recorded is None:
         return
     now = provenance.folder_fingerprint(model)
     if now != recorded["fingerprint"]:
         raise RegenerateError(
-            f"the fine-tuned model at {model} is not the one that made this set (its files changed since: "
+            f"the model at {model} is not the one that made this set (its files changed since: "
             "fingerprint differs); the image would not be the same. Rerun the workflow to remake the set."
         )
 
@@ -92,19 +94,23 @@ def environment_differences(record, on):
     return lines
 
 
-def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype"):
-    """``(image, path of the set's image)``: the PIL image (at the set's saved size) of one cluster."""
+def chosen_candidate(record, cluster):
+    """The candidate a set of K > 1 candidates per prototype kept for ``cluster`` (0 for a set of one)."""
+    choices = record["settings"].get("choices") or []
+    return next((c["chosen"] for c in choices if c["cluster"] == cluster), 0)
+
+
+def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype", method=None, candidate=None):
+    """``(image, path of the set's image or None)``: the PIL image (at the set's saved size) of one cluster
+    of the VLCP set of prompt strategy ``strategy``, or of the set ``method`` names (vlcp-<strategy>-k<K>,
+    d4m); in a set of K > 1 candidates, of candidate ``candidate`` (default: the one the set kept). The path
+    is None for a candidate the set did not keep."""
     import torch
 
     from vlcp.models import device, dtype_for, load_stable_diffusion
-    from vlcp.synthesize import (
-        image_seed,
-        resize_for_evaluation,
-        set_scheduler,
-        synthesize,
-    )
+    from vlcp.synthesize import candidate_items, resize_for_evaluation, set_scheduler, synthesize
 
-    folder = set_class_folder(run_dir, strategy, ipc, seed, cls)
+    folder = set_class_folder(run_dir, method or names.vlcp_method(strategy), ipc, seed, cls)
     record = synthesize_record(folder)
     settings = record["settings"]
     where = relocate(record, folder)
@@ -118,26 +124,42 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype"):
     prototypes = contract.read_prototypes(prototypes_path)
     if not 0 <= cluster < len(prototypes):
         raise RegenerateError(f"--cluster {cluster}: {cls} has clusters 0 to {len(prototypes) - 1} at IPC {ipc}")
+    K = settings.get("candidates", 1)
+    kept = chosen_candidate(record, cluster)
+    candidate = kept if candidate is None else candidate
+    if not 0 <= candidate < K:
+        raise RegenerateError(f"--candidate {candidate}: the set made {K} candidate(s) per prototype, 0 to {K - 1}")
     model = where(settings["model"])
-    if not model.is_dir():
+    recorded_local = any("fingerprint" in m for m in record.get("models", []))
+    if recorded_local and not model.is_dir():
         raise RegenerateError(
-            f"the fine-tuned model {model} is missing; rerun the workflow's finetune rule to make it again"
+            f"the model {model} that made the set is missing; rerun the workflow's rule that makes it (finetune "
+            "for a VLCP set)"
         )
-    check_same_model(record, model)
+    if model.is_dir():
+        check_same_model(record, model)
 
     on = device()
     if on.type == "cpu":
         torch.set_num_threads(settings["threads"])  # float sums on the CPU can round differently with other counts
     for line in environment_differences(record, on):
         print(f"note: {line}; the bytes may differ from the set's", file=sys.stderr)
-    pipe = load_stable_diffusion(str(model), dtype=dtype_for(settings["dtype"], on, auto_bf16=False), img2img=True).to(
-        on
-    )
+    name = str(model) if model.is_dir() else settings["model"]
+    pipe = load_stable_diffusion(name, dtype=dtype_for(settings["dtype"], on, auto_bf16=False), img2img=True).to(on)
     set_scheduler(pipe, settings["scheduler"])
     pipe.set_progress_bar_config(disable=True)
-    seeds = [image_seed(cls, k, seed) for k in range(len(prototypes))]
-    images = synthesize(pipe, centres, [p["prompt"] for p in prototypes], seeds, settings, wanted={cluster})
-    return resize_for_evaluation(images[cluster], settings["size"]), folder / f"{cluster}.png"
+    items = candidate_items(cls, len(prototypes), seed, K)
+    wanted = cluster * K + candidate
+    images = synthesize(
+        pipe,
+        centres.repeat_interleave(K, 0),
+        [prototypes[k]["prompt"] for k, _, _ in items],
+        [s for _, _, s in items],
+        settings,
+        wanted={wanted},
+    )
+    original = folder / f"{cluster}.png" if candidate == kept else None
+    return resize_for_evaluation(images[wanted], settings["size"]), original
 
 
 def main(argv=None):
@@ -148,32 +170,39 @@ def main(argv=None):
     parser.add_argument("--seed", required=True, type=int, help="distillation seed")
     parser.add_argument("--cluster", required=True, type=int, help="the image's cluster: <cluster>.png in the set")
     parser.add_argument(
-        "--strategy", default="prototype", help="prompt strategy of the set (distilled/vlcp-<strategy>)"
+        "--strategy", default="prototype", help="prompt strategy of a VLCP set (distilled/vlcp-<strategy>)"
+    )
+    parser.add_argument(
+        "--method",
+        help="the set's name in distilled/ instead: vlcp-<strategy>-k<K> (best of K candidates) or d4m",
+    )
+    parser.add_argument(
+        "--candidate",
+        type=int,
+        help="in a set of K > 1 candidates per prototype: the candidate to remake (default: the one the set kept)",
     )
     parser.add_argument(
         "--out",
         type=Path,
-        help="where to write the PNG (default <run>/regenerated/vlcp-<strategy>/ipc<N>/seed<S>/<class>/<cluster>.png); "
-        "an existing file is not overwritten",
+        help="where to write the PNG (default <run>/regenerated/<set>/ipc<N>/seed<S>/<class>/<cluster>.png, "
+        "<cluster>-<candidate>.png with --candidate); an existing file is not overwritten",
     )
     args = parser.parse_args(argv)
     if not args.run.is_dir():
         raise RegenerateError(f"--run {args.run} is not a folder; give the run's results folder (results_dir/run)")
-    out = args.out or (
-        args.run
-        / "regenerated"
-        / f"vlcp-{args.strategy}"
-        / f"ipc{args.ipc}"
-        / f"seed{args.seed}"
-        / args.cls
-        / f"{args.cluster}.png"
+    method = args.method or names.vlcp_method(args.strategy)
+    name = f"{args.cluster}.png" if args.candidate is None else f"{args.cluster}-{args.candidate}.png"
+    out = args.out or (args.run / "regenerated" / method / f"ipc{args.ipc}" / f"seed{args.seed}" / args.cls / name)
+    image, original = regenerate(
+        args.run, args.cls, args.ipc, args.seed, args.cluster, method=method, candidate=args.candidate
     )
-    image, original = regenerate(args.run, args.cls, args.ipc, args.seed, args.cluster, args.strategy)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out, "wb") as handle:
         image.save(handle, format="PNG")
     made = hashlib.sha256(out.read_bytes()).hexdigest()
-    if original.is_file():
+    if original is None:
+        print(f"{out}: sha256 {made[:16]} (a candidate the set did not keep)", file=sys.stderr)
+    elif original.is_file():
         same = made == hashlib.sha256(original.read_bytes()).hexdigest()
         verdict = "identical to" if same else "DIFFERENT from"
         print(f"{out}: sha256 {made[:16]}, {verdict} {original}", file=sys.stderr)

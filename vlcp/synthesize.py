@@ -45,9 +45,40 @@ def denoiser_passes(settings):
     return 2 if settings["guidance_scale"] > 1 else 1
 
 
-def image_seed(cls, cluster, seed):
-    """The generator seed of one image, from (class, cluster, seed) alone."""
-    return derive(cls, cluster, seed)
+def image_seed(cls, cluster, seed, candidate=0):
+    """The generator seed of one image, from (class, cluster, seed) alone, and of its candidate ``candidate``
+    (synthesize.candidates) from (class, cluster, seed, candidate): candidate 0 is the image a set of one
+    candidate per prototype holds."""
+    return derive(cls, cluster, seed) if candidate == 0 else derive(cls, cluster, seed, candidate)
+
+
+def candidate_items(cls, clusters, seed, candidates):
+    """(cluster, candidate, seed) of every image a job makes for one class, cluster-major: what the
+    synthesis of a set and ``vlcp regenerate`` both batch, in the same order."""
+    return [(k, c, image_seed(cls, k, seed, c)) for k in range(clusters) for c in range(candidates)]
+
+
+def work_name(cluster, candidate, candidates):
+    """The file of one image in the job's work folder: <cluster>.png, or <cluster>-<candidate>.png."""
+    return f"{cluster}.png" if candidates == 1 else f"{cluster}-{candidate}.png"
+
+
+@torch.inference_mode()
+def class_probabilities(teacher, paths, label, input_size):
+    """The teacher's softmax probability of class ``label`` for each image file, the image put through the
+    soft-label protocol's test transform (vlcp.rded.test_decoding) and normalised as its students' inputs."""
+    from vlcp import augment
+    from vlcp.rded import test_tensor
+
+    on = next(teacher.parameters()).device
+    images = test_tensor(paths, input_size).to(on)
+    logits = teacher(augment.normalize(images.float() / 255)).float()
+    return torch.softmax(logits, 1)[:, label].cpu().tolist()
+
+
+def choose(scores):
+    """The kept candidate of one prototype: the highest score, ties to the lower candidate index."""
+    return min(range(len(scores)), key=lambda c: (-scores[c], c))
 
 
 PROMPT_ENCODINGS = ("authors", "chunk", "truncate")
@@ -210,55 +241,117 @@ def main(argv=None):
         "--work", nargs="+", required=True, type=Path, help="per class: folder of finished images, for resuming"
     )
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: output folder of <k>.png")
+    parser.add_argument(
+        "--candidates", type=int, default=1, help="images made per prototype; the teacher keeps one (default 1)"
+    )
+    parser.add_argument("--teacher", type=Path, help="with --candidates > 1: the teacher's weights")
+    parser.add_argument("--teacher-architecture", help="with --candidates > 1: the teacher's network")
+    parser.add_argument("--teacher-input-size", type=int, help="with --candidates > 1: the teacher's input side")
+    parser.add_argument("--label", nargs="+", type=int, help="with --candidates > 1, per class: its label index")
+    parser.add_argument("--num-classes", type=int, help="with --candidates > 1: the teacher's class count")
+    parser.add_argument(
+        "--candidates-dir", nargs="+", type=Path, help="per class: where --keep-candidates keeps every candidate"
+    )
     add_part_option(parser)
     args = parser.parse_args(argv)
+    if args.candidates > 1:
+        missing = [
+            flag
+            for flag, value in (
+                ("--teacher", args.teacher),
+                ("--teacher-architecture", args.teacher_architecture),
+                ("--teacher-input-size", args.teacher_input_size),
+                ("--label", args.label),
+                ("--num-classes", args.num_classes),
+            )
+            if value is None
+        ]
+        if missing:
+            parser.error(
+                f"--candidates {args.candidates} scores the candidates with a teacher: give {', '.join(missing)}"
+            )
+    if args.keep_candidates and args.candidates > 1 and args.candidates_dir is None:
+        parser.error("--keep-candidates needs --candidates-dir")
     on = device()
     pipe = load_stable_diffusion(args.model, dtype=dtype_for(args.dtype, on, auto_bf16=False), img2img=True).to(on)
     set_scheduler(pipe, args.scheduler)
     pipe.set_progress_bar_config(disable=True)
-    for one in each_class(args, ("clusters", "centres", "prototypes", "cls", "work", "out"), outputs=("out",)):
-        synthesize_class(pipe, one)
+    teacher = None
+    if args.candidates > 1:
+        from vlcp.evaluate import on_device
+        from vlcp.rded import load_teacher
+
+        teacher = on_device(
+            load_teacher(args.teacher, args.teacher_architecture, args.num_classes, args.teacher_input_size), on
+        )
+    names = ("clusters", "centres", "prototypes", "cls", "work", "out", "label", "candidates_dir")
+    for one in each_class(args, names, outputs=("out",)):
+        synthesize_class(pipe, one, teacher)
 
 
-def synthesize_class(pipe, args):
-    """The images of one class, resuming from the finished ones in ``args.work``."""
+def synthesize_class(pipe, args, teacher=None):
+    """The images of one class, resuming from the finished ones in ``args.work``; with ``args.candidates``
+    K > 1, K per prototype, of which ``teacher`` keeps one (``choose``)."""
     clusters, centres = contract.read_clusters(args.clusters, args.centres)
     prototypes = contract.read_prototypes(args.prototypes)
     if len(prototypes) != len(centres):
         raise contract.ContractError(
             f"{args.prototypes} has {len(prototypes)} prompts for {len(centres)} centres in {args.clusters}"
         )
-
-    settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", *section("synthesize", execution=True))}
+    keep_out = ("work", "out", "candidates_dir", *section("synthesize", execution=True))
+    settings = {k: v for k, v in vars(args).items() if k not in keep_out}
     settings.update(
         centres=hashlib.sha256(centres.numpy().tobytes()).hexdigest(),
         prompts=[p["prompt"] for p in prototypes],
         model_files=provenance.model_identity(args.model),
     )
     provenance.claim_work(args.work, json.loads(json.dumps(settings, default=str)))
-    done = {}
-    for k in range(len(prototypes)):
-        path = args.work / f"{k}.png"
-        if path.exists():
-            done[k] = Image.open(path).copy()
+    K = args.candidates
+    items = candidate_items(args.cls, len(prototypes), args.seed, K)
+    files = [args.work / work_name(k, c, K) for k, c, _ in items]
+    done = {i: Image.open(path).copy() for i, path in enumerate(files) if path.exists()}
     if done:
-        print(f"resuming: {len(done)} of {len(prototypes)} images already made", file=sys.stderr)
+        print(f"resuming: {len(done)} of {len(items)} images already made", file=sys.stderr)
 
-    def keep(k, img):
-        with atomic_write(args.work / f"{k}.png", "wb", overwrite=True) as handle:
+    def keep(i, img):
+        with atomic_write(files[i], "wb", overwrite=True) as handle:
             resize_for_evaluation(img, args.size).save(handle, format="PNG")
 
-    seeds = [image_seed(args.cls, k, args.seed) for k in range(len(prototypes))]
-    synthesize(pipe, centres, [p["prompt"] for p in prototypes], seeds, vars(args), done, keep)
+    synthesize(
+        pipe,
+        centres.repeat_interleave(K, 0),
+        [prototypes[k]["prompt"] for k, _, _ in items],
+        [s for _, _, s in items],
+        vars(args),
+        done,
+        keep,
+    )
+    chosen, choices = [0] * len(prototypes), None
+    if K > 1:
+        scores = class_probabilities(teacher, files, args.label, args.teacher_input_size)
+        choices = []
+        for k in range(len(prototypes)):
+            row = [round(p, 6) for p in scores[k * K : (k + 1) * K]]
+            chosen[k] = choose(row)
+            choices.append({"cluster": k, "chosen": chosen[k], "scores": row})
+        if args.keep_candidates:
+            if args.candidates_dir.is_dir():  # this set's own candidates of an earlier run: replaced
+                print(f"replacing the earlier candidates in {args.candidates_dir}", file=sys.stderr)
+                shutil.rmtree(args.candidates_dir)
+            with atomic_dir(args.candidates_dir) as tmp:
+                for (k, c, _), path in zip(items, files):
+                    shutil.copyfile(path, tmp / f"{k}-{c}.png")
     with atomic_dir(args.out) as tmp:
         for k in range(len(prototypes)):
-            shutil.copyfile(args.work / f"{k}.png", tmp / f"{k}.png")
+            shutil.copyfile(args.work / work_name(k, chosen[k], K), tmp / f"{k}.png")
         # The device and CPU threads are recorded for `vlcp regenerate`: float sums on the CPU can round
         # differently with another thread count.
         run_on = {"device": pipe.unet.device.type, "threads": torch.get_num_threads()}
-        provenance.record(tmp, "synthesize", {**vars(args), **run_on}, models=[args.model])
+        extra = {"choices": choices} if choices is not None else {}
+        provenance.record(tmp, "synthesize", {**vars(args), **run_on, **extra}, models=[args.model])
     shutil.rmtree(args.work)
-    print(f"{len(prototypes)} images written to {args.out} ({len(prototypes) - len(done)} new)", file=sys.stderr)
+    new = len(items) - len(done)
+    print(f"{len(prototypes)} images written to {args.out} ({new} of {len(items)} made now)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from vlcp.config import evaluation_settings, soft_label_settings, teacher_settings
 
 EVAL_RUN = "{method}/ipc{ipc}/seed{seed}/{model}/eval{eval_seed}"
-TEACHER_ARCHITECTURE = config["teacher"]["architecture"]
 
 
 def evaluate_source(wildcards, input):

@@ -1,5 +1,38 @@
 # Helpers of rules/synthesize.smk.
 
+# A VLCP set's folder name: its prompt strategy, and -k<K> when it keeps the best of K candidates.
+VLCP_SET = "vlcp-{strategy}{candidates}"
+
+# The command of both synthesis rules (VLCP's here, D4M's in rules/d4m.smk): the same stage, other inputs.
+SYNTHESIZE_SHELL = (
+    "python -m vlcp synthesize --model {params.model:q} --clusters {params.clusters:q} --centres {params.centres:q}"
+    " --prototypes {params.prototypes:q} --class {params.classes:q} --seed {wildcards.seed}"
+    " {params.settings} {params.execution} --size {params.size} --work {params.work:q} --out {params.out:q}"
+    " {params.choice} {params.part} > {log:q} 2>&1"
+)
+
+
+def candidates(wildcards):
+    """K of a VLCP set's -k<K> suffix: the candidates made per prototype (1 without the suffix)."""
+    return names.candidate_count(wildcards.get("candidates", ""))
+
+
+def candidate_options(wildcards):
+    """With K > 1 candidates: K, the teacher that scores them (the soft-label protocol's, at its input
+    side), each class's label index, and where execution.synthesize.keep_candidates keeps them."""
+    from vlcp.config import input_size
+
+    k = candidates(wildcards)
+    if k == 1:
+        return ""
+    labels = " ".join(str(CLASSES.index(c)) for c in job_classes(wildcards))
+    kept = class_paths(f"candidates/{VLCP_SET}/ipc{{ipc}}/seed{{seed}}")(wildcards)
+    return (
+        f"--candidates {k} --teacher {shlex.quote(TEACHER)} --teacher-architecture {TEACHER_ARCHITECTURE}"
+        f" --teacher-input-size {input_size(config['soft_label'], DATASET['eval_size'])}"
+        f" --num-classes {len(CLASSES)} --label {labels} --candidates-dir {' '.join(map(shlex.quote, kept))}"
+    )
+
 
 def finetuned_model(wildcards):
     """The fine-tuned model of the job's distillation seed, or the one all seeds share."""
