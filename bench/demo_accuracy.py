@@ -7,6 +7,8 @@ r"""The demo's accuracies, measured: the one place they are written down.
     ./run.sh demo --configfile config/demo.yaml strength.yaml
     .venv/bin/python bench/demo_accuracy.py --summary results/demo-strength-0.7/summary.csv \
         --label "synthesize.strength 0.7" --write
+    ./run.sh demo --configfile config/demo.yaml config/demo-beyond.yaml      # D4M and the best of 4 candidates
+    .venv/bin/python bench/demo_accuracy.py --label "config/demo-beyond.yaml" --write
 
 The demo trains on CPU floats, so the figures depend on the kind of CPU (and on a GPU differ again);
 the section says which machine made them. It replaces the section of the same machine and label.

@@ -15,12 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vlcp import demo_data
+from vlcp import demo_data, names
 from vlcp.config import check_config, load_run_config
 from vlcp.errors import VlcpError
 from vlcp.sizing import REPO, evaluation_estimate, format_minutes, size_preset, soft_label_estimate, teacher_estimate
 
-GPU_RULES = ("caption", "encode", "finetune", "synthesize", "evaluate", "soft_label", "teacher")
+GPU_RULES = ("caption", "encode", "finetune", "synthesize", "d4m_synthesize", "evaluate", "soft_label", "teacher")
 
 
 class PlanError(VlcpError):
@@ -99,14 +99,19 @@ def job_minutes(config, counts, jobs):
     sizes = size_preset(config, counts)
     per_job = config["classes_per_job"]
     largest = max(config["ipc"])
+    steps = {name: config[name]["num_inference_steps"] * config[name]["strength"] for name in ("synthesize", "d4m")}
+    d4m_steps = steps["d4m"] / steps["synthesize"]
     priced = []
     for rule, wildcards in jobs:
         if rule not in GPU_RULES:
             continue
         if rule in ("caption", "encode"):
             minutes = sizes[rule]["minutes"] * per_job
-        elif rule == "synthesize":
-            minutes = sizes[rule]["minutes"] * per_job * int(wildcards["ipc"]) / largest
+        elif rule in ("synthesize", "d4m_synthesize"):
+            # sized for the largest IPC and candidate count; D4M's images at its own schedule's steps
+            candidates = names.candidate_count(wildcards.get("candidates", "")) if rule == "synthesize" else 1
+            share = int(wildcards["ipc"]) / largest * candidates / max(config["synthesize"]["candidates"])
+            minutes = sizes["synthesize"]["minutes"] * per_job * share * (d4m_steps if rule == "d4m_synthesize" else 1)
         elif rule == "finetune":
             minutes = sizes[rule]["minutes"]
         elif rule == "teacher":
@@ -137,7 +142,7 @@ def job_model(config, rule, wildcards):
     """The model that sets a GPU job's cost: the captioner, the diffusion model, or the network trained."""
     if rule == "caption":
         return config["models"]["captioner"]
-    if rule in ("encode", "finetune", "synthesize"):
+    if rule in ("encode", "finetune", "synthesize", "d4m_synthesize"):
         return config["models"]["diffusion"]
     return wildcards.get("model") or wildcards.get("architecture")
 

@@ -262,11 +262,16 @@ def size_preset(config, dataset):
     steps = int(syn["num_inference_steps"] * syn["strength"])
     gpu = (unet + sd["vae_params"] + sd["text_params"]) * 2 + batch * max(cfg * sd["unet_peak"], sd["decode_peak"])
     per_image = steps * cfg * sd["unet_flops"] + sd["decode_flops"]
-    sets = len(config["seeds"]) * len(config["text_prototype"]["strategies"]) * sum(config["ipc"])
+    # images per class of every set: each prompt strategy's VLCP sets (K images per prototype for K
+    # candidates), and D4M's (at VLCP's schedule: an estimate)
+    vlcp = "vlcp" in config["methods"]
+    per_prototype = len(config["text_prototype"]["strategies"]) * sum(config["synthesize"]["candidates"]) if vlcp else 0
+    per_prototype += 1 if "d4m" in config["methods"] else 0
+    sets = len(config["seeds"]) * per_prototype * sum(config["ipc"])
     rules["synthesize"] = request(
         gpu / GIB + context,
         (unet + sd["vae_params"]) * 4 / GIB + a["host_base_gib"],
-        ipc * per_image / a["half_flops"] / 60,
+        ipc * max(config["synthesize"]["candidates"]) * per_image / a["half_flops"] / 60,
         least=10,
     )
     rules["synthesize"]["images_per_class"] = sets
