@@ -25,6 +25,7 @@ REQUIRED = {
     "rded": "--train-dir d --val-index v --root r --model convnet6 --seed 0 --method m --ipc 1 --distill-seed 0"
     " --teacher t --teacher-architecture convnet6 --batch-size 4 --input-size 32 --out o",
     "teacher": "--train-index t --val-index v --root r --out o",
+    "d4m": "--latents l --index i --ipc 1 --seed 0 --clusters k --centres c --prototypes p",
 }
 # The config section of each stage, where it is not the stage's own name.
 SECTION = {"rded": "soft_label"}
@@ -63,6 +64,8 @@ def test_a_stage_takes_every_setting_of_its_section_with_the_schemas_default(sta
     resolved = {flag[2:].replace("-", "_") for flag in shlex.split(RESOLVED)[::2]} if extra else set()
     if stage == "rded":
         resolved = {"batch_size", "input_size"}
+    if stage == "synthesize":
+        resolved = {"candidates"}  # the job's own count, from its set's name
     name = SECTION.get(stage, stage)
     for key, spec in {**section(name), **section(name, execution=True)}.items():
         if key not in stage_keys(name) and key not in section(name, execution=True) and key not in resolved:
@@ -118,7 +121,7 @@ READ_BY_THE_WORKFLOW = {
     ("finetune", "resolution"): "rules/functions/encode.smk: encode stores the fine-tune's latents at its resolution",
     ("finetune", "random_flip"): "rules/functions/encode.smk: ... and their mirror images for random flips",
     ("encode", "resolution"): "the same word as finetune.resolution, in the same line",
-    ("teacher", "architecture"): "rules/functions/evaluate.smk: the teacher file the teacher rule makes is named by it",
+    ("teacher", "architecture"): "rules/common.smk: the teacher file the teacher rule makes is named by it",
 }
 
 
@@ -133,7 +136,7 @@ def test_no_rule_reads_a_stage_setting_by_name_but_those_the_workflow_resolves()
     stages = [s for s in schema()["properties"] if section_exists(s) and s not in ("dataset", "models", "demo")]
     keys = [(s, k) for s in stages for k in [*stage_keys(s), *section(s, execution=True)]]
     stage_names = {"caption", "finetune", "encode", "cluster", "text_prototype", "synthesize", "evaluate"}
-    assert {s for s, _ in keys} == stage_names | {"soft_label", "teacher"}, "every stage's section"
+    assert {s for s, _ in keys} == stage_names | {"soft_label", "teacher", "d4m"}, "every stage's section"
     found = {(s, k): name for s, k in keys for name, text in texts.items() if re.search(rf"""\[["']{k}["']\]""", text)}
     assert set(found) == set(READ_BY_THE_WORKFLOW), found
 

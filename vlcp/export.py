@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from vlcp import contract, provenance
+from vlcp import contract, names, provenance
 from vlcp.atomic import atomic_dir, atomic_write
 from vlcp.cli import run
 from vlcp.settings import schema, section
@@ -127,7 +127,7 @@ def dataset_card(method, ipc, seed, run_name, classes, rows, records, accuracy):
     header = {
         "pretty_name": f"{run_name}: {method}, IPC {ipc}, seed {seed}",
         "task_categories": ["image-classification"],
-        "tags": ["dataset-distillation", "synthetic" if method.startswith("vlcp") else "coreset", "vlcp"],
+        "tags": ["dataset-distillation", "coreset" if method in names.BASELINES else "synthetic", "vlcp"],
         "size_categories": [size_category(len(rows))],
         "dataset_info": {
             "features": [

@@ -235,15 +235,14 @@ def main(argv=None):
     parser.add_argument("--prototypes", nargs="+", required=True, type=Path, help="per class: prototypes JSON")
     parser.add_argument("--class", dest="cls", nargs="+", required=True, help="per class: class folder name")
     parser.add_argument("--seed", type=int, required=True)
-    add_settings(parser, "synthesize")
+    # synthesize.candidates lists the counts of a run's sets; a job makes one set, of one count
+    candidates = {"type": int, "default": 1, "help": "images made per prototype; the teacher keeps one (default 1)"}
+    add_settings(parser, "synthesize", candidates=candidates)
     parser.add_argument("--size", type=int, required=True, help="side of the saved images (evaluation size)")
     parser.add_argument(
         "--work", nargs="+", required=True, type=Path, help="per class: folder of finished images, for resuming"
     )
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: output folder of <k>.png")
-    parser.add_argument(
-        "--candidates", type=int, default=1, help="images made per prototype; the teacher keeps one (default 1)"
-    )
     parser.add_argument("--teacher", type=Path, help="with --candidates > 1: the teacher's weights")
     parser.add_argument("--teacher-architecture", help="with --candidates > 1: the teacher's network")
     parser.add_argument("--teacher-input-size", type=int, help="with --candidates > 1: the teacher's input side")
