@@ -86,9 +86,7 @@ def alternatives(words):
 
 # A VLCP set that keeps the best of K > 1 candidates per prototype is named vlcp-<strategy>-k<K>.
 CANDIDATES = "-k(?:[2-9]|[1-9][0-9]+)"
-OWN_METHODS = (
-    f"vlcp-(?:{alternatives(names.STRATEGIES)})(?:{CANDIDATES})?|{names.D4M}|{alternatives(names.BASELINES)}"
-)
+OWN_METHODS = f"vlcp-(?:{alternatives(names.STRATEGIES)})(?:{CANDIDATES})?|{names.D4M}|{alternatives(names.BASELINES)}"
 EXTERNAL_METHODS = alternatives(EXTERNAL)
 
 
@@ -159,7 +157,6 @@ def execution_options(name):
 # the teacher rule trains.
 TEACHER_ARCHITECTURE = config["teacher"]["architecture"]
 TEACHER = config["evaluate"]["teacher"] or f"{RESULTS}/teacher/{TEACHER_ARCHITECTURE}.safetensors"
-
 
 
 def own_sets():
