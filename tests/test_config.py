@@ -62,6 +62,14 @@ def test_every_preset_validates_and_gets_defaults(path, tmp_path, monkeypatch):
     assert config["cluster"]["lof_n_neighbors"] == 10 or path.stem == "demo"
 
 
+def test_a_missing_teacher_file_stops_a_run_whose_candidates_it_would_score(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    hard_labels = {"evaluate": {"protocols": ["minimax"], "teacher": "teacher.pth"}}
+    check_config(validated(hard_labels))  # the teacher is not used: no check
+    with pytest.raises(ConfigError, match=r"evaluate.teacher = 'teacher.pth': no such file"):
+        check_config(validated({**hard_labels, "synthesize": {"candidates": [1, 4]}}))
+
+
 def test_presets_carry_the_authors_values():
     imagenette = validated(load_yaml(REPO / "config" / "presets" / "imagenette.yaml"))
     assert imagenette["cluster"]["contamination"] == 0.1

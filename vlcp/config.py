@@ -311,10 +311,13 @@ KNOWN_TEACHERS = {
 
 
 def check_teacher(config):
-    """The rded protocol's teacher file, when evaluate.teacher names one: it must exist before any job
-    starts; the message says where a known teacher comes from."""
+    """The teacher file, when evaluate.teacher names one and the run uses it (the rded protocol, or VLCP
+    sets of the best of K > 1 candidates): it must exist before any job starts; the message says where a
+    known teacher comes from."""
     teacher = config["evaluate"]["teacher"]
-    if "rded" not in config["evaluate"]["protocols"] or teacher is None or Path(teacher).expanduser().is_file():
+    scores = "vlcp" in config["methods"] and max(config["synthesize"]["candidates"]) > 1
+    used = "rded" in config["evaluate"]["protocols"] or scores
+    if not used or teacher is None or Path(teacher).expanduser().is_file():
         return
     source = KNOWN_TEACHERS.get(Path(teacher).name)
     where = (
