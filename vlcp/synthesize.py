@@ -8,6 +8,11 @@ Every image has its own generator seeded from (class, cluster, seed), and
 prompts are batched only with prompts of the same encoded length, so any one image
 regenerated alone has the same pixels. Finished images are kept in a work
 folder, so a killed job resumes; the class folder appears whole at the end.
+
+With ``--candidates`` K > 1 (beyond the paper) each prototype gets K images,
+each with its own generator (``image_seed``), and a teacher keeps the one it
+gives the highest probability of the class (``choose``); the scores go into
+the class folder's provenance.
 """
 
 import argparse
