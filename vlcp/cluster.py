@@ -103,6 +103,20 @@ def cluster_members(images, labels, ipc):
     return [members[c % n_labels] for c in range(ipc)] if n_labels < ipc else members
 
 
+def clusters_record(images, labels, clustered, ipc, seed, note):
+    """A class's clusters JSON: members per cluster, the images in no cluster (``clustered`` False), and
+    what was done."""
+    return {
+        "members": cluster_members(images, labels, ipc),
+        "outliers": [img for img, kept in zip(images, clustered) if not kept],
+        "ipc": ipc,
+        "seed": seed,
+        "images": len(images),
+        "inliers": int(clustered.sum()),
+        "note": note,
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latents", nargs="+", required=True, type=Path, help="per class: latents (safetensors)")
@@ -122,15 +136,7 @@ def cluster_class(args):
     inliers, labels, centres, note = image_prototypes(
         tensors["latents"], args.ipc, args.seed, args.contamination, args.lof_n_neighbors, args.n_init
     )
-    clusters = {
-        "members": cluster_members(images, labels, args.ipc),
-        "outliers": [img for img, keep in zip(images, inliers) if not keep],
-        "ipc": args.ipc,
-        "seed": args.seed,
-        "images": len(images),
-        "inliers": int(inliers.sum()),
-        "note": note,
-    }
+    clusters = clusters_record(images, labels, inliers, args.ipc, args.seed, note)
     if note:
         print(f"warning: {note}", file=sys.stderr)
     contract.write_clusters(args.out, args.centres, clusters, centres)

@@ -101,20 +101,12 @@ def main(argv=None):
 
 
 def d4m_class(args):
-    from vlcp.cluster import cluster_members
+    from vlcp.cluster import clusters_record
 
     tensors, images = contract.read_latents(args.latents)
     label = contract.read_index(args.index)[0]["label"]
     labels, centres, note = class_prototypes(tensors["latents"], args.ipc, args.seed, args.km_expand, args.leftover)
-    clusters = {
-        "members": cluster_members(images, labels, args.ipc),
-        "outliers": [img for img, lab in zip(images, labels) if lab < 0],
-        "ipc": args.ipc,
-        "seed": args.seed,
-        "images": len(images),
-        "inliers": int((labels >= 0).sum()),
-        "note": note,
-    }
+    clusters = clusters_record(images, labels, labels >= 0, args.ipc, args.seed, note)
     if note:
         print(f"note: {note}", file=sys.stderr)
     prompts = [{"prompt": label, "image": None, "keywords": [], "nonrepresentative": []} for _ in range(args.ipc)]

@@ -108,7 +108,7 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype", method=No
     import torch
 
     from vlcp.models import device, dtype_for, load_stable_diffusion
-    from vlcp.synthesize import candidate_items, resize_for_evaluation, set_scheduler, synthesize
+    from vlcp.synthesize import candidate_inputs, resize_for_evaluation, set_scheduler, synthesize
 
     folder = set_class_folder(run_dir, method or names.vlcp_method(strategy), ipc, seed, cls)
     record = synthesize_record(folder)
@@ -148,16 +148,9 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype", method=No
     pipe = load_stable_diffusion(name, dtype=dtype_for(settings["dtype"], on, auto_bf16=False), img2img=True).to(on)
     set_scheduler(pipe, settings["scheduler"])
     pipe.set_progress_bar_config(disable=True)
-    items = candidate_items(cls, len(prototypes), seed, K)
+    _, item_centres, prompts, seeds = candidate_inputs(cls, seed, centres, prototypes, K)
     wanted = cluster * K + candidate
-    images = synthesize(
-        pipe,
-        centres.repeat_interleave(K, 0),
-        [prototypes[k]["prompt"] for k, _, _ in items],
-        [s for _, _, s in items],
-        settings,
-        wanted={wanted},
-    )
+    images = synthesize(pipe, item_centres, prompts, seeds, settings, wanted={wanted})
     original = folder / f"{cluster}.png" if candidate == kept else None
     return resize_for_evaluation(images[wanted], settings["size"]), original
 

@@ -63,6 +63,14 @@ def candidate_items(cls, clusters, seed, candidates):
     return [(k, c, image_seed(cls, k, seed, c)) for k in range(clusters) for c in range(candidates)]
 
 
+def candidate_inputs(cls, seed, centres, prototypes, candidates):
+    """``(items, centres, prompts, seeds)`` of every image of one class (``candidate_items``' order): each
+    prototype's centre and prompt repeated for its candidates, and each image's seed."""
+    items = candidate_items(cls, len(prototypes), seed, candidates)
+    prompts = [prototypes[k]["prompt"] for k, _, _ in items]
+    return items, centres.repeat_interleave(candidates, 0), prompts, [s for _, _, s in items]
+
+
 def work_name(cluster, candidate, candidates):
     """The file of one image in the job's work folder: <cluster>.png, or <cluster>-<candidate>.png."""
     return f"{cluster}.png" if candidates == 1 else f"{cluster}-{candidate}.png"
@@ -311,7 +319,7 @@ def synthesize_class(pipe, args, teacher=None):
     )
     provenance.claim_work(args.work, json.loads(json.dumps(settings, default=str)))
     K = args.candidates
-    items = candidate_items(args.cls, len(prototypes), args.seed, K)
+    items, item_centres, prompts, seeds = candidate_inputs(args.cls, args.seed, centres, prototypes, K)
     files = [args.work / work_name(k, c, K) for k, c, _ in items]
     done = {i: Image.open(path).copy() for i, path in enumerate(files) if path.exists()}
     if done:
@@ -321,15 +329,7 @@ def synthesize_class(pipe, args, teacher=None):
         with atomic_write(files[i], "wb", overwrite=True) as handle:
             resize_for_evaluation(img, args.size).save(handle, format="PNG")
 
-    synthesize(
-        pipe,
-        centres.repeat_interleave(K, 0),
-        [prototypes[k]["prompt"] for k, _, _ in items],
-        [s for _, _, s in items],
-        vars(args),
-        done,
-        keep,
-    )
+    synthesize(pipe, item_centres, prompts, seeds, vars(args), done, keep)
     chosen, choices = [0] * len(prototypes), None
     if K > 1:
         scores = class_probabilities(teacher, files, args.label, args.teacher_input_size)

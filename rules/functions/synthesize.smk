@@ -1,5 +1,7 @@
 # Helpers of rules/synthesize.smk.
 
+from vlcp.config import input_size
+
 # A VLCP set's folder name: its prompt strategy, and -k<K> when it keeps the best of K candidates.
 VLCP_SET = "vlcp-{strategy}{candidates}"
 
@@ -20,8 +22,6 @@ def candidates(wildcards):
 def candidate_options(wildcards):
     """With K > 1 candidates: K, the teacher that scores them (the soft-label protocol's, at its input
     side), each class's label index, and where execution.synthesize.keep_candidates keeps them."""
-    from vlcp.config import input_size
-
     k = candidates(wildcards)
     if k == 1:
         return ""
