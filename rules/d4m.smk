@@ -63,6 +63,7 @@ rule d4m_synthesize:
         **D4M_OUT.paths,
         **D4M_SYNTHESIZE_OUT.paths,
         model=fixed_param(model_path("diffusion")),
+        variant=model_variant("diffusion"),
         settings=fixed_param(options(d4m_synthesis_settings())),
         execution=execution_options("synthesize"),
         size=DATASET["eval_size"],

@@ -36,6 +36,7 @@ rule synthesize:
         **SYNTHESIZE_IN.paths,
         **SYNTHESIZE_OUT.paths,
         model=finetuned_model,
+        variant="",  # the fine-tuned pipeline is saved in plain float32 files
         settings=stage_options("synthesize"),
         execution=execution_options("synthesize"),
         size=DATASET["eval_size"],

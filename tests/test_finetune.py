@@ -2,8 +2,10 @@
 training batches read lazily from the latents files, checkpoints across processes, the effective batch."""
 
 import json
+import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,7 +105,7 @@ def test_finetune_kill_resume_continues_the_step_counter(world, training_inputs,
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from checkpoint-2 (step 2 of 6)" in resumed.stderr
     assert "effective batch 8 = train_batch_size 4 x gradient_accumulation_steps 2 x 1 process(es)" in resumed.stderr
-    assert calls(tmp_path / "c2") == 2, "a resumed run saves only the checkpoints after step 2 (4 and 6)"
+    assert calls(tmp_path / "c2") == 1, "a resumed run saves only checkpoint 4: none at the last step (6)"
     assert not work.exists(), "a finished job's checkpoints are removed"
 
     straight = wrapped(
@@ -135,7 +137,7 @@ def test_finetune_does_not_resume_checkpoints_of_another_model(world, training_i
     assert rerun.returncode == 0, rerun.stderr
     assert f"not resuming: the checkpoints in {work} were made with other settings" in rerun.stderr
     assert "resuming from" not in rerun.stderr
-    assert calls(tmp_path / "c2") == 3, "all three checkpoints (2, 4, 6) made again"
+    assert calls(tmp_path / "c2") == 2, "both checkpoints (2, 4) made again; none at the last step"
 
 
 def test_training_batches_equal_those_of_the_concatenated_latents(tmp_path):
@@ -189,7 +191,7 @@ class RecordingAccelerator:
 def test_checkpoint_folder_is_renamed_only_after_every_process_wrote(tmp_path):
     accelerator = RecordingAccelerator(tmp_path)
     finetune.save_checkpoint(accelerator, tmp_path, 10, keep=2)
-    assert accelerator.barriers[0] == [".tmp-checkpoint-10"], "the first barrier comes before the rename"
+    assert accelerator.barriers[1] == [".tmp-checkpoint-10"], "the barrier after writing comes before the rename"
     assert accelerator.barriers[-1] == ["checkpoint-10"]
     assert json.loads((tmp_path / "checkpoint-10" / "vlcp-step.json").read_text()) == {"step": 10}
 
@@ -197,3 +199,42 @@ def test_checkpoint_folder_is_renamed_only_after_every_process_wrote(tmp_path):
 def test_effective_batch_counts_every_process():
     assert finetune.effective_batch(32, 4, 1) == 128
     assert finetune.effective_batch(32, 4, 8) == 1024
+
+
+@pytest.mark.parametrize("keep, before, after", [(2, ["checkpoint-4"], ["checkpoint-4", "checkpoint-6"]),
+                                                (1, ["checkpoint-4"], ["checkpoint-6"]),
+                                                (3, ["checkpoint-2", "checkpoint-4"], ["checkpoint-2", "checkpoint-4", "checkpoint-6"])])
+def test_old_checkpoints_go_before_the_new_one_is_written(tmp_path, keep, before, after):
+    """A full-size checkpoint is about 14 GB: the disk holds at most max(keep, 2) at once, and the newest
+    stays until the new one is complete."""
+    for step in (2, 4):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "vlcp-step.json").write_text(json.dumps({"step": step}))
+    accelerator = RecordingAccelerator(tmp_path)
+    finetune.save_checkpoint(accelerator, tmp_path, 6, keep=keep)
+    assert accelerator.barriers[0] == before, "what is on disk while the new checkpoint is written"
+    assert accelerator.barriers[1] == sorted([*before, ".tmp-checkpoint-6"])
+    assert accelerator.barriers[-1] == after
+
+
+def test_multi_gpu_jobs_launch_on_a_free_port():
+    """Two multi-GPU fine-tunes on one node must not both take accelerate's default port 29500: the launch
+    line asks for a port that is free when the job starts."""
+    import socket
+    import subprocess
+
+    assert finetune.launcher(1) == "python -m"
+    line = finetune.launcher(4)
+    assert line.startswith("accelerate launch --multi_gpu --num_processes 4 --num_machines 1 --main_process_port ")
+    assert line.endswith(" -m")
+    port_expr = line.split("--main_process_port ")[1][: -len(" -m")]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(Path(finetune.__file__).parents[1]),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    ports = [int(subprocess.run(["bash", "-c", f"echo {port_expr}"], capture_output=True, text=True, env=env,
+                                check=True).stdout) for _ in range(2)]
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # free: nothing listens there

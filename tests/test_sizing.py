@@ -49,3 +49,27 @@ def test_sizing_follows_the_settings():
     assert base["caption"]["gpu_gib"] > 7.06e9 * 2 / 2**30
     # U-Net weights, gradients, AdamW moments and EMA in float32: 20 bytes a parameter.
     assert base["finetune"]["gpu_gib"] > 859_520_964 * 20 / 2**30
+
+
+def test_caption_time_is_priced_at_the_longest_caption_a_batch_may_run_to():
+    """A batch decodes until its longest caption ends: every image pays caption.max_new_tokens steps."""
+    config = sizing.load_preset("imagenette")
+    base = sizing.size_preset(config, sizing.DATASETS["imagenette"])["caption"]["minutes"]
+    config["caption"]["max_new_tokens"] *= 2
+    longer = sizing.size_preset(config, sizing.DATASETS["imagenette"])["caption"]["minutes"]
+    assert 1.8 < longer / base < 2.0, "decoding dominates: twice the cap, nearly twice the time"
+
+
+def test_fine_tune_disk_counts_the_checkpoints_on_disk_at_once_and_the_pipeline():
+    sd = {"unet_params": 100, "vae_params": 10, "text_params": 15}
+    checkpoint, pipeline = 100 * 16, 125 * 4  # float32 weights + AdamW moments + EMA; the float32 pipeline
+    config = sizing.load_preset("imagenette")
+    config["finetune"]["use_ema"] = True
+    config["execution"]["finetune"].update(checkpointing_steps=500, checkpoints_total_limit=2)
+    assert sizing.finetune_disk(config, sd, 500) == pipeline, "no checkpoint at the last step"
+    assert sizing.finetune_disk(config, sd, 592) == checkpoint + pipeline
+    assert sizing.finetune_disk(config, sd, 5000) == 2 * checkpoint + pipeline
+    config["execution"]["finetune"]["checkpoints_total_limit"] = 1
+    assert sizing.finetune_disk(config, sd, 5000) == 2 * checkpoint, "the newest stays while the next is written"
+    config["finetune"]["use_ema"] = False
+    assert sizing.finetune_disk(config, sd, 5000) == 2 * 100 * 12

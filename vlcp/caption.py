@@ -153,8 +153,7 @@ def caption_class(records, settings, work, out_path, load=load_captioner):
     if done:
         print(f"resuming: {len(done)} of {len(images)} images already captioned", file=sys.stderr)
     on = device()
-    model, processor = load(s["model"], dtype=dtype_for(s["dtype"], on))
-    model.to(on)
+    model, processor = load(s["model"], dtype=dtype_for(s["dtype"], on), on=on)
     prompt = build_prompt(processor, s["prompt"], label, s["conversation"])
     fill = mean_colour(processor)
 

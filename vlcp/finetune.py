@@ -104,15 +104,18 @@ def checkpoints(work):
 
 
 def save_checkpoint(accelerator, work, step, keep):
-    """Save a resumable checkpoint atomically, then drop all but the newest ``keep``.
+    """Save a resumable checkpoint atomically, keeping the newest ``keep`` in all.
 
     Not accelerate's ``automatic_checkpoint_naming``: it names a folder by how many saves came before
-    (not by optimiser step, which a resumed run must know) and deletes the oldest folder before the new
-    one is written, so a job killed while saving could be left with fewer complete checkpoints than
-    ``checkpoints_total_limit``. Here the new checkpoint is complete (renamed once every process has
-    written its part) before an old one goes."""
+    (not by optimiser step, which a resumed run must know). The oldest checkpoints go before the new one
+    is written, so the disk holds at most ``max(keep, 2)`` of them at once (a full-size one is about 14 GB);
+    the newest stays until the new one is complete (renamed once every process has written its part), so
+    a job killed while saving can always resume."""
     if accelerator.is_main_process:
         work.mkdir(parents=True, exist_ok=True)
+        for _, old in checkpoints(work)[: -max(keep - 1, 1)]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
     tmp = work / f".tmp-{CHECKPOINT_PREFIX}{step}"
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()  # every process has written its RNG state before the folder is renamed
@@ -184,6 +187,25 @@ def load_training_data(index_paths, captions_paths, latents_paths, root, tokeniz
         else:
             images += [Path(root) / r["image"] for r in rows]
     return torch.cat(ids), truncated, (files if latents_paths else None), (None if latents_paths else images)
+
+
+def free_port():
+    """A TCP port no process listens on now: the main process's port of a multi-GPU job, so that two such
+    jobs on one node do not both take accelerate's default 29500."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launcher(gpus):
+    """How a job of ``gpus`` GPUs starts ``-m vlcp finetune``: one Python process, or one per GPU through
+    accelerate with a main-process port chosen free when the job starts."""
+    if gpus <= 1:
+        return "python -m"
+    port = '"$(python -c "from vlcp.finetune import free_port; print(free_port())")"'
+    return f"accelerate launch --multi_gpu --num_processes {gpus} --num_machines 1 --main_process_port {port} -m"
 
 
 def effective_batch(train_batch_size, gradient_accumulation_steps, processes):
@@ -339,7 +361,8 @@ def train(args):
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}", epoch=epoch)
-            if step % args.checkpointing_steps == 0 or step == max_steps:
+            # no checkpoint at the last step: the final pipeline, written next, is the last thing saved
+            if step % args.checkpointing_steps == 0 and step < max_steps:
                 save_checkpoint(accelerator, args.work, step, args.checkpoints_total_limit)
             if step >= max_steps:
                 break

@@ -9,6 +9,7 @@ cannot be found.
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -89,27 +90,36 @@ def _not_found(name, config_key, err):
 
 
 def load_stable_diffusion(
-    name, config_key="models.diffusion", dtype=torch.float32, img2img=False, variant=None, **components
+    name,
+    config_key="models.diffusion",
+    dtype=torch.float32,
+    img2img=False,
+    variant=None,
+    safety_checker=False,
+    **components,
 ):
-    """A ``StableDiffusionPipeline`` (or its img2img variant) from a hub id or folder, without safety checker;
-    ``variant`` picks weight files such as ``*.fp16.safetensors`` (see ``weights_variant``)."""
+    """A ``StableDiffusionPipeline`` (or its img2img variant) from a hub id or folder; ``variant`` picks
+    weight files such as ``*.fp16.safetensors`` (see ``weights_variant``). Without its safety checker
+    unless ``safety_checker`` (D4M's way: the checkpoint's checker blacks out the images it flags)."""
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
     pipeline_class = StableDiffusionImg2ImgPipeline if img2img else StableDiffusionPipeline
+    checker = {} if safety_checker else {"safety_checker": None, "requires_safety_checker": False}
     try:
-        return pipeline_class.from_pretrained(
-            name,
-            dtype=dtype,
-            variant=weights_variant(name, variant),
-            use_safetensors=True,
-            safety_checker=None,
-            requires_safety_checker=False,
-            **components,
+        pipe = pipeline_class.from_pretrained(
+            name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True, **checker, **components
         )
     except (OSError, ValueError) as err:
         if not load_error(name, err):
             raise
         raise _not_found(name, config_key, err) from None
+    if safety_checker and (pipe.safety_checker is None or pipe.feature_extractor is None):
+        raise ModelNotFoundError(
+            f"{config_key} = {name!r} has no safety_checker and feature_extractor, which the synthesis's "
+            "safety_checker setting asks for; set it to false, or use a checkpoint that ships them "
+            "(stable-diffusion-v1-5 does)."
+        )
+    return pipe
 
 
 def load_vae(name, config_key="models.diffusion", dtype=torch.float32, variant=None):
@@ -126,13 +136,17 @@ def load_vae(name, config_key="models.diffusion", dtype=torch.float32, variant=N
         raise _not_found(name, config_key, err) from None
 
 
-def load_for_generation(name, config_key, model_class, preprocessor_class, dtype=torch.float32, variant=None):
+def load_for_generation(
+    name, config_key, model_class, preprocessor_class, dtype=torch.float32, variant=None, on=None
+):
     """A transformers model and its processor or tokenizer, the tokenizer padding on the left (for batched
-    generation) with a pad token."""
+    generation) with a pad token. With ``on``, the weights are read straight onto that device in ``dtype``
+    (no host copy of a 14 GB model first)."""
+    placement = {"device_map": str(on)} if on is not None else {}
     try:
         preprocessor = preprocessor_class.from_pretrained(name)
         model = model_class.from_pretrained(
-            name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True
+            name, dtype=dtype, variant=weights_variant(name, variant), use_safetensors=True, **placement
         )
     except (OSError, ValueError) as err:
         if not load_error(name, err):
@@ -145,15 +159,37 @@ def load_for_generation(name, config_key, model_class, preprocessor_class, dtype
     return model.eval(), preprocessor
 
 
-def load_captioner(name, config_key="models.captioner", dtype=torch.float32, variant=None):
-    """An image-text-to-text model and its processor."""
+def load_captioner(name, config_key="models.captioner", dtype=torch.float32, variant=None, on=None):
+    """An image-text-to-text model and its processor, on device ``on`` when given."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    return load_for_generation(name, config_key, AutoModelForImageTextToText, AutoProcessor, dtype, variant)
+    model, processor = load_for_generation(
+        name, config_key, AutoModelForImageTextToText, AutoProcessor, dtype, variant, on
+    )
+    fill_patch_size(processor, model.config, name)
+    return model, processor
 
 
-def load_text_generator(name, config_key="models.text_generator", dtype=torch.float32, variant=None):
-    """A causal language model and its tokenizer."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    return load_for_generation(name, config_key, AutoModelForCausalLM, AutoTokenizer, dtype, variant)
+def fill_patch_size(processor, model_config, name):
+    """An older llava-hf download's processor_config.json has no ``patch_size`` (nor the two keys saved
+    beside it); transformers' LlavaProcessor then fails at the first batch, when it counts a picture's image
+    tokens. The values are those the processor is saved with today, read from the model's config.json: the
+    vision tower's patch, the model's feature selection, and the CLS token a CLIP tower adds."""
+    if not hasattr(processor, "patch_size") or processor.patch_size is not None:
+        return
+    vision = getattr(model_config, "vision_config", None)
+    patch = getattr(vision, "patch_size", None)
+    if patch is None:
+        raise ModelNotFoundError(
+            f"{name}: its processor_config.json has no patch_size, and its config.json's vision_config names "
+            'none either; add "patch_size": 14 (LLaVA-1.5\'s CLIP ViT-L/14) to processor_config.json.'
+        )
+    processor.patch_size = patch
+    processor.vision_feature_select_strategy = getattr(model_config, "vision_feature_select_strategy", None)
+    processor.num_additional_image_tokens = 1 if getattr(vision, "model_type", "") == "clip_vision_model" else 0
+    print(
+        f"{name}: processor_config.json has no patch_size; using the vision tower's ({patch}), "
+        f"vision_feature_select_strategy {processor.vision_feature_select_strategy!r} and "
+        f"{processor.num_additional_image_tokens} additional image token(s), from its config.json",
+        file=sys.stderr,
+    )

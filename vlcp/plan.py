@@ -210,6 +210,14 @@ def report(config, counts, jobs, factors=None, calibrated_from=None):
             "that run, where the run's jobs of the rule had the same model (captioner, diffusion model or "
             "network); the other jobs keep their estimate. The factor carries the other run's GPU and models."
         )
+    if per_rule.get("finetune"):
+        disk = size_preset(config, counts)["finetune"]["disk_gib"]
+        lines.append(
+            f"Each fine-tune job needs up to {disk:.1f} GiB of disk at once under {config['results_dir']}/"
+            f"{config['run']}/: its resumable checkpoints in work/finetune/<job>/ (at most "
+            f"max(execution.finetune.checkpoints_total_limit, 2) at a time, removed when the job ends) and the "
+            "fine-tuned pipeline in finetune/<job>/ (full-size models; vlcp/sizing.py, finetune_disk)."
+        )
     tiny = [role for role in ("diffusion", "captioner") if config["models"][role] == "tiny"]
     if tiny:
         lines.append(

@@ -145,7 +145,13 @@ def regenerate(run_dir, cls, ipc, seed, cluster, strategy="prototype", method=No
     for line in environment_differences(record, on):
         print(f"note: {line}; the bytes may differ from the set's", file=sys.stderr)
     name = str(model) if model.is_dir() else settings["model"]
-    pipe = load_stable_diffusion(name, dtype=dtype_for(settings["dtype"], on, auto_bf16=False), img2img=True).to(on)
+    pipe = load_stable_diffusion(
+        name,
+        dtype=dtype_for(settings["dtype"], on, auto_bf16=False),
+        img2img=True,
+        variant=settings.get("variant"),
+        safety_checker=settings.get("safety_checker", False),
+    ).to(on)
     set_scheduler(pipe, settings["scheduler"])
     pipe.set_progress_bar_config(disable=True)
     _, item_centres, prompts, seeds = candidate_inputs(cls, seed, centres, prototypes, K)

@@ -40,7 +40,6 @@ ASSUMED = {
     "small_flops": 15e12,  # FLOP/s of ConvNet/ResNet training at batch 64 (launch-bound small kernels)
     "bandwidth": 2.0e12,  # bytes/s of weights read per decoding step (60 % of 3.35 TB/s)
     "decode_step_seconds": 0.025,  # the least time of one generate() step of a 7B model (Python, kernel launches)
-    "caption_tokens": 160,  # mean generated caption length under greedy decoding
     "prompt_tokens": 640,  # 576 image tokens and the instruction
     "cuda_context_gib": 1.5,  # CUDA context, cuBLAS/cuDNN workspaces
     "host_base_gib": 4.0,  # Python, torch, CUDA libraries, data of one class
@@ -212,7 +211,10 @@ def size_preset(config, dataset):
     weights = llava["params"] * 2
     gpu = weights + batch * sequence * llava["kv_bytes_per_token"] + batch * llava["vocab"] * 4 * 2
     prefill = 2 * llava["params"] * a["prompt_tokens"] / a["half_flops"]
-    decode = a["caption_tokens"] * max(weights / a["bandwidth"], a["decode_step_seconds"]) / batch
+    # A batch decodes until its longest caption ends, so every image of it costs that many steps: priced at
+    # the cap, caption.max_new_tokens (the authors' 1024), which a batch reaches whenever one of its images
+    # does not stop by itself. It is the bound the runtime request must cover, not a mean.
+    decode = cap["max_new_tokens"] * max(weights / a["bandwidth"], a["decode_step_seconds"]) / batch
     rules["caption"] = request(
         gpu / GIB + context, weights / GIB + a["host_base_gib"], per_class * (prefill + decode) / 60, least=10
     )
@@ -252,6 +254,7 @@ def size_preset(config, dataset):
     seconds = images * passes * sd["unet_flops"] * pixels / a["half_flops"] / gpus
     host = unet * 4 * 2 + train * 77 * 4  # the U-Net as loaded and as trained; every caption's token ids
     rules["finetune"] = request(gpu / GIB + context, host / GIB + a["host_base_gib"], seconds / 60)
+    rules["finetune"]["disk_gib"] = finetune_disk(config, sd, updates) / GIB
 
     syn = config["synthesize"]
     ipc = max(config["ipc"])
@@ -292,6 +295,22 @@ def size_preset(config, dataset):
             worst = {**estimate, "gpu_gib": max(estimate["gpu_gib"], (worst or estimate)["gpu_gib"])}
     rules["evaluate"] = worst
     return rules
+
+
+def finetune_disk(config, sd, updates):
+    """Peak bytes on disk of one fine-tune job: its resumable checkpoints under work/finetune/<ft>/ (float32
+    U-Net, AdamW's two moments, the EMA copy), and the float32 pipeline it writes at the end beside
+    finetune/<ft>/ while the newest checkpoints are still kept. ``vlcp.finetune.save_checkpoint`` removes
+    old checkpoints before writing a new one, so at most max(limit, 2) are on disk at once, and none is
+    written at the last step."""
+    ft, limit = config["finetune"], config["execution"]["finetune"]["checkpoints_total_limit"]
+    every = config["execution"]["finetune"]["checkpointing_steps"]
+    unet = sd["unet_params"]
+    checkpoint = unet * (4 + 8 + (4 if ft["use_ema"] else 0))
+    pipeline = (unet + sd["vae_params"] + sd["text_params"]) * 4
+    saves = (updates - 1) // every
+    while_saving = min(saves - 1, max(limit - 1, 1)) + 1 if saves else 0
+    return max(while_saving * checkpoint, min(saves, limit) * checkpoint + pipeline)
 
 
 def evaluation_estimate(config, dataset, model, ipc):

@@ -222,8 +222,11 @@ def synthesize(pipe, centres, prompts, seeds, settings, done=None, on_image=None
             num_inference_steps=s["num_inference_steps"],
             generator=[torch.Generator(device="cpu").manual_seed(seeds[k]) for k in batch],
             output_type="pil",
-        ).images
-        for k, img in zip(batch, images):
+        )
+        flagged = [k for k, hit in zip(batch, images.nsfw_content_detected or []) if hit]
+        if flagged:
+            print(f"the safety checker blacked out the images of clusters {flagged}", file=sys.stderr)
+        for k, img in zip(batch, images.images):
             if k in done:
                 continue
             done[k] = img
@@ -240,7 +243,8 @@ def resize_for_evaluation(img, size):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="fine-tuned pipeline folder")
+    parser.add_argument("--model", required=True, help="fine-tuned pipeline folder, or D4M's base model")
+    parser.add_argument("--variant", help="weights variant of the model files, e.g. fp16 (default: detected)")
     parser.add_argument("--clusters", nargs="+", required=True, type=Path, help="per class: clusters JSON")
     parser.add_argument(
         "--centres", nargs="+", required=True, type=Path, help="per class: the clusters' centres (safetensors)"
@@ -285,7 +289,13 @@ def main(argv=None):
     if args.keep_candidates and args.candidates > 1 and args.candidates_dir is None:
         parser.error("--keep-candidates needs --candidates-dir")
     on = device()
-    pipe = load_stable_diffusion(args.model, dtype=dtype_for(args.dtype, on, auto_bf16=False), img2img=True).to(on)
+    pipe = load_stable_diffusion(
+        args.model,
+        dtype=dtype_for(args.dtype, on, auto_bf16=False),
+        img2img=True,
+        variant=args.variant,
+        safety_checker=args.safety_checker,
+    ).to(on)
     set_scheduler(pipe, args.scheduler)
     pipe.set_progress_bar_config(disable=True)
     teacher = None

@@ -18,8 +18,8 @@ def finetune_inputs(wildcards):
 
 
 def launcher(wildcards, resources):
-    """How the job starts Python: one process, or one per GPU through accelerate (a function of the
-    resources, so Snakemake does not compare it to decide reruns)."""
-    if resources.gpu > 1:
-        return f"accelerate launch --multi_gpu --num_processes {resources.gpu} --num_machines 1 -m"
-    return "python -m"
+    """How the job starts Python (vlcp.finetune.launcher): one process, or one per GPU through accelerate
+    on a free port (a function of the resources, so Snakemake does not compare it to decide reruns)."""
+    from vlcp.finetune import launcher as finetune_launcher
+
+    return finetune_launcher(resources.gpu)

@@ -7,7 +7,7 @@ VLCP_SET = "vlcp-{strategy}{candidates}"
 
 # The command of both synthesis rules (VLCP's here, D4M's in rules/d4m.smk): the same stage, other inputs.
 SYNTHESIZE_SHELL = (
-    "python -m vlcp synthesize --model {params.model:q} --clusters {params.clusters:q} --centres {params.centres:q}"
+    "python -m vlcp synthesize --model {params.model:q} {params.variant} --clusters {params.clusters:q} --centres {params.centres:q}"
     " --prototypes {params.prototypes:q} --class {params.classes:q} --seed {wildcards.seed}"
     " {params.settings} {params.execution} --size {params.size} --work {params.work:q} --out {params.out:q}"
     " {params.choice} {params.part} > {log:q} 2>&1"
