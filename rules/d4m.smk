@@ -46,7 +46,7 @@ D4M_SYNTHESIZE_OUT = class_files(out=(f"distilled/{names.D4M}/ipc{{ipc}}/seed{{s
 
 rule d4m_synthesize:
     input:
-        **D4M_OUT.input,
+        **D4M_OUT.made,
         model=model_input("diffusion"),
     output:
         **D4M_SYNTHESIZE_OUT.output(directory),

@@ -37,11 +37,17 @@ def class_file(folder, suffix=""):
 
 def class_files(**files):
     """A per-class rule's files declared once, name -> (folder, suffix): ``input`` and ``output(wrap)`` what
-    the rule declares (each class's file; when grouped, the part's record), ``paths`` the same files as the
-    job's per-class paths for its command line (params of the same names)."""
+    the rule declares (each class's file; when grouped, the part's record), ``made`` the outputs of the rule
+    that writes them all as a later rule's inputs (when grouped, that rule's one record), ``paths`` the same
+    files as the job's per-class paths for its command line (params of the same names)."""
     first = next(iter(files.values()))[0]
     return SimpleNamespace(
         input={name: class_file(folder, suffix) for name, (folder, suffix) in files.items()},
+        made=(
+            {"part": class_file(first)}
+            if GROUPED
+            else {name: class_file(folder, suffix) for name, (folder, suffix) in files.items()}
+        ),
         output=lambda wrap=str: (
             {"part": class_file(first)}
             if GROUPED

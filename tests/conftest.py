@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlcp.config import merge_config
-from vlcp.plan import parse_dry_run, snakemake_command
-
+# vlcp.config (jsonschema) and vlcp.plan are imported where they are used, so that the GPU suite collects
+# on a node that has neither jsonschema nor Snakemake (bench/gpu.py).
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def deep_update(base, override):
     """``base`` updated by ``override`` the way Snakemake merges config files (lists replaced); a new dict."""
+    from vlcp.config import merge_config
+
     return merge_config(copy.deepcopy(base), copy.deepcopy(override))
 
 
@@ -64,6 +65,8 @@ def snakemake(workdir, *args, check=True, offline=True):
     """Run this repository's workflow with ``workdir`` as working directory; return the CompletedProcess.
     ``offline=False`` lets the plan accept hub ids that are not in the local cache (nothing is downloaded
     while planning), for configs of real models."""
+    from vlcp.plan import snakemake_command
+
     env = dict(
         os.environ,
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -124,6 +127,8 @@ def output_hashes(run):
 
 def dry_run_jobs(workdir, *args):
     """The jobs ``snakemake -n`` would run, as a set of (rule, 'key=value, ...') pairs."""
+    from vlcp.plan import parse_dry_run
+
     result = snakemake(workdir, "-n", *args)
     return {
         (rule, ", ".join(f"{k}={v}" for k, v in wildcards.items())) for rule, wildcards in parse_dry_run(result.stdout)

@@ -267,3 +267,44 @@ def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
     assert result.returncode != 0
     assert "Invalid config: cluster.contamination = 0.9" in result.stderr + result.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_a_safety_checker_is_asked_of_a_model_that_ships_one(tmp_path):
+    """synthesize.safety_checker (VLCP's sets) and d4m.safety_checker (D4M's, as D4M's gen_syn_image.py:80
+    keeps it) need a models.diffusion with a safety checker and feature extractor: stopped at plan time."""
+    import json
+
+    from vlcp.config import check_safety_checker
+
+    tiny = validated({"models": {"diffusion": "tiny"}, "methods": ["vlcp", "d4m"], "d4m": {"safety_checker": True}})
+    with pytest.raises(ConfigError, match=r"d4m.safety_checker = true .* 'tiny', but the tiny model has none"):
+        check_safety_checker(tiny)
+    check_safety_checker(validated({"models": {"diffusion": "tiny"}, "d4m": {"safety_checker": True}}))  # no d4m
+    sd = tmp_path / "sd"
+    (sd / "safety_checker").mkdir(parents=True)
+    (sd / "feature_extractor").mkdir()
+    index = {"safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+             "feature_extractor": ["transformers", "CLIPImageProcessor"]}  # fmt: skip
+    (sd / "model_index.json").write_text(json.dumps(index))
+    asked = {"models": {"diffusion": str(sd)}, "synthesize": {"safety_checker": True}}
+    check_safety_checker(validated(asked))
+    (sd / "model_index.json").write_text(json.dumps({**index, "safety_checker": [None, None]}))
+    with pytest.raises(ConfigError, match=r"synthesize.safety_checker = true .* lack safety_checker"):
+        check_safety_checker(validated(asked))
+
+
+def test_the_authors_precision_and_safety_checker_are_the_defaults():
+    """The defaults of the rows in docs/fidelity.md, each pinned to its source line."""
+    config = validated({})
+    # haotian-liu/LLaVA c121f04, llava/model/builder.py:42-43: kwargs['torch_dtype'] = torch.float16
+    assert config["caption"]["dtype"] == "float16"
+    # VLCP d0060eb, 03_distiilation/gen_syn_image.py:158-159: safety_checker = None, requires_safety_checker = False
+    assert config["synthesize"]["safety_checker"] is False
+    # suduo94/D4M da35d10, distillation/gen_syn_image.py:80 keeps SD v1.5's checker: vlcp does otherwise, by choice
+    assert config["d4m"]["safety_checker"] is False
+    fidelity = (REPO / "docs" / "fidelity.md").read_text()
+    for source in ("builder.py:42-43", "model_vqa.py:64", "gen_syn_image.py:158-159", "gen_syn_image.py:80",
+                   "pipeline_stable_diffusion_latents2img.py:769-771", "nette_dm.sh:3"):  # fmt: skip
+        assert source in fidelity, f"docs/fidelity.md names {source}"
+    assert "`d4m.safety_checker: true`" in fidelity and "`synthesize.safety_checker: true`" in fidelity
+    assert "ships generation\nscripts for ImageNet-1K only" in fidelity

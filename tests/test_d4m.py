@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import DEMO_CONFIG, dry_run_jobs
+from conftest import DEMO_CONFIG, snakemake
 from vlcp import contract, d4m
 from vlcp.settings import section, stage_keys
 
@@ -33,12 +33,18 @@ D4M_VALUES = {
     # scripts/pipeline_stable_diffusion_latents2img.py:345-346: the prompt tokenized to model_max_length,
     # truncation=True
     "prompt_encoding": "truncate",
+    # gen_syn_image.py:80 passes no safety_checker=None, so SD v1.5's checker runs
+    # (scripts/pipeline_stable_diffusion_latents2img.py:769-771) and blacks out the images it flags
+    "safety_checker": True,
 }
+# Where vlcp's default is not D4M's, on purpose (docs/fidelity.md, "D4M's column"): a black image is a
+# training image lost. d4m.safety_checker: true is D4M's way.
+NOT_D4MS = {"safety_checker": False}
 
 
 def test_the_d4m_defaults_are_d4ms_values():
     defaults = {key: spec["default"] for key, spec in section("d4m").items()}
-    assert defaults == D4M_VALUES
+    assert defaults == {**D4M_VALUES, **NOT_D4MS}
 
 
 def test_only_the_prototype_settings_are_options_of_the_d4m_stage():
@@ -105,9 +111,17 @@ def test_the_stage_writes_the_contract_files_with_the_label_as_every_prompt(tmp_
 
 @pytest.mark.workflow
 def test_a_d4m_run_plans_no_fine_tune_and_no_captions(tmp_path):
+    """...and its synthesis loads the base model's weights variant (a hub id whose cache holds only the fp16
+    files cannot be loaded otherwise)."""
+    from vlcp.plan import parse_dry_run
+
     config = tmp_path / "d4m.yaml"
-    config.write_text(yaml.safe_dump({"methods": ["d4m"]}))
-    jobs = dry_run_jobs(tmp_path, "--configfile", str(DEMO_CONFIG), str(config))
+    settings = {"methods": ["d4m"], "models": {"diffusion_variant": "fp16"}}
+    config.write_text(yaml.safe_dump(settings))
+    planned = snakemake(tmp_path, "-n", "-p", "--configfile", str(DEMO_CONFIG), str(config))
+    jobs = {(rule, ", ".join(f"{k}={v}" for k, v in w.items())) for rule, w in parse_dry_run(planned.stdout)}
+    commands = [ln for ln in planned.stdout.splitlines() if "python -m vlcp synthesize" in ln]
+    assert commands and all("--variant fp16" in c and "--no-safety-checker" in c for c in commands)
     rules = {rule for rule, _ in jobs}
     assert {"d4m_prototype", "d4m_synthesize", "encode", "evaluate", "soft_label"} <= rules
     assert not rules & {"finetune", "caption", "cluster", "text_prototype", "synthesize"}

@@ -201,9 +201,14 @@ def test_effective_batch_counts_every_process():
     assert finetune.effective_batch(32, 4, 8) == 1024
 
 
-@pytest.mark.parametrize("keep, before, after", [(2, ["checkpoint-4"], ["checkpoint-4", "checkpoint-6"]),
-                                                (1, ["checkpoint-4"], ["checkpoint-6"]),
-                                                (3, ["checkpoint-2", "checkpoint-4"], ["checkpoint-2", "checkpoint-4", "checkpoint-6"])])
+@pytest.mark.parametrize(
+    "keep, before, after",
+    [
+        (2, ["checkpoint-4"], ["checkpoint-4", "checkpoint-6"]),
+        (1, ["checkpoint-4"], ["checkpoint-6"]),
+        (3, ["checkpoint-2", "checkpoint-4"], ["checkpoint-2", "checkpoint-4", "checkpoint-6"]),
+    ],
+)
 def test_old_checkpoints_go_before_the_new_one_is_written(tmp_path, keep, before, after):
     """A full-size checkpoint is about 14 GB: the disk holds at most max(keep, 2) at once, and the newest
     stays until the new one is complete."""
@@ -233,8 +238,14 @@ def test_multi_gpu_jobs_launch_on_a_free_port():
         PYTHONPATH=str(Path(finetune.__file__).parents[1]),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     )
-    ports = [int(subprocess.run(["bash", "-c", f"echo {port_expr}"], capture_output=True, text=True, env=env,
-                                check=True).stdout) for _ in range(2)]
+    ports = [
+        int(
+            subprocess.run(
+                ["bash", "-c", f"echo {port_expr}"], capture_output=True, text=True, env=env, check=True
+            ).stdout
+        )
+        for _ in range(2)
+    ]
     for port in ports:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))  # free: nothing listens there

@@ -74,3 +74,13 @@ def test_a_row_within_the_two_stds_is_reproduced_and_one_outside_is_not():
 def test_without_a_dataset_nothing_is_compared():
     summary = summary_rows(("minimax", "random", "10", "resnetap10", "top1_best", 54.2, 1.6, 9))
     assert paper.compare(summary, None)["paper_verdict"].isna().all() and paper.markdown(summary, None) == ""
+
+
+def test_a_d4m_verdict_carries_the_note_on_where_the_papers_column_came_from():
+    summary = summary_rows(("minimax", "d4m", "10", "resnetap10", "top1_best", 33.0, 1.0, 9))
+    text = paper.markdown(paper.compare(summary, "imagewoof"), "imagewoof")
+    assert "| 33.2 ± 2.1 (1) | -0.2 | reproduced (see the d4m note below) |" in text
+    assert paper.D4M_NOTE in text and "ships ImageNet-1K scripts only" in paper.D4M_NOTE
+    plain = paper.markdown(paper.compare(summary_rows(("minimax", "random", "10", "resnetap10", "top1_best", 30.0,
+                                                        1.0, 9)), "imagewoof"), "imagewoof")  # fmt: skip
+    assert paper.D4M_NOTE not in plain

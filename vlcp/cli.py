@@ -71,7 +71,7 @@ def end_with_snakemake():
         pass
     ancestor = snakemake_ancestor()
     if ancestor is None:
-        return
+        return None
 
     def watch():
         while True:
@@ -82,15 +82,38 @@ def end_with_snakemake():
                 return
 
     threading.Thread(target=watch, daemon=True).start()
+    return ancestor
+
+
+PEAK_LINE = "peak resident memory "
+
+
+def peak_memory_gib():
+    """The largest resident memory this process has had, in GiB (the kernel's count, not a sample)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def peak_in_log(path):
+    """The GiB of the peak-memory line a finished stage wrote at the end of its log ``path``, or None."""
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    found = [ln for ln in lines if ln.startswith(PEAK_LINE)]
+    return float(found[-1][len(PEAK_LINE) :].split()[0]) if found else None
 
 
 def run(main):
     """Call ``main()``; turn the expected failures (vlcp's own errors, a full disk, an output folder
     that cannot be written) into one line. A library's error or a defect keeps its traceback. The job
-    ends with the Snakemake that runs it (``end_with_snakemake``)."""
-    end_with_snakemake()
+    ends with the Snakemake that runs it (``end_with_snakemake``), and its log ends with its peak memory."""
+    job = end_with_snakemake() is not None
     try:
         main()
+        if job:  # the last line of a job's log: what the job needed, measured, not sampled
+            print(f"{PEAK_LINE}{peak_memory_gib():.1f} GiB (this process)", file=sys.stderr)
     except VlcpError as err:
         sys.exit(f"error: {describe(err)}")
     except OSError as err:

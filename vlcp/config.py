@@ -291,6 +291,34 @@ def check_models(config):
     roles += ["text_generator"] if vlcp and "gpt" in config["text_prototype"]["strategies"] else []
     for role in roles:
         check_model(role, config["models"][role])
+    check_safety_checker(config)
+
+
+def check_safety_checker(config):
+    """A synthesis that runs the checkpoint's safety checker (synthesize.safety_checker for VLCP's sets,
+    d4m.safety_checker for D4M's) needs a models.diffusion that ships one and its feature extractor."""
+    asking = [f"{s}.safety_checker" for s in ("synthesize", "d4m") if config[s]["safety_checker"]]
+    asking = [key for key in asking if ("vlcp" if key.startswith("synthesize") else "d4m") in config["methods"]]
+    name = config["models"]["diffusion"]
+    if not asking:
+        return
+    problem = None
+    if name == "tiny":
+        problem = "the tiny model has none"
+    elif looks_like_path(name):
+        import json
+
+        folder = Path(name).expanduser()
+        index = json.loads((folder / MODEL_MARKERS["diffusion"]).read_text())
+        parts = ("safety_checker", "feature_extractor")
+        missing = [part for part in parts if (index.get(part) or [None])[0] is None]
+        missing += [f"{part}/" for part in parts if not (folder / part).is_dir()]
+        problem = f"its {MODEL_MARKERS['diffusion']} and folder lack {', '.join(missing)}" if missing else None
+    if problem:
+        raise ConfigError(
+            f"Invalid config: {' and '.join(asking)} = true runs the safety checker of models.diffusion = {name!r}, "
+            f"but {problem}; set it to false, or use a checkpoint that ships one (stable-diffusion-v1-5 does)."
+        )
 
 
 # Where the teachers of the authors' soft-label runs come from, by file name: the ImageNet-1K teacher is

@@ -11,6 +11,7 @@ opens.
 
 import argparse
 import bisect
+import gc
 import itertools
 import json
 import math
@@ -213,6 +214,30 @@ def effective_batch(train_batch_size, gradient_accumulation_steps, processes):
     return train_batch_size * gradient_accumulation_steps * processes
 
 
+def release_training_state(accelerator, optimizer, ema):
+    """Empty the optimiser's state and the EMA's copy, and drop accelerate's references to them: the objects
+    stay, their memory goes."""
+    optimizer.state.clear()
+    if ema is not None:
+        ema.shadow_params = []
+    accelerator.free_memory()
+
+
+def has_safety_checker(model):
+    """Whether the checkpoint ``model`` (a folder or a cached hub id) names a safety checker and feature
+    extractor in its model_index.json."""
+    path = Path(model).expanduser() / "model_index.json"
+    if not path.is_file():
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model, "model_index.json")
+        path = Path(found) if isinstance(found, str) else None
+    if path is None:
+        return False
+    index = json.loads(path.read_text())
+    return all((index.get(part) or [None])[0] is not None for part in ("safety_checker", "feature_extractor"))
+
+
 def train(args):
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -373,14 +398,21 @@ def train(args):
         log(f"peak GPU memory {torch.cuda.max_memory_allocated(accelerator.device) / 2**30:.1f} GiB (this process)")
 
     accelerator.wait_for_everyone()
+    trained = accelerator.unwrap_model(unet)
+    if ema is not None:
+        ema.copy_to(trained.parameters())
+    # What the save does not need goes first: AdamW's moments and the EMA copy (12 bytes a parameter, 10 GB
+    # at full size) and the frozen models, which the save reads again in float32.
+    release_training_state(accelerator, optimizer, ema)
+    del pipe, vae, text_encoder, unet, optimizer, lr_scheduler, ema
+    gc.collect()
     if accelerator.is_main_process:
-        trained = accelerator.unwrap_model(unet)
-        if ema is not None:
-            ema.copy_to(trained.parameters())
         with atomic_dir(args.out) as tmp:
-            load_stable_diffusion(args.model, variant=args.variant, unet=trained).save_pretrained(
-                tmp, safe_serialization=True
-            )
+            # with the base model's safety checker and feature extractor where it has them, as diffusers'
+            # train_text_to_image.py saves its pipeline (synthesize.safety_checker runs that checker)
+            load_stable_diffusion(
+                args.model, variant=args.variant, unet=trained, safety_checker=has_safety_checker(args.model)
+            ).save_pretrained(tmp, safe_serialization=True)
             provenance.record(tmp, "finetune", {**vars(args), "steps": step}, models=[args.model])
         shutil.rmtree(args.work)  # the checkpoints of a finished job
         log(f"fine-tuned pipeline written to {args.out} after {step} steps")

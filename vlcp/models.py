@@ -136,9 +136,7 @@ def load_vae(name, config_key="models.diffusion", dtype=torch.float32, variant=N
         raise _not_found(name, config_key, err) from None
 
 
-def load_for_generation(
-    name, config_key, model_class, preprocessor_class, dtype=torch.float32, variant=None, on=None
-):
+def load_for_generation(name, config_key, model_class, preprocessor_class, dtype=torch.float32, variant=None, on=None):
     """A transformers model and its processor or tokenizer, the tokenizer padding on the left (for batched
     generation) with a pad token. With ``on``, the weights are read straight onto that device in ``dtype``
     (no host copy of a 14 GB model first)."""
@@ -193,3 +191,10 @@ def fill_patch_size(processor, model_config, name):
         f"{processor.num_additional_image_tokens} additional image token(s), from its config.json",
         file=sys.stderr,
     )
+
+
+def load_text_generator(name, config_key="models.text_generator", dtype=torch.float32, variant=None):
+    """A causal language model and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return load_for_generation(name, config_key, AutoModelForCausalLM, AutoTokenizer, dtype, variant)

@@ -97,6 +97,14 @@ def not_run(summary, dataset):
     return left
 
 
+# What a d4m row's verdict means: the paper's column and vlcp's sets come from different code.
+D4M_NOTE = (
+    "d4m: the paper's D4M numbers came from code the VLCP authors did not publish (D4M's repository ships "
+    "ImageNet-1K scripts only); vlcp makes D4M's sets as D4M's own code makes them (docs/fidelity.md, "
+    '"D4M\'s column"), so a verdict on them compares with numbers of another implementation.'
+)
+
+
 def markdown(summary, dataset):
     """The summary's section on the paper: a row per matched cell, then the cells a config could add."""
     if not dataset:
@@ -115,11 +123,14 @@ def markdown(summary, dataset):
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in matched.itertuples():
+            note = " (see the d4m note below)" if r.method == names.D4M else ""
             lines.append(
                 f"| {r.protocol} | {r.model} | {r.method} | {r.ipc} | {r.mean:.1f} ± {r.std:.1f} | "
                 f"{r.paper_mean:.1f} ± {r.paper_std:.1f} ({int(r.paper_table)}) | {r.paper_difference:+.1f} | "
-                f"{r.paper_verdict} |"
+                f"{r.paper_verdict}{note} |"
             )
+        if (matched["method"] == names.D4M).any():
+            lines += ["", D4M_NOTE]
     else:
         lines.append("No row of this run matches a cell of the paper.")
     left = not_run(summary, dataset)
