@@ -22,6 +22,9 @@ def test_plan_of_the_demo_lists_its_jobs_and_gpu_time(tmp_path, capsys):
     assert rows["index"][1].strip(" |") == "-", "CPU rules have no GPU time"
     assert "GPU hours" in rows["total"][1]
     assert "this run's diffusion and captioner model(s) are tiny" in out
+    # the demo's 20 steps, a checkpoint every 10: one (12.8 GiB at full size), and the pipeline (5.1 GiB)
+    assert "Each fine-tune job needs up to 17.9 GiB of disk at once under results/demo/" in out
+    assert "work/finetune/<job>/" in out and "finetune/<job>/" in out
     assert not (tmp_path / "results").exists(), "planning writes nothing"
 
 

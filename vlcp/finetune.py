@@ -104,7 +104,34 @@ def checkpoints(work):
     return sorted(found)
 
 
-def save_checkpoint(accelerator, work, step, keep):
+EMA_FILE = "ema.safetensors"
+
+
+def save_ema(ema, folder):
+    """The EMA's weights as safetensors, and its step count, in a checkpoint folder: not accelerate's
+    registered object, which it pickles, and which diffusers' EMAModel.load_state_dict deep-copies on
+    the way back in (two more copies of the U-Net in memory while resuming, 7 GB at full size)."""
+    from safetensors.torch import save_file
+
+    save_file({str(i): p.detach().contiguous() for i, p in enumerate(ema.shadow_params)}, folder / EMA_FILE)
+    (folder / "ema.json").write_text(json.dumps({"optimization_step": ema.optimization_step}))
+
+
+def load_ema(ema, folder):
+    """Put a checkpoint's EMA weights into ``ema``'s own tensors, one at a time, and its step count."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / EMA_FILE), framework="pt") as saved:
+        if len(saved.keys()) != len(ema.shadow_params):
+            raise VlcpError(
+                f"{folder / EMA_FILE} holds {len(saved.keys())} tensors, not the U-Net's {len(ema.shadow_params)}"
+            )
+        for i, param in enumerate(ema.shadow_params):
+            param.copy_(saved.get_tensor(str(i)))
+    ema.optimization_step = json.loads((folder / "ema.json").read_text())["optimization_step"]
+
+
+def save_checkpoint(accelerator, work, step, keep, ema=None):
     """Save a resumable checkpoint atomically, keeping the newest ``keep`` in all.
 
     Not accelerate's ``automatic_checkpoint_naming``: it names a folder by how many saves came before
@@ -121,6 +148,8 @@ def save_checkpoint(accelerator, work, step, keep):
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()  # every process has written its RNG state before the folder is renamed
     if accelerator.is_main_process:
+        if ema is not None:
+            save_ema(ema, tmp)
         (tmp / "vlcp-step.json").write_text(json.dumps({"step": step}))
         final = work / f"{CHECKPOINT_PREFIX}{step}"
         if final.exists():
@@ -313,17 +342,18 @@ def train(args):
     if args.use_ema:
         ema = EMAModel(accelerator.unwrap_model(unet).parameters())
         ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
 
     step = 0
     keep_work_of_this_run(accelerator, args, log)
     found = checkpoints(args.work)
+    if ema is not None and found and not (found[-1][1] / EMA_FILE).is_file():
+        log(f"not resuming: {found[-1][1]} has no {EMA_FILE} (an older vlcp's checkpoint); starting over")
+        found = []
     if found:
         step, path = found[-1]
         accelerator.load_state(str(path))
         if ema is not None:
-            # load_state restores registered objects on the CPU; the EMA steps with the device's parameters
-            ema.to(accelerator.device)
+            load_ema(ema, path)
         log(f"resuming from {path.name} (step {step} of {max_steps})")
     first_epoch, skip = step // updates_per_epoch, (step % updates_per_epoch) * args.gradient_accumulation_steps
 
@@ -388,7 +418,7 @@ def train(args):
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}", epoch=epoch)
             # no checkpoint at the last step: the final pipeline, written next, is the last thing saved
             if step % args.checkpointing_steps == 0 and step < max_steps:
-                save_checkpoint(accelerator, args.work, step, args.checkpoints_total_limit)
+                save_checkpoint(accelerator, args.work, step, args.checkpoints_total_limit, ema)
             if step >= max_steps:
                 break
         if step >= max_steps:

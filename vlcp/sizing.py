@@ -107,6 +107,16 @@ def params(model):
 
 
 @functools.cache
+def safety_checker():
+    """SD v1.5's safety checker (a CLIP ViT-L/14 vision tower and its projection), from the hub's config."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig
+
+    from vlcp.full_models import SD_REPO, hub_json
+
+    return StableDiffusionSafetyChecker(CLIPConfig(**hub_json(SD_REPO, "safety_checker/config.json")))
+
+
 def stable_diffusion_costs():
     """Per image at 512 px: U-Net forward FLOPs; VAE encode/decode FLOPs; saved and peak bytes."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -127,6 +137,7 @@ def stable_diffusion_costs():
             "unet_params": params(unet),
             "vae_params": params(vae),
             "text_params": params(text),
+            "safety_params": params(safety_checker()),
             "unet_flops": flops(unet, latent, t, hidden),
             "unet_saved_checkpointed": saved_bytes(unet, latent, t, hidden),
         }
@@ -307,7 +318,8 @@ def finetune_disk(config, sd, updates):
     every = config["execution"]["finetune"]["checkpointing_steps"]
     unet = sd["unet_params"]
     checkpoint = unet * (4 + 8 + (4 if ft["use_ema"] else 0))
-    pipeline = (unet + sd["vae_params"] + sd["text_params"]) * 4
+    # the pipeline in float32, with the base model's safety checker (SD v1.5 has one; vlcp.finetune keeps it)
+    pipeline = (unet + sd["vae_params"] + sd["text_params"] + sd.get("safety_params", 0)) * 4
     saves = (updates - 1) // every
     while_saving = min(saves - 1, max(limit - 1, 1)) + 1 if saves else 0
     return max(while_saving * checkpoint, min(saves, limit) * checkpoint + pipeline)
