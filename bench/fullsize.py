@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gpu import replace_section
+
 HERE = Path(__file__).parent
 REPO = HERE.parent
 HEADING = "## Full width on the CPU"
@@ -87,15 +89,6 @@ def section(report, machine):
     )
 
 
-def replace_section(text, new):
-    if f"\n{HEADING}\n" not in f"\n{text}":
-        return text.rstrip("\n") + "\n\n" + new
-    start = f"\n{text}".index(f"\n{HEADING}\n")
-    following = text.find("\n## ", start + len(HEADING))
-    rest = text[following + 1 :] if following != -1 else ""
-    return text[:start] + new.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
-
-
 def machine_name():
     cpu = next(
         (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
@@ -116,7 +109,7 @@ def main():
         command = [sys.executable, "-m", "pytest", "-m", "fullsize", "tests/test_fullsize.py", "-k", "every_gpu_rule"]
         subprocess.run(command, cwd=REPO, env=env, check=True)
     report = json.loads(source.read_text())
-    args.out.write_text(replace_section(args.out.read_text(), section(report, machine_name())))
+    args.out.write_text(replace_section(args.out.read_text(), section(report, machine_name()), HEADING))
     print("\n".join(table(report)[0]))
     print(f"section {HEADING!r} of {args.out} written")
 

@@ -177,13 +177,13 @@ def render(rows):
     return "\n".join(section)
 
 
-def replace_gpu_section(text, section):
-    """``text`` with its GPU section (from the "## GPU" heading to the next "## " heading) replaced by
-    ``section``, or ``section`` appended."""
-    if f"\n{HEADING}\n" not in f"\n{text}":
+def replace_section(text, section, heading=HEADING):
+    """``text`` with its section under ``heading`` (to the next "## " heading) replaced by ``section``, or
+    ``section`` appended."""
+    if f"\n{heading}\n" not in f"\n{text}":
         return text.rstrip("\n") + "\n\n" + section
-    start = f"\n{text}".index(f"\n{HEADING}\n")
-    following = text.find("\n## ", start + len(HEADING))
+    start = f"\n{text}".index(f"\n{heading}\n")
+    following = text.find("\n## ", start + len(heading))
     rest = text[following + 1 :] if following != -1 else ""
     return text[:start] + section.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
 
@@ -194,7 +194,7 @@ def record(figures, out):
     new = [r for r in read_rows(figures) if json.dumps(r, sort_keys=True) not in known]
     with RECORD.open("a") as handle:
         handle.writelines(json.dumps(r) + "\n" for r in new)
-    out.write_text(replace_gpu_section(out.read_text(), render(read_rows(RECORD))))
+    out.write_text(replace_section(out.read_text(), render(read_rows(RECORD))))
     print(f"{len(new)} new row(s) in {RECORD}; GPU section of {out} written")
 
 

@@ -75,6 +75,6 @@ def test_a_nodes_figures_are_recorded_once_and_rendered_with_device_versions_and
 
 def test_the_gpu_section_is_replaced_and_what_follows_it_kept():
     text = "# R\n\n## A\n\na\n\n## GPU\n\nold\n\n### suite\n\nx\n\n## The demo's accuracies (CPU, d)\n\nt\n"
-    replaced = gpu.replace_gpu_section(text, "## GPU\n\nnew\n")
+    replaced = gpu.replace_section(text, "## GPU\n\nnew\n")
     assert "old" not in replaced and "## GPU\n\nnew\n\n## The demo's accuracies (CPU, d)\n\nt\n" in replaced
-    assert gpu.replace_gpu_section("# R\n", "## GPU\n\nnew\n") == "# R\n\n## GPU\n\nnew\n"
+    assert gpu.replace_section("# R\n", "## GPU\n\nnew\n") == "# R\n\n## GPU\n\nnew\n"

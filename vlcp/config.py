@@ -306,13 +306,9 @@ def check_safety_checker(config):
     if name == "tiny":
         problem = "the tiny model has none"
     elif looks_like_path(name):
-        import json
+        from vlcp.models import safety_checker_gaps
 
-        folder = Path(name).expanduser()
-        index = json.loads((folder / MODEL_MARKERS["diffusion"]).read_text())
-        parts = ("safety_checker", "feature_extractor")
-        missing = [part for part in parts if (index.get(part) or [None])[0] is None]
-        missing += [f"{part}/" for part in parts if not (folder / part).is_dir()]
+        missing = safety_checker_gaps(name)
         problem = f"its {MODEL_MARKERS['diffusion']} and folder lack {', '.join(missing)}" if missing else None
     if problem:
         raise ConfigError(

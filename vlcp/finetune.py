@@ -30,7 +30,7 @@ from vlcp.atomic import atomic_dir
 from vlcp.cli import run
 from vlcp.errors import VlcpError
 from vlcp.images import load_rgb, random_crop, resize_center_crop, to_tensor
-from vlcp.models import load_stable_diffusion
+from vlcp.models import load_stable_diffusion, safety_checker_gaps
 from vlcp.seeds import derive
 from vlcp.settings import add_settings, section
 
@@ -252,21 +252,6 @@ def release_training_state(accelerator, optimizer, ema):
     accelerator.free_memory()
 
 
-def has_safety_checker(model):
-    """Whether the checkpoint ``model`` (a folder or a cached hub id) names a safety checker and feature
-    extractor in its model_index.json."""
-    path = Path(model).expanduser() / "model_index.json"
-    if not path.is_file():
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(model, "model_index.json")
-        path = Path(found) if isinstance(found, str) else None
-    if path is None:
-        return False
-    index = json.loads(path.read_text())
-    return all((index.get(part) or [None])[0] is not None for part in ("safety_checker", "feature_extractor"))
-
-
 def train(args):
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -441,7 +426,7 @@ def train(args):
             # with the base model's safety checker and feature extractor where it has them, as diffusers'
             # train_text_to_image.py saves its pipeline (synthesize.safety_checker runs that checker)
             load_stable_diffusion(
-                args.model, variant=args.variant, unet=trained, safety_checker=has_safety_checker(args.model)
+                args.model, variant=args.variant, unet=trained, safety_checker=not safety_checker_gaps(args.model)
             ).save_pretrained(tmp, safe_serialization=True)
             provenance.record(tmp, "finetune", {**vars(args), "steps": step}, models=[args.model])
         shutil.rmtree(args.work)  # the checkpoints of a finished job

@@ -170,14 +170,22 @@ def padded_clip_vocabulary(size):
     return {t: i for i, t in enumerate([*tokens, *specials])}, merges
 
 
+def build_safety_checker():
+    """SD v1.5's safety checker (a CLIP ViT-L/14 vision tower and its projection) from the hub's config,
+    random weights, on the default device."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig
+
+    return StableDiffusionSafetyChecker(CLIPConfig(**hub_json(SD_REPO, "safety_checker/config.json")))
+
+
 def save_stable_diffusion_hub(folder, seed=0, on="cpu"):
     """SD v1.5's U-Net, VAE, text encoder and safety checker with random weights, saved as the
     stable-diffusion-v1-5 repository holds them: every component's weights as ``*.safetensors`` and
     ``*.fp16.safetensors``, the hub's config files, and a CLIP-format tokenizer of the real vocabulary
     size. The weights are drawn on device ``on`` (a GPU draws them faster). Returns ``folder``."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
-    from transformers import CLIPConfig, CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     def config(path):
         return {k: v for k, v in hub_json(SD_REPO, path).items() if not k.startswith("_")}
@@ -189,9 +197,7 @@ def save_stable_diffusion_hub(folder, seed=0, on="cpu"):
             "unet": lambda: UNet2DConditionModel(**config("unet/config.json")),
             "vae": lambda: AutoencoderKL(**config("vae/config.json")),
             "text_encoder": lambda: CLIPTextModel(CLIPTextConfig(**text)),
-            "safety_checker": lambda: StableDiffusionSafetyChecker(
-                CLIPConfig(**hub_json(SD_REPO, "safety_checker/config.json"))
-            ),
+            "safety_checker": build_safety_checker,
         }
         for name, build in parts.items():  # one component in memory at a time
             with torch.device(on):

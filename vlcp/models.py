@@ -7,6 +7,7 @@ remote code, ``HF_HUB_OFFLINE`` honoured, and a clear message when a model
 cannot be found.
 """
 
+import json
 import os
 import re
 import sys
@@ -120,6 +121,27 @@ def load_stable_diffusion(
             "(stable-diffusion-v1-5 does)."
         )
     return pipe
+
+
+SAFETY_PARTS = ("safety_checker", "feature_extractor")
+
+
+def safety_checker_gaps(name):
+    """What a Stable Diffusion checkpoint (a folder, or a hub id in the local cache) lacks of a safety
+    checker: the parts its model_index.json does not name, and, for a folder, the part folders missing
+    (``part/``). None when its model_index.json cannot be found."""
+    folder = Path(name).expanduser()
+    index = folder / "model_index.json"
+    if not index.is_file():
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "model_index.json")
+        if not isinstance(cached, str):
+            return None
+        index, folder = Path(cached), None
+    named = json.loads(index.read_text())
+    gaps = [part for part in SAFETY_PARTS if (named.get(part) or [None])[0] is None]
+    return gaps + ([f"{part}/" for part in SAFETY_PARTS if not (folder / part).is_dir()] if folder else [])
 
 
 def load_vae(name, config_key="models.diffusion", dtype=torch.float32, variant=None):

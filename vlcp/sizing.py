@@ -107,22 +107,12 @@ def params(model):
 
 
 @functools.cache
-def safety_checker():
-    """SD v1.5's safety checker (a CLIP ViT-L/14 vision tower and its projection), from the hub's config."""
-    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
-    from transformers import CLIPConfig
-
-    from vlcp.full_models import SD_REPO, hub_json
-
-    return StableDiffusionSafetyChecker(CLIPConfig(**hub_json(SD_REPO, "safety_checker/config.json")))
-
-
 def stable_diffusion_costs():
     """Per image at 512 px: U-Net forward FLOPs; VAE encode/decode FLOPs; saved and peak bytes."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from vlcp.full_models import spec
+    from vlcp.full_models import build_safety_checker, spec
 
     sd = spec("stable-diffusion-v1-5")
     with torch.device("meta"):
@@ -137,7 +127,7 @@ def stable_diffusion_costs():
             "unet_params": params(unet),
             "vae_params": params(vae),
             "text_params": params(text),
-            "safety_params": params(safety_checker()),
+            "safety_params": params(build_safety_checker()),
             "unet_flops": flops(unet, latent, t, hidden),
             "unet_saved_checkpointed": saved_bytes(unet, latent, t, hidden),
         }
