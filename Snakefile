@@ -42,6 +42,13 @@ localrules:
     cost,
 
 
+# A finished run ends by saying where its tables are, and how many dataset files the index stage left out.
+onsuccess:
+    from vlcp.aggregate import run_end
+
+    print(run_end(RESULTS))
+
+
 rule all:
     default_target: True
     input:

@@ -7,7 +7,8 @@ include: "functions/aggregate.smk"
 
 rule aggregate:
     input:
-        accuracy_files(),
+        rows=accuracy_files(),
+        rejected=f"{RESULTS}/index/rejected.tsv",
     output:
         accuracy=report(f"{RESULTS}/accuracy.csv", caption="../report/accuracy.rst", category="Accuracy"),
         summary=report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="Accuracy"),
@@ -27,7 +28,7 @@ rule aggregate:
         full_reference=fixed_param(json.dumps(config["evaluate"]["full_reference"], sort_keys=True)),
         paper=f"--paper-dataset {config['paper_dataset']}" if config["paper_dataset"] else "",
     shell:
-        "python -m vlcp aggregate table --rows {input:q} --accuracy {output.accuracy:q}"
+        "python -m vlcp aggregate table --rows {input.rows:q} --rejected {input.rejected:q} --accuracy {output.accuracy:q}"
         " --summary {output.summary:q} --markdown {output.markdown:q} --plot {output.plot:q}"
         " --full-reference {params.full_reference:q} {params.paper} > {log:q} 2>&1"
 

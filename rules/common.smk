@@ -16,9 +16,10 @@ sys.path.insert(0, workflow.basedir)
 PACKAGE_PATH = shlex.quote(workflow.basedir).replace("{", "{{").replace("}", "}}")
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={PACKAGE_PATH}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-from vlcp import demo_data, names
-from vlcp.config import DEFAULT_RUN, ConfigError, check_config, check_models, validate_config
-from vlcp.index import DatasetError, SPLITS, find_classes
+from vlcp import names
+from vlcp.checks import RunProblems, check_run
+from vlcp.config import DEFAULT_RUN
+from vlcp.index import SPLITS
 from vlcp.settings import ResultNeutral, execution_settings, options, stage_settings
 
 # The default run, when no --configfile is given, is a preset: ImageNette's.
@@ -27,12 +28,17 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, DEFAULT_RUN)
 
 
+# Every problem of the config and of what it names on disk, before any job, one line each (the plan's
+# lines too, vlcp/checks.py); a problem is the user's to fix, so it is said without a traceback.
 try:
-    validate_config(config, os.path.join(workflow.basedir, "config/schema.yaml"))
-    check_config(config)
-    check_models(config)
-except ConfigError as err:
-    raise WorkflowError(str(err)) from None
+    RUN_CHECK = check_run(
+        config, os.path.join(workflow.basedir, "config/schema.yaml"), default_run=not workflow.overwrite_configfiles
+    )
+except RunProblems as err:
+    sys.exit(str(err))
+if workflow.is_main_process:
+    for warning in RUN_CHECK.warnings:
+        print(warning, file=sys.stderr)
 
 RESULTS = f"{config['results_dir']}/{config['run']}"
 LOGS = f"{RESULTS}/logs"
@@ -40,43 +46,10 @@ BENCHMARKS = f"{RESULTS}/benchmarks"
 DATASET = config["dataset"]
 DATA_ROOT = DATASET["root"]
 DEMO = DATASET["source"] == "demo"
-
-
-def configured_classes():
-    """Class folders of this run, in label-index order (sorted unless dataset.classes lists them);
-    checked on disk before any job starts."""
-    if DEMO:
-        unknown = sorted(set(DATASET["classes"]) - set(demo_data.CLASSES))
-        if unknown:
-            raise WorkflowError(
-                f"Invalid config: dataset.classes lists {unknown}, which the demo set does not have; "
-                f"its classes are {', '.join(demo_data.CLASSES)}."
-            )
-        return list(DATASET["classes"]) or sorted(demo_data.CLASSES)
-    try:
-        return find_classes(DATA_ROOT, DATASET["classes"])
-    except DatasetError as err:
-        default = "" if workflow.overwrite_configfiles else f" (no --configfile: the default run, {DEFAULT_RUN})"
-        raise WorkflowError(f"Dataset error (dataset.root = {DATA_ROOT!r}{default}): {err}") from None
-
-
-CLASSES = configured_classes()
-
-
-def external_sets():
-    """Distilled sets made elsewhere (config `external`), name -> (folder, IPC), checked before any job starts."""
-    from vlcp.external import ExternalSetError, scan
-
-    found = {}
-    for name, folder in config["external"].items():
-        try:
-            found[name] = (folder, scan(name, folder, CLASSES, DATASET["image_extensions"]))
-        except ExternalSetError as err:
-            raise WorkflowError(str(err)) from None
-    return found
-
-
-EXTERNAL = external_sets()
+# Class folders of this run, in label-index order (sorted unless dataset.classes lists them).
+CLASSES = RUN_CHECK.classes
+# Distilled sets made elsewhere (config `external`), name -> (folder, IPC).
+EXTERNAL = RUN_CHECK.external
 
 
 def alternatives(words):

@@ -75,8 +75,21 @@ def snakemake(workdir, *args, check=True, offline=True):
     cmd = [*cluster_prefix(), *snakemake_command(workdir, *args)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+        output = result.stdout + result.stderr
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}{failed_logs(workdir, output)}")
     return result
+
+
+def failed_logs(workdir, output):
+    """The end of the log of every job that a failed Snakemake run names as failed: what CI shows of it."""
+    import re
+
+    text = ""
+    for log in dict.fromkeys(re.findall(r"^\s+log: (\S+) \(check log file", output, re.M)):
+        path = Path(workdir) / log
+        tail = path.read_text(errors="replace")[-4000:] if path.is_file() else "(not there)"
+        text += f"\n--- the end of {log} ---\n{tail}"
+    return text
 
 
 @pytest.fixture(scope="session")

@@ -150,7 +150,7 @@ BAD = [
     ({"evaluate": {"models": ["vgg16"]}}, ["evaluate.models[0]", "'resnet18'"]),
     ({"text_prototype": {"beta": 0}}, ["text_prototype.beta", "greater than 0"]),
     ({"text_prototype": {"strategies": ["dcs"]}}, ["text_prototype.strategies[0]", "'label+keywords'"]),
-    ({"caption": {"prompt": "Describe the image."}}, ["caption.prompt", "{label}"]),
+    ({"caption": {"prompt": "Describe the image."}}, ["caption.prompt", "it must contain {label}."]),
     ({"caption": {"batch_size": "8"}}, ["caption.batch_size", "integer"]),
     ({"finetune": {"resolution": 500}}, ["finetune.resolution", "multiple of 8"]),
     ({"finetune": {"mixed_precision": "fp8"}}, ["finetune.mixed_precision", "'bf16'"]),
@@ -158,7 +158,7 @@ BAD = [
     ({"dataset": {"source": "hub"}}, ["dataset.source", "'demo'"]),
     ({"dataset": {"classes": ["a/b"]}}, ["dataset.classes[0]", "pattern"]),
     ({"evaluate": {"epochs": [{"max_ipc": 10}]}}, ["evaluate.epochs[0]", "epochs"]),
-    ({"run": "my run"}, ["run", "pattern"]),
+    ({"run": "my run"}, ["run = 'my run'", "must start with a letter or digit"]),
     (
         {"synthesize": {"batch_size": 4}},
         ["'batch_size'", "under synthesize", "Allowed keys there: strength, guidance_scale"],
@@ -308,3 +308,56 @@ def test_the_authors_precision_and_safety_checker_are_the_defaults():
         assert source in fidelity, f"docs/fidelity.md names {source}"
     assert "`d4m.safety_checker: true`" in fidelity and "`synthesize.safety_checker: true`" in fidelity
     assert "ships generation\nscripts for ImageNet-1K only" in fidelity
+
+
+MALFORMED_TABLES = {
+    "no tab": ("n01\ttench\nt-shirt\n", "line 2 has no tab: 't-shirt'"),
+    "empty line": ("n01\ttench\n\nn02\tgoldfish\n", "line 2 is empty"),
+    "no class name": ("n01\ttench\n\tno class\n", "line 2 has no class name before its tab"),
+    "no label text": ("wnid\tlabel\nn01\t \n", "line 2 has no label text after its tab"),
+    "two tabs": ("n01\ttench\tfish\n", "line 1 has 2 tabs"),
+    "a class twice": ("n01\ttench\nn01\tgoldfish\n", "line 2 names class 'n01' again (first on line 1)"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MALFORMED_TABLES))
+def test_a_malformed_label_table_stops_the_plan_naming_the_file_and_line(mistake, tmp_path):
+    text, words = MALFORMED_TABLES[mistake]
+    table = tmp_path / "labels.tsv"
+    table.write_text(text)
+    config = validated({"dataset": {"root": str(tmp_path), "label_table": str(table)}})
+    with pytest.raises(ConfigError) as info:
+        check_config(config)
+    message = str(info.value)
+    assert message.startswith(f"Invalid config: dataset.label_table = {str(table)!r}: {table}, {words}"), message
+    assert "\n" not in message
+    table.write_text("# a comment\nn01\ttench\nn02\tgoldfish, Carassius auratus\n")
+    check_config(config)  # a well-formed table passes
+
+
+def test_every_problem_across_keys_is_reported_at_once(tmp_path):
+    from vlcp.config import config_problems
+
+    config = validated(
+        {
+            "dataset": {"root": str(tmp_path), "label_table": str(tmp_path / "none.tsv")},
+            "finetune": {"center_crop": False},
+            "evaluate": {"protocols": ["rded"], "teacher": str(tmp_path / "t.pth")},
+        }
+    )
+    problems = config_problems(config)
+    assert [p.split(" = ")[0] for p in problems] == [
+        "Invalid config: evaluate.teacher",
+        "Invalid config: dataset.label_table",
+        "Invalid config: finetune.center_crop",
+    ], problems
+    with pytest.raises(ConfigError) as info:
+        check_config(config)
+    assert str(info.value).splitlines() == problems
+
+
+def test_a_pattern_is_said_in_words_not_as_an_expression():
+    message = failure_message({"caption": {"prompt": "Describe the image."}})
+    assert message == (
+        "Invalid config: caption.prompt = 'Describe the image.' is not allowed: it must contain {label}."
+    ), message

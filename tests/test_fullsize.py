@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, cluster_prefix, snakemake
+from conftest import REPO, cluster_prefix, failed_logs, snakemake
 from vlcp import contract, cost, full_models
 from vlcp.cli import peak_in_log
 
@@ -31,10 +31,31 @@ RUN = "results/fullsize"
 CHECKPOINT = f"{RUN}/work/finetune/shared/checkpoint-1/vlcp-step.json"
 
 
+# Disk the tier needs at once: the models in their hub layouts (9.6 GB, plain and fp16 files), the fine-tune's
+# checkpoint (14 GB: U-Net, AdamW moments, EMA) and the run's other files (5 GB).
+DISK_GB = {"models": 10, "run": 20}
+
+
+def check_disk(folder, need_gb):
+    """Fail at once, saying so, where a job would fail later on a full disk (one line in its log)."""
+    import shutil
+
+    free = shutil.disk_usage(folder).free / 1e9
+    if free < need_gb:
+        pytest.fail(
+            f"the fullsize tier needs about {need_gb} GB free under {folder}, and {free:.1f} GB are; "
+            "free some (old pytest sessions stay under /tmp/pytest-of-<user>/), or set VLCP_FULLSIZE_MODELS "
+            "to a folder of the models saved by an earlier run"
+        )
+
+
 @pytest.fixture(scope="session")
 def hub_models(tmp_path_factory):
     """SD v1.5 and LLaVA-1.5-7B (language model cut to 2 layers) in their hub layouts, saved once."""
     root = Path(os.environ.get("VLCP_FULLSIZE_MODELS") or tmp_path_factory.mktemp("hub-models"))
+    root.mkdir(parents=True, exist_ok=True)
+    saved = (root / full_models.SD_REPO).is_dir() and any(root.glob(f"{full_models.LLAVA_REPO}*"))
+    check_disk(root, DISK_GB["run"] + (0 if saved else DISK_GB["models"]))
     return full_models.hub_models(root, llava_layers=2)
 
 
@@ -60,7 +81,9 @@ def fullsize_run(tmp_path_factory, hub_models):
     )
     while first.poll() is None and not (workdir / CHECKPOINT).is_file():
         time.sleep(1)
-    assert first.poll() is None, f"the first run ended before the fine-tune's checkpoint:\n{first.stdout.read()}"
+    if first.poll() is not None:
+        output = first.stdout.read()
+        pytest.fail(f"the first run ended before the fine-tune's checkpoint:\n{output}{failed_logs(workdir, output)}")
     os.killpg(first.pid, signal.SIGINT)  # Ctrl-C in the terminal
     interrupted = first.communicate(timeout=300)[0]
     assert first.returncode != 0, interrupted

@@ -78,7 +78,7 @@ def test_scan_lists_every_bad_kind_with_a_reason(dataset):
     assert reasons["train/mixed/h_text.jpg"].startswith("not an image")
     assert reasons["train/mixed/i_truncated.jpg"].startswith("corrupt or truncated")
     assert reasons["train/mixed/j_bomb.png"].startswith("decompression bomb")
-    assert "2000 x 1000 = 2000000 pixels, more than dataset.max_image_pixels" in reasons["train/mixed/j_bomb.png"]
+    assert "2000 x 1000 = 2,000,000 pixels, more than dataset.max_image_pixels" in reasons["train/mixed/j_bomb.png"]
     assert reasons["train/mixed/k_dangling.png"].startswith("unreadable")
     assert reasons["train/mixed/l_notes.txt"].startswith("not an image extension")
 
@@ -92,6 +92,30 @@ def test_every_mode_converts_to_rgb_one_way(dataset):
     assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
     sixteen = np.asarray(load_rgb(folder / "f_16bit.png"))
     assert sixteen[0, 1, 0] == (150 >> 8) and sixteen[-1, -1, 0] == ((16 * 24 - 1) * 150) >> 8
+
+
+def png_header(width, height):
+    """The first bytes of a PNG of ``width`` x ``height``: enough for Image.open, hardly any pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+def test_a_bomb_beyond_pillows_own_limit_names_the_limit_of_the_config(tmp_path):
+    """Pillow refuses a header of more than 2 x MAX_IMAGE_PIXELS (178,956,970) pixels in Image.open, before
+    vlcp's check runs; the reason names the config's limit, which that image passes too."""
+    from vlcp.images import ImageRejected, open_image
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header(20_000, 10_000))
+    with pytest.raises(ImageRejected) as info:
+        open_image(bomb, 89_478_485)
+    assert str(info.value) == "decompression bomb: 200,000,000 pixels, more than dataset.max_image_pixels = 89,478,485"
 
 
 def test_transparent_pixels_become_white():

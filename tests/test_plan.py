@@ -10,7 +10,9 @@ from vlcp.plan import dataset_counts, main
 def test_plan_of_the_demo_lists_its_jobs_and_gpu_time(tmp_path, capsys):
     main(["--configfile", str(REPO / "config" / "demo.yaml"), "--directory", str(tmp_path)])
     out = capsys.readouterr().out
-    assert out.startswith("run 'demo': 10 classes, 400 train and 200 val images; IPC [1, 5]")
+    assert out.startswith(
+        "run 'demo': 10 classes, 400 train and 200 val files (checked by the index stage); IPC [1, 5]"
+    )
     rows = {
         line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in out.splitlines() if line.startswith("| ")
     }
@@ -196,7 +198,8 @@ def test_the_plan_and_the_workflow_give_the_same_one_line_message(mistake, tmp_p
         config = REPO / "config" / "presets" / "imagenete.yaml"
     else:
         tiny = "" if "models:" in text else "models: {diffusion: tiny, captioner: tiny}\n"  # none in this cache
-        config.write_text("run: mine\n" + tiny + text)
+        root = "" if "dataset:" in text else "dataset: {root: data}\n"  # one mistake: the dataset is there
+        config.write_text("run: mine\n" + tiny + root + text)
     with pytest.raises(VlcpError) as info:
         main(["--configfile", str(config), "--directory", str(tmp_path)])
     message = str(info.value)
@@ -205,3 +208,47 @@ def test_the_plan_and_the_workflow_give_the_same_one_line_message(mistake, tmp_p
         return  # Snakemake reads the config files itself before the workflow's code runs: its own message
     workflow = snakemake(tmp_path, "-n", "--configfile", str(config), check=False)
     assert workflow.returncode != 0 and message in workflow.stdout + workflow.stderr, (message, workflow.stdout[-1500:])
+    # the reason alone, as the plan says it: no Snakemake error wrapping, no Python frame
+    said = workflow.stdout + workflow.stderr
+    assert "Error in file" not in said and "Traceback" not in said and 'File "' not in said, said[-1500:]
+
+
+@pytest.mark.workflow
+def test_every_problem_of_a_config_is_reported_at_once_by_both(tmp_path):
+    """A missing dataset root and a hub model not in the cache (HF_HUB_OFFLINE=1) are one round trip."""
+    from conftest import snakemake
+    from vlcp.config import ConfigError
+
+    config = tmp_path / "mine.yaml"
+    config.write_text(
+        "run: mine\ndataset: {root: nowhere}\nmodels: {diffusion: someone/sd-not-here, captioner: tiny}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        main(["--configfile", str(config), "--directory", str(tmp_path)])
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("Invalid config: models.diffusion = 'someone/sd-not-here' is not in the local")
+    assert lines[1].startswith("Dataset error (dataset.root = 'nowhere'): nowhere/train is not a folder")
+    workflow = snakemake(tmp_path, "-n", "--configfile", str(config), check=False)
+    said = workflow.stdout + workflow.stderr
+    assert workflow.returncode != 0 and all(line in said.splitlines() for line in lines), said[-1500:]
+
+
+@pytest.mark.workflow
+def test_an_ipc_larger_than_a_class_is_said_by_both_before_any_job(tmp_path, capsys):
+    from conftest import snakemake
+
+    for split, cls, n in (("train", "cat", 3), ("train", "dog", 8), ("val", "cat", 1), ("val", "dog", 1)):
+        for i in range(n):
+            (tmp_path / "data" / split / cls).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "data" / split / cls / f"{i}.png").write_bytes(b"")
+    config = tmp_path / "mine.yaml"
+    config.write_text("run: mine\ndataset: {root: data}\nmodels: {diffusion: tiny, captioner: tiny}\nipc: [1, 5]\n")
+    main(["--configfile", str(config), "--directory", str(tmp_path)])
+    out = capsys.readouterr().out
+    warning = next(line for line in out.splitlines() if line.startswith("Warning:"))
+    assert warning.startswith("Warning: ipc 5 is more than the train files of 1 of 2 class(es): cat (3)."), warning
+    assert "random take(s) all of such a class's images (a set of 3, not 5)" in warning
+    assert "vlcp cannot make 5 clusters of 3 latents" in warning
+    workflow = snakemake(tmp_path, "-n", "--configfile", str(config))
+    assert warning in workflow.stderr.splitlines(), workflow.stderr[-1500:]

@@ -121,8 +121,59 @@ def short_sets(frame):
     return lines
 
 
-def write_markdown(path, scored, missing=(), short=(), paper_dataset=None):
+def rejected_note(rejected, where="index/rejected.tsv"):
+    """A line on the files the index stage rejected (``rejected``: (image, reason) pairs), or None."""
+    if not rejected:
+        return None
+    splits = {}
+    for image, _ in rejected:
+        split = Path(image).parts[0] if Path(image).parts else "?"
+        splits[split] = splits.get(split, 0) + 1
+    per_split = ", ".join(f"{n} in {split}/" for split, n in sorted(splits.items()))
+    return (
+        f"The index stage rejected {len(rejected)} file(s) of the dataset ({per_split}): not images, corrupt, "
+        f"too large or too small; `{where}` beside this file lists each with its reason."
+    )
+
+
+def run_end(results):
+    """What a finished run says last on the console: where its tables are, and the files the index left out."""
+    results = Path(results)
+    lines = [
+        f"{results / name}: {what}"
+        for name, what in (("summary.md", "the accuracy tables"), ("cost.md", "what the run cost"))
+        if (results / name).is_file()
+    ]
+    rejected = results / "index" / "rejected.tsv"
+    note = rejected_note(contract.read_rejected(rejected), str(rejected)) if rejected.is_file() else None
+    if note:
+        lines.append(note.replace("beside this file ", ""))
+    return "\n".join(lines)
+
+
+# The soft-label protocol tests as RDED does: after every 10th epoch of the last fifth of training, and after
+# the last (vlcp/rded.py, is_test_epoch); a run of 50 epochs or fewer tests once, so its best is its last.
+SOFT_LABEL_NOTE = (
+    "The soft-label protocol tests as RDED does, after every 10th epoch of the last fifth of training and after "
+    "the last one; a run of 50 epochs or fewer tests only after its last, so top1_best equals top1_last"
+)
+
+
+def soft_label_note(scored):
+    part = scored[scored["protocol"] == "rded"]
+    if part.empty:
+        return ""
+    best, last = part[part["metric"] == "top1_best"], part[part["metric"] == "top1_last"]
+    keys = ["method", "ipc", "model"]
+    both = best.merge(last, on=keys, suffixes=("_best", "_last"))
+    same = not both.empty and (both["mean_best"] == both["mean_last"]).all()
+    return f"\n{SOFT_LABEL_NOTE}" + (" (here in every cell)." if same else ".") + "\n"
+
+
+def write_markdown(path, scored, missing=(), short=(), paper_dataset=None, rejected=None):
     parts = [paper.markdown(scored, paper_dataset)] if paper_dataset else []
+    if rejected:
+        parts.append(f"### Files left out\n\n{rejected}\n")
     if short:
         parts.append(
             "### Sets smaller than their IPC\n\nSome classes have fewer images than the IPC; these sets hold "
@@ -137,6 +188,7 @@ def write_markdown(path, scored, missing=(), short=(), paper_dataset=None):
                 f"### {metric}, {PROTOCOL_TITLES.get(protocol, protocol)}: {METRIC_TITLES[metric]}\n\n"
                 f"Top-1 %, mean ± std over {run_count(runs)} (distillation seeds x evaluation seeds).\n\n"
                 f"{markdown_table(scored, metric, protocol)}\n"
+                + (soft_label_note(scored) if protocol == "rded" else "")
             )
     notes = "".join(f"\n- {m}" for m in missing)
     about = scores_notes(scored[scored["method"] != "full"])
@@ -231,6 +283,7 @@ def main(argv=None):
         default=None,
         help="config evaluate.full_reference as JSON: model -> {top1, source}, for models without 'full'",
     )
+    table.add_argument("--rejected", type=Path, help="the index stage's rejected files (index/rejected.tsv)")
     table.add_argument(
         "--paper-dataset", choices=names.PAPER_DATASETS, help="which of the paper's datasets the run is (paper_dataset)"
     )
@@ -261,7 +314,8 @@ def main(argv=None):
     summary = paper.compare(summary, args.paper_dataset)
     with atomic_write(args.summary) as handle:
         summary.to_csv(handle, index=False)
-    write_markdown(args.markdown, summary, missing, short_sets(frame), args.paper_dataset)
+    rejected = rejected_note(contract.read_rejected(args.rejected)) if args.rejected else None
+    write_markdown(args.markdown, summary, missing, short_sets(frame), args.paper_dataset, rejected)
     plot(args.plot, summary)
     print(markdown_table(summary, "top1_best"), file=sys.stderr)
 

@@ -49,7 +49,9 @@ def allowed(schema):
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         words.append(" or ".join(kinds))
     for keyword, template in SCHEMA_WORDS.items():
-        if keyword in schema:
+        if keyword == "pattern" and "x-pattern" in schema:
+            words.append(schema["x-pattern"])  # the pattern's meaning in words, not the expression
+        elif keyword in schema:
             words.append(template.format(schema[keyword]))
     if schema.get("type") == "object" and "properties" in schema:
         words.append("keys " + ", ".join(schema["properties"]))
@@ -73,6 +75,8 @@ def describe_validation_error(error):
     if error.validator == "required":
         return f"Invalid config at {key_path(path)}: {error.message}. See config/schema.yaml."
     value = error.instance
+    if error.validator == "pattern" and "x-pattern" in error.schema:
+        return f"Invalid config: {key_path(path)} = {value!r} is not allowed: it {error.schema['x-pattern']}."
     return (
         f"Invalid config: {key_path(path)} = {value!r} is not allowed ({error.message}). "
         f"Allowed: {allowed(error.schema)}"
@@ -93,7 +97,16 @@ def find_validation_error(exc):
 
 def validate_config(config, schema):
     """Validate ``config`` against the schema file ``schema``, filling its defaults; a failure is a
-    ConfigError of one line naming the key (the workflow's message and the plan's alike)."""
+    ConfigError of one line per problem, each naming its key (the workflow's message and the plan's alike)."""
+    problems = schema_problems(config, schema)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+def schema_problems(config, schema):
+    """Validate ``config`` against the schema file ``schema`` as Snakemake does, filling its defaults; every
+    value the schema refuses, as a list of one-line messages (empty when the config is valid)."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
@@ -101,8 +114,18 @@ def validate_config(config, schema):
         validate(config, str(schema), set_default=True)
     except WorkflowError as err:
         problem = find_validation_error(err)
-        raise ConfigError(describe_validation_error(problem) if problem else str(err).strip().splitlines()[0]) from None
-    return config
+        if problem is None:
+            return [str(err).strip().splitlines()[0]]
+        import yaml
+
+        rules = yaml.safe_load(Path(schema).read_text())
+        found = sorted(jsonschema.validators.validator_for(rules)(rules).iter_errors(config), key=lambda e: e.path)
+        lines = [
+            describe_validation_error(jsonschema.exceptions.best_match([e, *e.context]) if e.context else e)
+            for e in found
+        ]
+        return list(dict.fromkeys(lines)) or [describe_validation_error(problem)]
+    return []
 
 
 def epochs_for_ipc(table, ipc, scale=None, num_classes=10):
@@ -273,25 +296,39 @@ def merge_config(base, over):
     return base
 
 
-def load_run_config(files, repo):
-    """The config a run of these files gets, as the workflow makes it: config/config.yaml, then the files
-    (or, with none, the default run's preset) over it key by key, lists replaced; then the schema's
-    defaults and checks."""
+def read_run_config(files, repo):
+    """The config a run of these files gets, as the workflow makes it, before the schema: config/config.yaml,
+    then the files (or, with none, the default run's preset) over it key by key, lists replaced."""
     config = read_config_file(Path(repo) / "config" / "config.yaml")
     for path in files or [Path(repo) / DEFAULT_RUN]:
         merge_config(config, read_config_file(path))
-    return validate_config(config, Path(repo) / "config" / "schema.yaml")
+    return config
+
+
+def load_run_config(files, repo):
+    """``read_run_config`` with the schema's defaults filled in and its checks passed."""
+    return validate_config(read_run_config(files, repo), Path(repo) / "config" / "schema.yaml")
 
 
 def check_models(config):
     """``check_model`` for every model the run loads: the captioner only for vlcp, the text generator only
-    for its gpt strategy."""
+    for its gpt strategy; and the safety checker the run asks for. Raises one ConfigError, a line a problem."""
     vlcp = "vlcp" in config["methods"]
     roles = ["diffusion"] + (["captioner"] if vlcp else [])
     roles += ["text_generator"] if vlcp and "gpt" in config["text_prototype"]["strategies"] else []
-    for role in roles:
-        check_model(role, config["models"][role])
-    check_safety_checker(config)
+    problems = [line for role in roles for line in problem_of(check_model, role, config["models"][role])]
+    problems += problem_of(check_safety_checker, config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def problem_of(check, *args):
+    """The message of ``check(*args)``'s ConfigError as a list of one (empty when it passes)."""
+    try:
+        check(*args)
+    except ConfigError as err:
+        return [str(err)]
+    return []
 
 
 def check_safety_checker(config):
@@ -373,12 +410,11 @@ def check_results_dir(config):
         )
 
 
-def check_config(config):
-    """Checks across keys that the schema cannot state; raises ConfigError naming the key."""
-    check_teacher(config)
-    check_results_dir(config)
-    for ipc in config["ipc"]:
-        epochs_for_ipc(config["evaluate"]["epochs"], ipc)
+def check_label_table(config):
+    """A label TSV of the user's (dataset.label_table) is read whole at plan time: a malformed line stops
+    the run before any job, naming the file and the line."""
+    from vlcp.labels import LabelError, read_label_table
+
     dataset = config["dataset"]
     if dataset["source"] == "demo" and dataset["label_table"] == "imagenet":
         raise ConfigError(
@@ -387,18 +423,36 @@ def check_config(config):
         )
     table = dataset["label_table"]
     made_by_demo = dataset["source"] == "demo" and table.startswith(dataset["root"].rstrip("/") + "/")
-    if table not in ("imagenet", "folder") and not made_by_demo and not Path(table).is_file():
+    if table in ("imagenet", "folder") or made_by_demo:
+        return
+    if not Path(table).is_file():
         raise ConfigError(
             f"Invalid config: dataset.label_table = {table!r} is not "
             f"a file (looked in {Path(table).resolve().parent}); "
             "give the path of a TSV file of class folder and label text, or 'imagenet' or 'folder'."
         )
+    try:
+        read_label_table(table)
+    except LabelError as err:
+        raise ConfigError(f"Invalid config: dataset.label_table = {table!r}: {err}") from None
+
+
+def check_ipc_epochs(config):
+    for ipc in config["ipc"]:
+        epochs_for_ipc(config["evaluate"]["epochs"], ipc)
+
+
+def check_latents_crop(config):
     finetune = config["finetune"]
     if finetune["from_latents"] and not finetune["center_crop"]:
         raise ConfigError(
             "Invalid config: finetune.center_crop = false needs finetune.from_latents = false "
             "(cached latents are centre crops; random crops must be encoded at every step)."
         )
+
+
+def check_labels_listed(config):
+    dataset = config["dataset"]
     listed = set(dataset["classes"])
     stray = sorted(set(dataset["labels"]) - listed) if listed else []
     if stray:
@@ -406,3 +460,26 @@ def check_config(config):
             f"Invalid config: dataset.labels names class(es) {stray} that dataset.classes does not list; "
             "add them to dataset.classes or remove their labels."
         )
+
+
+# The checks across keys that the schema cannot state, each raising a ConfigError that names its key.
+CONFIG_CHECKS = (
+    check_teacher,
+    check_results_dir,
+    check_ipc_epochs,
+    check_label_table,
+    check_latents_crop,
+    check_labels_listed,
+)
+
+
+def config_problems(config):
+    """The message of every check of CONFIG_CHECKS that ``config`` fails, in that order."""
+    return [line for check in CONFIG_CHECKS for line in problem_of(check, config)]
+
+
+def check_config(config):
+    """Checks across keys that the schema cannot state; raises one ConfigError (a line a problem)."""
+    problems = config_problems(config)
+    if problems:
+        raise ConfigError("\n".join(problems))

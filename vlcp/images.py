@@ -4,6 +4,7 @@ Used by every stage that reads real images, so a grayscale, palette, RGBA,
 CMYK or 16-bit file gives the same RGB pixels wherever it is read.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -48,15 +49,19 @@ def open_image(path, max_pixels):
                 pixels = img.width * img.height
                 if pixels > max_pixels:
                     raise ImageRejected(
-                        f"decompression bomb: {img.width} x {img.height} = {pixels} pixels, more than "
-                        f"dataset.max_image_pixels = {max_pixels}"
+                        f"decompression bomb: {img.width} x {img.height} = {pixels:,} pixels, more than "
+                        f"dataset.max_image_pixels = {max_pixels:,}"
                     )
                 img.load()
                 return img.copy()
     except Image.DecompressionBombError as err:
-        raise ImageRejected(
-            f"decompression bomb: {err} (beyond Pillow's own limit; dataset.max_image_pixels = {max_pixels})"
-        ) from None
+        # Pillow refuses, in Image.open, a header of more than twice its MAX_IMAGE_PIXELS, before the check
+        # above can run; the schema keeps dataset.max_image_pixels at or under that, so ours was passed too.
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        pixels = f"{int(found.group(1)):,} pixels" if found else "its size"
+        pillow = 2 * Image.MAX_IMAGE_PIXELS
+        limit = f"dataset.max_image_pixels = {max_pixels:,}" if max_pixels < pillow else f"Pillow's limit of {pillow:,}"
+        raise ImageRejected(f"decompression bomb: {pixels}, more than {limit}") from None
     except Image.UnidentifiedImageError:
         raise ImageRejected("not an image: no image format recognises the file") from None
     except FileNotFoundError:

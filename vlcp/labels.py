@@ -1,6 +1,5 @@
 """Class label texts: the shipped ImageNet wnid table, folder names, or a user's TSV."""
 
-import csv
 import functools
 from importlib import resources
 from pathlib import Path
@@ -13,20 +12,36 @@ class LabelError(VlcpError, ValueError):
 
 
 def read_label_table(path):
-    """A TSV of ``<class>\\t<label text>`` lines (a ``wnid\\tlabel`` header is skipped) as a dict."""
+    """A TSV of ``<class>\t<label text>`` lines as a dict; a ``wnid\tlabel`` or ``class\t...`` first line is
+    a header, and ``#`` lines are comments. Any other line that is not a class, one tab and a label text
+    raises LabelError naming the file, the line number and what is wrong there."""
     path = Path(path)
     if not path.is_file():
         raise LabelError(
             f"label table {path} does not exist; set dataset.label_table to 'folder', 'imagenet' or a TSV file"
         )
-    table = {}
-    with path.open(newline="") as handle:
-        for lineno, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-            if not row or row[0].startswith("#") or (lineno == 1 and row[0] in ("wnid", "class")):
+    table, first_seen = {}, {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            where = f"{path}, line {lineno}"
+            if line.startswith("#") or (lineno == 1 and line.split("\t", 1)[0] in ("wnid", "class")):
                 continue
-            if len(row) != 2 or not row[1].strip():
-                raise LabelError(f"{path}, line {lineno}: expected '<class><TAB><label text>', got {row!r}")
-            table[row[0]] = row[1].strip()
+            if not line.strip():
+                raise LabelError(f"{where} is empty; remove it (each line is '<class><TAB><label text>')")
+            fields = line.split("\t")
+            if len(fields) != 2:
+                wrong = "has no tab" if len(fields) == 1 else f"has {len(fields) - 1} tabs"
+                raise LabelError(f"{where} {wrong}: {line!r}; each line is '<class><TAB><label text>'")
+            cls, label = fields
+            if not cls.strip():
+                raise LabelError(f"{where} has no class name before its tab: {line!r}")
+            if not label.strip():
+                raise LabelError(f"{where} has no label text after its tab: {line!r}")
+            if cls in first_seen:
+                raise LabelError(f"{where} names class {cls!r} again (first on line {first_seen[cls]}); keep one")
+            first_seen[cls] = lineno
+            table[cls] = label.strip()
     return table
 
 

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from vlcp import demo_data, names
-from vlcp.config import check_config, load_run_config
+from vlcp.checks import check_run
+from vlcp.config import read_run_config
 from vlcp.errors import VlcpError
 from vlcp.sizing import REPO, evaluation_estimate, format_minutes, size_preset, soft_label_estimate, teacher_estimate
 
@@ -180,7 +181,8 @@ def report(config, counts, jobs, factors=None, calibrated_from=None):
     minutes = rule_totals(priced)
     calibrated = calibrated_minutes(config, priced, factors) if factors is not None else None
     lines = [
-        f"run {config['run']!r}: {classes} classes, {train} train and {val} val images; IPC {config['ipc']}, "
+        f"run {config['run']!r}: {classes} classes, {train} train and {val} val files (checked by the index stage); "
+        f"IPC {config['ipc']}, "
         f"seeds {config['seeds']}, methods {config['methods']}, models {config['evaluate']['models']}",
         "",
         "| rule | jobs to run | GPU time (estimate, H100) |" + (" calibrated |" if calibrated is not None else ""),
@@ -244,15 +246,18 @@ def main(argv=None):
         if not cost.is_file():
             raise PlanError(f"{cost} is not there: --calibrate takes a finished run's folder, results/<run>")
         factors = calibration(cost)
-    config = load_run_config(args.configfile, REPO)
+    config = read_run_config(args.configfile, REPO)
     files, previous = [p.resolve() for p in args.configfile], os.getcwd()
     os.chdir(args.directory)  # relative paths of the config (dataset, teacher) are the run's
     try:
-        check_config(config)  # the workflow's own checks, so that their message is the plan's
+        # the workflow's own checks, all problems at once: their lines are the dry run's
+        checked = check_run(config, REPO / "config" / "schema.yaml", default_run=not files)
         jobs = planned_jobs(files)
         counts = dataset_counts(config)
     finally:
         os.chdir(previous)
+    for warning in checked.warnings:
+        print(warning)
     print(report(config, counts, jobs, factors, args.calibrate))
 
 
