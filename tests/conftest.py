@@ -107,8 +107,15 @@ HARD_LABELS_ONLY = {"methods": ["vlcp", "random"], "evaluate": {"protocols": ["m
 def demo_run(tmp_path_factory):
     """The demo workflow run once from scratch; tests read it and must not change it."""
     workdir = tmp_path_factory.mktemp("demo-run")
-    snakemake(workdir, "--cores", "2", "--configfile", str(DEMO_CONFIG))
+    done = snakemake(workdir, "--cores", "2", "--configfile", str(DEMO_CONFIG))
+    (tmp_path_factory.getbasetemp() / "demo-console.txt").write_text(done.stdout + done.stderr)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def demo_console(demo_run, tmp_path_factory):
+    """What the demo's run printed, stdout and stderr."""
+    return (tmp_path_factory.getbasetemp() / "demo-console.txt").read_text()
 
 
 # What two runs of the same config may write differently, by design: every other file under

@@ -38,6 +38,61 @@ def test_every_job_is_read_with_its_wildcards_and_priced_where_it_uses_a_gpu(tmp
     frame = pd.DataFrame(priced.values())
     text = cost.markdown(frame)
     assert "| caption | 1 | 2 min | 30 s | 900 MB |" in text and "| aggregate | 1 | 3 s | 2 s | - | - | - |" in text
+    caption = next(line for line in text.splitlines() if line.startswith("| caption |"))
+    assert caption.endswith(" | - |"), "no ratio against a full-size price for a tiny captioner"
+    evaluate = next(line for line in text.splitlines() if line.startswith("| evaluate |"))
+    ratio = 1.0 / priced["evaluate"]["estimate_min"]
+    expected = f"{ratio:.2f}" if priced["evaluate"]["estimate_min"] >= 1 / 60 else "-"
+    assert evaluate.endswith(f" | {expected} |"), evaluate
+
+
+def test_no_ratio_on_an_estimate_under_a_second():
+    frame = pd.DataFrame(
+        [
+            {
+                "rule": "encode",
+                "job": "a",
+                "model": "sd",
+                "wall_min": 2.0,
+                "cpu_min": 2.0,
+                "max_rss_mb": 1.0,
+                "estimate_min": 0.01,
+            },
+            {
+                "rule": "caption",
+                "job": "b",
+                "model": "llava",
+                "wall_min": 3.0,
+                "cpu_min": 2.0,
+                "max_rss_mb": 1.0,
+                "estimate_min": 1.5,
+            },
+        ]
+    )
+    rows = {line.split(" | ")[0]: line for line in cost.markdown(frame).splitlines()}
+    assert rows["| encode"].endswith("| 1 s | - |") and rows["| caption"].endswith("| 2.00 |")
+
+
+def test_the_elapsed_time_counts_jobs_side_by_side_once_and_no_gap():
+    # (end in seconds, wall minutes): two jobs side by side for 60 s, then one of 30 s an hour later
+    rows = [{"end": 100.0, "wall_min": 1.0}, {"end": 110.0, "wall_min": 1.0}, {"end": 3710.0, "wall_min": 0.5}]
+    assert cost.busy_minutes(rows) == pytest.approx((70 + 30) / 60)
+    frame = pd.DataFrame(
+        [
+            {
+                "rule": "r",
+                "job": "j",
+                "model": None,
+                "wall_min": 2.5,
+                "cpu_min": 1.0,
+                "max_rss_mb": 1.0,
+                "estimate_min": None,
+            }
+        ]
+    )
+    text = cost.markdown(frame, cost.busy_minutes(rows))
+    assert "The total's wall time is the sum over jobs, which run side by side." in text
+    assert "The run's jobs ran in 2 min of elapsed time" in text, text
 
 
 @pytest.mark.workflow
@@ -58,6 +113,11 @@ def test_the_demo_has_a_benchmark_per_job_and_a_cost_table(demo_run, tmp_path):
     assert set(gpu["rule"]) == {"caption", "encode", "finetune", "synthesize", "evaluate", "soft_label", "teacher"}
     markdown = (run / "cost.md").read_text()
     assert "| finetune | 1 |" in markdown and "measured / estimate" in markdown
+    rows = {line.split(" | ")[0].strip("| "): line for line in markdown.splitlines() if line.startswith("| ")}
+    assert all(rows[rule].endswith(" | - |") for rule in ("caption", "encode", "finetune", "synthesize")), (
+        "the demo's tiny models: no ratio against full-size prices"
+    )
+    assert "The run's jobs ran in " in markdown and " of elapsed time" in markdown
 
 
 @pytest.mark.workflow

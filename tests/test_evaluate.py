@@ -252,6 +252,30 @@ def test_a_set_smaller_than_its_ipc_is_named_in_the_summary(tmp_path):
     assert short_sets(frame.drop(columns="classes")) == [], "rows from before the column are not judged"
 
 
+def test_the_files_the_index_rejected_are_counted_in_the_summary_and_at_the_end_of_the_run(tmp_path):
+    from vlcp.aggregate import rejected_note, run_end, write_markdown
+
+    run = tmp_path / "results" / "t"
+    rejected = [("train/cat/a.txt", "not an image extension"), ("train/dog/b.png", "empty file")]
+    rejected.append(("val/cat/c.jpg", "corrupt or truncated: ..."))
+    contract.write_rejected(run / "index" / "rejected.tsv", rejected)
+    base = {"protocol": "minimax", "method": "random", "ipc": "1", "seed": 0, "model": "convnet6", "eval_seed": 0}
+    rows = [{**base, "top1_best": 50.0, "top1_last": 50.0, "test_images": 20, "train_images": 2, "classes": 2}]
+    contract.write_accuracy(tmp_path / "a.csv", rows)
+    scored = scores.add_scores(summarize(contract.read_accuracy(tmp_path / "a.csv")))[0]
+    write_markdown(run / "summary.md", scored, rejected=rejected_note(rejected))
+    text = (run / "summary.md").read_text()
+    assert "### Files left out\n\nThe index stage rejected 3 file(s) of the dataset (2 in train/, 1 in val/)" in text
+    assert "`index/rejected.tsv` beside this file lists each with its reason" in text
+    said = run_end(run).splitlines()
+    assert said[0] == f"{run / 'summary.md'}: the accuracy tables"
+    assert said[-1].startswith("The index stage rejected 3 file(s) of the dataset (2 in train/, 1 in val/)")
+    assert f"`{run / 'index' / 'rejected.tsv'}` lists each" in said[-1]
+    (run / "index" / "rejected.tsv").unlink()
+    contract.write_rejected(run / "index" / "rejected.tsv", [])
+    assert run_end(run) == f"{run / 'summary.md'}: the accuracy tables", "nothing rejected, nothing said"
+
+
 def minimax_color_jitter(img, factors, order):
     """Minimax's ColorJitter of one image (misc/utils.py), with given factors f = 1 - alpha and order:
     Brightness lerps to black, Contrast to the mean of Grayscale, Saturation to Grayscale, where Grayscale is

@@ -71,3 +71,29 @@ def test_the_export_command_plans_as_written(tmp_path):
     demo = [str(REPO / "config" / "demo.yaml") if re.fullmatch(r"<\w+>", w) else w for w in words]
     result = snakemake(tmp_path, *demo, "-n")
     assert "export_set" in result.stdout and "export_captions" in result.stdout
+
+
+@pytest.mark.workflow
+def test_the_cpu_trial_command_plans_as_written_on_a_dataset_of_shapes(tmp_path):
+    """The README's CPU trial: config/cpu-trial.yaml over a user's config of a few lines plans every stage on
+    the tiny models, the tiny diffusion model pretrained on the run's own train images first."""
+    from vlcp.shapes import write_shapes
+
+    _, words = next(c for c in COMMANDS if "config/cpu-trial.yaml" in c[1])
+    write_shapes(tmp_path / "data" / "shapes", train=6, val=2)
+    (tmp_path / "mine.yaml").write_text("run: shapes\ndataset: {root: data/shapes}\nipc: [1, 5]\n")
+    args = [str(tmp_path / w) if w == "mine.yaml" else str(REPO / w) if w.startswith("config/") else w for w in words]
+    result = snakemake(tmp_path, *args, "-n")
+    jobs = {
+        line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines() if re.fullmatch(r"\w+ +\d+", line)
+    }
+    assert jobs["tiny_pretrain"] == 1 and jobs["tiny_model"] == 2, jobs
+    assert jobs["caption"] == 6 and jobs["finetune"] == 1 and jobs["synthesize"] == 12, jobs
+    assert "Warning:" not in result.stderr, "ipc 5 of 6 images, the tiny model pretrained on these images"
+    # the same file without the trial's pretraining: the plan says that the tiny model draws digits
+    (tmp_path / "digits.yaml").write_text("models: {tiny_pretrained: true}\n")
+    result = snakemake(tmp_path, *args, str(tmp_path / "digits.yaml"), "-n")
+    assert "Warning: models.diffusion = 'tiny' carries weights pretrained on the demo's handwritten digits" in (
+        result.stderr
+    )
+    assert "tiny_pretrain" not in result.stdout

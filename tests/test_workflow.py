@@ -271,6 +271,19 @@ def test_the_demo_evaluates_both_protocols_and_scores_its_sets(demo_run):
         "soft labels from a teacher (the RDED protocol)" in markdown
         and "| rded | convnet6 | vlcp-prototype | 5 |" in markdown
     )
+    # the demo's few epochs test once, at the end: the summary says why best = last
+    assert (
+        "a run of 50 epochs or fewer tests only after its last, so top1_best equals top1_last (here in every cell)"
+        in markdown
+    )
+    assert (soft["top1_best"] == soft["top1_last"]).all()
+    assert "### Files left out" not in markdown, "the demo's files are all images"
+
+
+@pytest.mark.workflow
+def test_a_finished_run_ends_by_naming_its_tables(demo_console):
+    assert "results/demo/summary.md: the accuracy tables" in demo_console
+    assert "results/demo/cost.md: what the run cost" in demo_console
 
 
 @pytest.mark.workflow

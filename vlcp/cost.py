@@ -49,9 +49,25 @@ def read_benchmarks(folder):
                 "wall_min": round(float(last["s"]) / 60, 4),
                 "cpu_min": round(float(last["cpu_time"]) / 60, 4) if last["cpu_time"] == last["cpu_time"] else None,
                 "max_rss_mb": float(last["max_rss"]) if last["max_rss"] == last["max_rss"] else None,
+                "end": path.stat().st_mtime,  # Snakemake writes the file as the job ends
             }
         )
     return rows
+
+
+def busy_minutes(rows):
+    """Minutes in which at least one of the jobs ran: the union of their spans (each ends at its benchmark
+    file's time and lasted its wall time), so jobs side by side count once and gaps between runs not at all."""
+    spans = sorted((r["end"] - r["wall_min"] * 60, r["end"]) for r in rows if "end" in r)
+    total, reach = 0.0, None
+    for start, end in spans:
+        if reach is None or start > reach:
+            total += end - start
+            reach = end
+        elif end > reach:
+            total += end - reach
+            reach = end
+    return total / 60
 
 
 def cost_rows(rows, config, counts):
@@ -83,14 +99,27 @@ def minutes_text(minutes):
     return format_minutes(minutes) if minutes == minutes else "-"
 
 
-def markdown(frame):
-    """A row per rule: jobs, wall time, CPU time, peak memory; the GPU rules' estimate beside their time."""
+# An estimate under a second is no base for a ratio.
+SHORTEST_ESTIMATE_MIN = 1 / 60
+
+
+def ratio_text(group, wall, estimate):
+    """measured / estimate of a rule's jobs, or '-' where it would mean nothing: no estimate, one under a
+    second, or jobs of the tiny models (the estimate prices the full-size ones)."""
+    if estimate != estimate or estimate < SHORTEST_ESTIMATE_MIN or (group["model"] == "tiny").any():
+        return "-"
+    return f"{wall / estimate:.2f}"
+
+
+def markdown(frame, elapsed=None):
+    """A row per rule: jobs, wall time, CPU time, peak memory; the GPU rules' estimate beside their time.
+    ``elapsed``: the minutes in which some job ran (``busy_minutes``), said beside the sum."""
     lines = [
         "### What the run cost\n",
         "Measured by Snakemake's benchmark of every job (`benchmarks/`); the estimate is `vlcp plan`'s price of "
         "the same jobs (vlcp.sizing: full-size models, assumed H100 throughputs), so a run on other hardware "
         "or with tiny models measures something else. `vlcp plan --calibrate` scales a planned run's estimates "
-        "by the ratio.\n",
+        "by the ratio. No ratio is given where the estimate is under a second or the jobs ran a tiny model.\n",
         "| rule | jobs | wall time | CPU time | peak memory | GPU estimate | measured / estimate |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -98,13 +127,19 @@ def markdown(frame):
         wall, cpu = group["wall_min"].sum(), group["cpu_min"].sum(min_count=1)
         peak = group["max_rss_mb"].max()
         estimate = group["estimate_min"].sum(min_count=1)
-        ratio = f"{wall / estimate:.2f}" if estimate == estimate and estimate > 0 else "-"
         lines.append(
             f"| {rule} | {len(group)} | {minutes_text(wall)} | {minutes_text(cpu)} | "
-            f"{'-' if peak != peak else f'{peak:.0f} MB'} | {minutes_text(estimate)} | {ratio} |"
+            f"{'-' if peak != peak else f'{peak:.0f} MB'} | {minutes_text(estimate)} | "
+            f"{ratio_text(group, wall, estimate)} |"
         )
     total = frame["wall_min"].sum()
     lines.append(f"| total | {len(frame)} | {minutes_text(total)} | {minutes_text(frame['cpu_min'].sum())} | | | |")
+    if elapsed is not None:
+        lines.append(
+            f"\nThe total's wall time is the sum over jobs, which run side by side. The run's jobs ran in "
+            f"{minutes_text(elapsed)} of elapsed time (the union of their spans, from the benchmark files' times: "
+            "jobs side by side count once, the time between two invocations not at all)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -119,14 +154,15 @@ def main(argv=None):
 
     from vlcp.plan import dataset_counts
 
-    rows = cost_rows(read_benchmarks(args.benchmarks), args.config, dataset_counts(args.config))
+    measured = read_benchmarks(args.benchmarks)
+    rows = cost_rows(measured, args.config, dataset_counts(args.config))
     frame = pd.DataFrame(
         rows, columns=["rule", "job", "model", "wall_min", "cpu_min", "max_rss_mb", "estimate_min"]
     ).astype({"wall_min": float, "cpu_min": float, "max_rss_mb": float, "estimate_min": float})
     with atomic_write(args.csv) as handle:
         frame.to_csv(handle, index=False)
     with atomic_write(args.markdown) as handle:
-        handle.write(markdown(frame))
+        handle.write(markdown(frame, busy_minutes(measured)))
     print(f"{len(frame)} jobs, {frame['wall_min'].sum():.1f} min of wall time in all", file=sys.stderr)
 
 

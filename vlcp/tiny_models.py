@@ -83,7 +83,8 @@ def clip_bpe_vocabulary(words):
 
 def build_tiny_stable_diffusion(seed, resolution=64, pretrained=False):
     """A StableDiffusionPipeline with SD v1.5's structure at about a million parameters; ``pretrained``
-    puts the shipped digit weights into its VAE and U-Net (``vlcp.tiny_pretrain``)."""
+    puts the shipped digit weights (True), or those of a ``tiny_pretrain`` folder (a path), into its VAE
+    and U-Net (``vlcp.tiny_pretrain``)."""
     from diffusers import (
         AutoencoderKL,
         PNDMScheduler,
@@ -156,7 +157,7 @@ def build_tiny_stable_diffusion(seed, resolution=64, pretrained=False):
     if pretrained:
         from vlcp.tiny_pretrain import load_pretrained
 
-        load_pretrained(pipe)
+        load_pretrained(pipe, None if pretrained is True else pretrained)
     return pipe
 
 
@@ -313,9 +314,10 @@ def main(argv=None):
     parser.add_argument(
         "--pretrained", action="store_true", help="the tiny Stable Diffusion's VAE and U-Net pretrained on digits"
     )
+    parser.add_argument("--weights", type=Path, help="a tiny_pretrain folder: its VAE and U-Net weights instead")
     args = parser.parse_args(argv)
     if args.kind == "stable-diffusion":
-        save_tiny_stable_diffusion(args.out_dir, args.seed, args.resolution, args.pretrained)
+        save_tiny_stable_diffusion(args.out_dir, args.seed, args.resolution, args.weights or args.pretrained)
     elif args.kind == "llava":
         save_tiny_llava(args.out_dir, args.seed)
     else:

@@ -10,6 +10,10 @@ captioner's words say nothing of the digit, so the U-Net learns no text
 conditioning: its cross-attention outputs stay zero until the fine-tune stage
 trains them.
 
+For a dataset other than the digits, the same training on the run's own train images
+(``--index``, the workflow's ``tiny_pretrain`` rule when models.tiny_pretrained is 'train') makes
+a tiny model that draws that dataset's kind of image, where the digit weights would draw digits.
+
 The weights ship in ``vlcp/data/tiny_sd_digits/``; ``python -m vlcp tiny_pretrain
 vlcp/data/tiny_sd_digits`` remakes them bit for bit on the same kind of CPU, torch build and
 thread count (a few minutes on 2 cores), and a test checks that it still does; on another kind of CPU
@@ -62,6 +66,20 @@ def digit_pixels(split="train"):
         for a in arrays
     ]
     return to_tensor(images).contiguous()  # to_tensor's is a channels-last view, which convolutions round differently
+
+
+def train_pixels(index_files, root, resolution):
+    """A run's train images, listed by its index files, as the encode stage squeezes them: (N, 3, R, R)
+    in [-1, 1], class by class."""
+    from vlcp import contract
+    from vlcp.images import load_rgb, resize_square, to_tensor
+
+    images = [
+        resize_square(load_rgb(Path(root) / record["image"]), resolution)
+        for path in index_files
+        for record in contract.read_index(path)
+    ]
+    return to_tensor(images).contiguous()
 
 
 def warmup_cosine(steps, warmup):
@@ -123,15 +141,16 @@ def train_unet(unet, latents, alphas_cumprod, steps, batch, lr, warmup, generato
     return loss.item()
 
 
-def pretrain(settings):
-    """The pretrained tiny pipeline (VAE and U-Net trained; the rest as ``build_tiny_stable_diffusion``)."""
+def pretrain(settings, pixels=None, resolution=RESOLUTION):
+    """The pretrained tiny pipeline (VAE and U-Net trained; the rest as ``build_tiny_stable_diffusion``), on
+    ``pixels`` ((N, 3, R, R) in [-1, 1]; the demo's train digits when None)."""
     from vlcp.tiny_models import build_tiny_stable_diffusion
 
     torch.set_num_threads(THREADS)
     torch.use_deterministic_algorithms(True)
-    pipe = build_tiny_stable_diffusion(settings["seed"], RESOLUTION)
+    pipe = build_tiny_stable_diffusion(settings["seed"], resolution)
     generator = torch.Generator().manual_seed(settings["seed"])
-    pixels = digit_pixels()
+    pixels = digit_pixels() if pixels is None else pixels
     vae_loss = train_vae(pipe.vae, pixels, settings["vae_steps"], settings["vae_batch"], settings["vae_lr"], generator)
     with torch.no_grad():
         latents = rescale_latents(pipe.vae, pixels)
@@ -146,7 +165,7 @@ def pretrain(settings):
         generator,
     )
     print(
-        f"{len(pixels)} digits; VAE reconstruction MSE {vae_loss:.4f} (last batch), U-Net noise MSE {unet_loss:.4f} "
+        f"{len(pixels)} images; VAE reconstruction MSE {vae_loss:.4f} (last batch), U-Net noise MSE {unet_loss:.4f} "
         f"(last batch)",
         file=sys.stderr,
     )
@@ -182,11 +201,12 @@ def save(pipe, out_dir, settings):
             save_file(state, tmp / f"{name}.safetensors", metadata=metadata)
 
 
-def load_pretrained(pipe):
-    """Put the shipped weights into a pipeline built by ``build_tiny_stable_diffusion`` (any resolution)."""
+def load_pretrained(pipe, folder=None):
+    """Put pretrained weights into a pipeline built by ``build_tiny_stable_diffusion`` (any resolution): the
+    shipped digit weights, or those ``tiny_pretrain`` wrote to ``folder``."""
     from safetensors.torch import load_file
 
-    folder = resources.files("vlcp.data").joinpath("tiny_sd_digits")
+    folder = resources.files("vlcp.data").joinpath("tiny_sd_digits") if folder is None else Path(folder)
     for name in WEIGHTS:
         with resources.as_file(folder.joinpath(f"{name}.safetensors")) as path:
             getattr(pipe, name).load_state_dict(load_file(path))
@@ -198,9 +218,15 @@ def main(argv=None):
     parser.add_argument("out_dir", type=Path, help="new folder for vae.safetensors and unet.safetensors")
     for key, value in DEFAULTS.items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--index", nargs="+", type=Path, help="a run's train index files: train on its images")
+    parser.add_argument("--root", type=Path, help="the dataset root the index paths are relative to")
+    parser.add_argument("--resolution", type=int, default=RESOLUTION, help="the tiny pipeline's image size")
     args = parser.parse_args(argv)
+    if args.index and args.root is None:
+        parser.error("--index needs --root")
     settings = {k: getattr(args, k) for k in DEFAULTS}
-    save(pretrain(settings), args.out_dir, settings)
+    pixels = train_pixels(args.index, args.root, args.resolution) if args.index else None
+    save(pretrain(settings, pixels, args.resolution), args.out_dir, settings)
     print(f"weights written to {args.out_dir}", file=sys.stderr)
 
 
