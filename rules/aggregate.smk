@@ -14,6 +14,8 @@ rule aggregate:
         summary=report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="Accuracy"),
         markdown=report(f"{RESULTS}/summary.md", caption="../report/summary.rst", category="Accuracy"),
         plot=report(f"{RESULTS}/accuracy.png", caption="../report/plot.rst", category="Accuracy"),
+        # the report's landing page opens on this table (report/workflow.rst)
+        landing=f"{RESULTS}/report/accuracy-table.csv",
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
@@ -29,7 +31,7 @@ rule aggregate:
         paper=f"--paper-dataset {config['paper_dataset']}" if config["paper_dataset"] else "",
     shell:
         "python -m vlcp aggregate table --rows {input.rows:q} --rejected {input.rejected:q} --accuracy {output.accuracy:q}"
-        " --summary {output.summary:q} --markdown {output.markdown:q} --plot {output.plot:q}"
+        " --summary {output.summary:q} --markdown {output.markdown:q} --plot {output.plot:q} --landing {output.landing:q}"
         " --full-reference {params.full_reference:q} {params.paper} > {log:q} 2>&1"
 
 

@@ -468,3 +468,40 @@ def test_accuracy_halves_a_test_batch_that_runs_out_of_memory():
     assert batch == 25 and got == want
     with pytest.raises(torch.cuda.OutOfMemoryError):
         evaluate.accuracy(OutOfMemoryAbove(limit=0), images, labels, 4)
+
+
+def test_the_reports_first_table_has_the_papers_number_beside_a_matching_cell():
+    import pandas as pd
+
+    from vlcp.aggregate import landing_rows
+
+    row = {"protocol": "minimax", "model": "convnet6", "metric": "top1_best", "runs": 3}
+    summary = pd.DataFrame(
+        [
+            {
+                **row,
+                "method": "vlcp-prototype",
+                "ipc": "10",
+                "mean": 62.04,
+                "std": 1.0,
+                "paper_mean": 64.8,
+                "paper_std": 3.6,
+            },
+            {
+                **row,
+                "method": "vlcp-prototype",
+                "ipc": "50",
+                "mean": 70.0,
+                "std": 0.5,
+                "paper_mean": None,
+                "paper_std": None,
+            },
+            {**row, "method": "random", "ipc": "10", "mean": 50.0, "std": 2.0, "paper_mean": None, "paper_std": None},
+            {**row, "method": "random", "ipc": "10", "mean": 49.0, "std": 2.0, "metric": "top1_last"},
+        ]
+    )
+    assert landing_rows(summary) == [
+        ["protocol", "model", "method", "IPC 10", "IPC 50"],
+        ["minimax", "convnet6", "random", "50.0 ± 2.0", "—"],
+        ["minimax", "convnet6", "vlcp-prototype", "62.0 ± 1.0 (paper 64.8 ± 3.6)", "70.0 ± 0.5"],
+    ]

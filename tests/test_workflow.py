@@ -184,6 +184,14 @@ def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "accuracy.csv" in html and "vlcp-prototype-ipc5-seed0.png" in html
     assert "Vision-Language Category Prototype method" in html, "the workflow's caption is in the report"
+    # the landing page opens on the accuracy table, above the words and the job graph
+    import json
+    import re
+
+    described = json.loads(re.search(r"workflow_desc = (\".*?(?<!\\)\")", html).group(1))
+    assert described.index("<table") < described.index("Vision-Language Category Prototype method"), described[:500]
+    table = described[described.index("<table") : described.index("</table>")]
+    assert "vlcp-prototype" in table and "IPC 5" in table and re.search(r"\d+\.\d ± \d+\.\d", table), table
 
 
 @pytest.mark.workflow

@@ -59,6 +59,24 @@ def markdown_table(summary, metric, protocol=None):
     return "\n".join(lines)
 
 
+def landing_rows(summary, metric="top1_best"):
+    """The report's first table: a row per (protocol, model, method), a column per IPC, cells 'mean ± std'
+    and, where the paper has the cell, its number in brackets. A list of rows, the header first."""
+    part = summary[summary["metric"] == metric]
+    ipcs = sorted(part["ipc"].unique(), key=ipc_key)
+    rows = [["protocol", "model", "method", *(f"IPC {i}" for i in ipcs)]]
+    for (protocol, model, method), group in part.groupby(["protocol", "model", "method"], sort=True):
+        cells = {}
+        for r in group.itertuples():
+            paper_mean = getattr(r, "paper_mean", None)
+            known = paper_mean is not None and paper_mean == paper_mean
+            cells[r.ipc] = f"{r.mean:.1f} ± {r.std:.1f}" + (
+                f" (paper {paper_mean:.1f} ± {r.paper_std:.1f})" if known else ""
+            )
+        rows.append([protocol, model, method, *(cells.get(i, "—") for i in ipcs)])
+    return rows
+
+
 def run_count(runs):
     """'1 run', '9 runs' or '3 to 9 runs': how many training runs the cells of a table average."""
     low, high = int(runs.min()), int(runs.max())
@@ -277,6 +295,7 @@ def main(argv=None):
     table.add_argument("--summary", required=True, type=Path)
     table.add_argument("--markdown", required=True, type=Path)
     table.add_argument("--plot", required=True, type=Path)
+    table.add_argument("--landing", type=Path, help="the report's first table (CSV): top-1 per method and IPC")
     table.add_argument(
         "--full-reference",
         type=json.loads,
@@ -317,6 +336,11 @@ def main(argv=None):
     rejected = rejected_note(contract.read_rejected(args.rejected)) if args.rejected else None
     write_markdown(args.markdown, summary, missing, short_sets(frame), args.paper_dataset, rejected)
     plot(args.plot, summary)
+    if args.landing:
+        import csv
+
+        with atomic_write(args.landing) as handle:
+            csv.writer(handle, lineterminator="\n").writerows(landing_rows(summary))
     print(markdown_table(summary, "top1_best"), file=sys.stderr)
 
 
