@@ -50,16 +50,21 @@ def table(summary):
     return "\n".join(lines)
 
 
-def section(text, seconds, machine):
+def section(text, seconds, machine, pretrain_min=None, note=""):
     took = f"{seconds / 60:.1f} min of Snakemake time" if seconds is not None else "time not measured"
+    if pretrain_min is not None:
+        took += f", the tiny_pretrain job {pretrain_min:.1f} min of it"
     return (
         f"{HEADING}\n\n"
         f"Written by `bench/cpu_trial.py` on {machine}, {date.today().isoformat()}: the README's CPU trial, "
         "`config/cpu-trial.yaml` on top of a config of four lines, "
-        f"`{'; '.join(CONFIG.strip().splitlines())}` (six classes of 40 train and 20 val shapes, 64 px; `python -m vlcp.shapes`), "
+        f"`{'; '.join(CONFIG.strip().splitlines())}` "
+        "(six classes of 40 train and 20 val shapes, 64 px; `python -m vlcp.shapes`), "
         f"from scratch on 2 cores, {took}. The tiny diffusion model was pretrained on the run's own train "
         "images (models.tiny_pretrained: train); chance is 16.7 %. One run; the numbers say that the "
-        "workflow runs on a dataset of its user's, not what VLCP scores with the real models.\n\n"
+        "workflow runs on a dataset of its user's, not what VLCP scores with the real models."
+        + (f" {note}" if note else "")
+        + "\n\n"
         f"{text}\n"
     )
 
@@ -71,6 +76,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--write", action="store_true", help="put the table in bench/RESULTS.md")
+    parser.add_argument("--note", default="", help="a sentence on the conditions, added to the section")
     args = parser.parse_args(argv)
     record = args.workdir / "cpu-trial-seconds.json"
     seconds = run_trial(args.workdir)
@@ -81,7 +87,12 @@ def main(argv=None):
     print(text)
     if args.write:
         results = REPO / "bench" / "RESULTS.md"
-        results.write_text(replace_section(results.read_text(), section(text, seconds, cpu_name()), HEADING))
+        import pandas as pd
+
+        cost = pd.read_csv(args.workdir / "results" / "shapes" / "cost.csv")
+        pretrain = cost[cost["rule"] == "tiny_pretrain"]["wall_min"].sum()
+        new = section(text, seconds, cpu_name(), pretrain, args.note)
+        results.write_text(replace_section(results.read_text(), new, HEADING))
         print(f"written to {results}")
 
 

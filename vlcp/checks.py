@@ -121,7 +121,7 @@ def digits_warning(config):
     return (
         "Warning: models.diffusion = 'tiny' carries weights pretrained on the demo's handwritten digits "
         "(models.tiny_pretrained = true), so the images it makes of this dataset will look like digits; "
-        "models.tiny_pretrained: train pretrains it on this run's train images instead (about 3 minutes on "
+        "models.tiny_pretrained: train pretrains it on this run's train images instead (3 to 5 minutes on "
         "2 CPU cores; config/cpu-trial.yaml does)."
     )
 
