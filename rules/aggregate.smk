@@ -15,7 +15,7 @@ rule aggregate:
         markdown=report(f"{RESULTS}/summary.md", caption="../report/summary.rst", category="Accuracy"),
         plot=report(f"{RESULTS}/accuracy.png", caption="../report/plot.rst", category="Accuracy"),
         # the report's landing page opens on this table (report/workflow.rst)
-        landing=f"{RESULTS}/report/accuracy-table.csv",
+        landing=f"{RESULTS}/summary-table.csv",
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
