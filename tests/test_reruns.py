@@ -62,7 +62,7 @@ def folder_run(tmp_path_factory):
 # The folder run evaluates hard labels only (HARD_LABELS_ONLY): the demo run's other evaluations write these
 # files, which it lacks, and its aggregate files hold fewer rows (compared row by row).
 ONLY_IN_DEMO_RUN = ("eval/rded/*", "eval/minimax/full/*", "teacher/*", "index/train.jsonl")
-AGGREGATE = ("accuracy.csv", "summary.csv", "summary.md", "accuracy.png")
+AGGREGATE = ("accuracy.csv", "summary.csv", "summary.md", "summary-table.csv", "accuracy.png")
 
 
 def hard_label_rows(run):
