@@ -32,13 +32,15 @@ if not workflow.overwrite_configfiles:
 # lines too, vlcp/checks.py); a problem is the user's to fix, so it is said without a traceback.
 try:
     RUN_CHECK = check_run(
-        config, os.path.join(workflow.basedir, "config/schema.yaml"), default_run=not workflow.overwrite_configfiles
+        config,
+        os.path.join(workflow.basedir, "config/schema.yaml"),
+        default_run=not workflow.overwrite_configfiles,
+        warn=workflow.is_main_process,
     )
 except RunProblems as err:
     sys.exit(str(err))
-if workflow.is_main_process:
-    for warning in RUN_CHECK.warnings:
-        print(warning, file=sys.stderr)
+for warning in RUN_CHECK.warnings:
+    print(warning, file=sys.stderr)
 
 RESULTS = f"{config['results_dir']}/{config['run']}"
 LOGS = f"{RESULTS}/logs"

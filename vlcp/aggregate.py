@@ -139,8 +139,9 @@ def short_sets(frame):
     return lines
 
 
-def rejected_note(rejected, where="index/rejected.tsv"):
-    """A line on the files the index stage rejected (``rejected``: (image, reason) pairs), or None."""
+def rejected_note(rejected, listed_in="`index/rejected.tsv` beside this file"):
+    """A line on the files the index stage rejected (``rejected``: (image, reason) pairs), or None;
+    ``listed_in`` says where the list is."""
     if not rejected:
         return None
     splits = {}
@@ -150,7 +151,7 @@ def rejected_note(rejected, where="index/rejected.tsv"):
     per_split = ", ".join(f"{n} in {split}/" for split, n in sorted(splits.items()))
     return (
         f"The index stage rejected {len(rejected)} file(s) of the dataset ({per_split}): not images, corrupt, "
-        f"too large or too small; `{where}` beside this file lists each with its reason."
+        f"too large or too small; {listed_in} lists each with its reason."
     )
 
 
@@ -163,10 +164,8 @@ def run_end(results):
         if (results / name).is_file()
     ]
     rejected = results / "index" / "rejected.tsv"
-    note = rejected_note(contract.read_rejected(rejected), str(rejected)) if rejected.is_file() else None
-    if note:
-        lines.append(note.replace("beside this file ", ""))
-    return "\n".join(lines)
+    note = rejected_note(contract.read_rejected(rejected), f"`{rejected}`") if rejected.is_file() else None
+    return "\n".join(lines + [note] if note else lines)
 
 
 # The soft-label protocol tests as RDED does: after every 10th epoch of the last fifth of training, and after

@@ -126,10 +126,11 @@ def digits_warning(config):
     )
 
 
-def check_run(config, schema, default_run=False):
+def check_run(config, schema, default_run=False, warn=True):
     """Check a run's config (``schema`` is config/schema.yaml) and what it names on disk, as far as can be
     before any job: the schema, the checks across keys, the models, the dataset's folders and the external
-    sets. Every problem found is raised together (RunProblems); otherwise the run's RunCheck."""
+    sets. Every problem found is raised together (RunProblems); otherwise the run's RunCheck, with its
+    warnings when ``warn`` (a cluster job, which parses the workflow again, says none and counts nothing)."""
     problems = schema_problems(config, schema)
     checked = not problems  # a config the schema refused may lack its defaults: checks on it may not hold
 
@@ -153,6 +154,8 @@ def check_run(config, schema, default_run=False):
         problems.extend(unusable)
     if problems:
         raise RunProblems(problems)
+    if not warn:
+        return RunCheck(classes, external)
     small = small_classes(config, classes)
     warnings = [w for w in [ipc_warning(config, small, len(classes)), digits_warning(config)] if w]
     return RunCheck(classes, external, warnings)

@@ -73,12 +73,10 @@ def train_pixels(index_files, root, resolution):
     in [-1, 1], class by class."""
     from vlcp import contract
     from vlcp.images import load_rgb, resize_square, to_tensor
+    from vlcp.parallel import thread_map
 
-    images = [
-        resize_square(load_rgb(Path(root) / record["image"]), resolution)
-        for path in index_files
-        for record in contract.read_index(path)
-    ]
+    records = [record for path in index_files for record in contract.read_index(path)]
+    images = thread_map(lambda r: resize_square(load_rgb(Path(root) / r["image"]), resolution), records)
     return to_tensor(images).contiguous()
 
 

@@ -17,7 +17,11 @@ def tiny_weights(wildcards):
 
 
 def tiny_weights_option(wildcards):
-    weights = tiny_weights(wildcards)
-    if not weights:
+    """The tiny_models option that puts ``tiny_weights`` into the model."""
+    if not tiny_weights(wildcards):
         return ""
-    return f"--weights {shlex.quote(weights[0])}" if weights == [TINY_WEIGHTS_DIR] else "--pretrained"
+    return (
+        f"--weights {shlex.quote(TINY_WEIGHTS_DIR)}"
+        if config["models"]["tiny_pretrained"] == "train"
+        else "--pretrained"
+    )
