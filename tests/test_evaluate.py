@@ -501,7 +501,7 @@ def test_the_reports_first_table_has_the_papers_number_beside_a_matching_cell():
         ]
     )
     assert landing_rows(summary) == [
-        ["protocol", "model", "method", "IPC 10", "IPC 50"],
-        ["minimax", "convnet6", "random", "50.0 ± 2.0", "—"],
-        ["minimax", "convnet6", "vlcp-prototype", "62.0 ± 1.0 (paper 64.8 ± 3.6)", "70.0 ± 0.5"],
+        ["protocol", "model", "method", "IPC 10", "IPC 50", "runs"],
+        ["minimax", "convnet6", "random", "50.0 ± 2.0", "—", "3 runs"],
+        ["minimax", "convnet6", "vlcp-prototype", "62.0 ± 1.0 (paper 64.8 ± 3.6)", "70.0 ± 0.5", "3 runs"],
     ]

@@ -61,10 +61,11 @@ def markdown_table(summary, metric, protocol=None):
 
 def landing_rows(summary, metric="top1_best"):
     """The report's first table: a row per (protocol, model, method), a column per IPC, cells 'mean ± std'
-    and, where the paper has the cell, its number in brackets. A list of rows, the header first."""
+    and, where the paper has the cell, its number in brackets; last, how many training runs the row's cells
+    average. A list of rows, the header first."""
     part = summary[summary["metric"] == metric]
     ipcs = sorted(part["ipc"].unique(), key=ipc_key)
-    rows = [["protocol", "model", "method", *(f"IPC {i}" for i in ipcs)]]
+    rows = [["protocol", "model", "method", *(f"IPC {i}" for i in ipcs), "runs"]]
     for (protocol, model, method), group in part.groupby(["protocol", "model", "method"], sort=True):
         cells = {}
         for r in group.itertuples():
@@ -73,7 +74,7 @@ def landing_rows(summary, metric="top1_best"):
             cells[r.ipc] = f"{r.mean:.1f} ± {r.std:.1f}" + (
                 f" (paper {paper_mean:.1f} ± {r.paper_std:.1f})" if known else ""
             )
-        rows.append([protocol, model, method, *(cells.get(i, "—") for i in ipcs)])
+        rows.append([protocol, model, method, *(cells.get(i, "—") for i in ipcs), run_count(group["runs"])])
     return rows
 
 
