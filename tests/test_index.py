@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import snakemake
 from vlcp import contract
-from vlcp.images import load_rgb, to_rgb
+from vlcp.images import load_rgb, resize_center_crop, resize_shorter_side, resize_square, to_rgb
 from vlcp.index import DatasetError, find_classes, index_class, scan_class
 from vlcp.labels import LabelError, imagenet_labels, label_text
 
@@ -116,6 +116,22 @@ def test_a_bomb_beyond_pillows_own_limit_names_the_limit_of_the_config(tmp_path)
     with pytest.raises(ImageRejected) as info:
         open_image(bomb, 89_478_485)
     assert str(info.value) == "decompression bomb: 200,000,000 pixels, more than dataset.max_image_pixels = 89,478,485"
+
+
+@pytest.mark.parametrize("size", [(37, 23), (23, 37), (64, 64), (33, 32), (17, 17), (300, 41)])
+@pytest.mark.parametrize("resolution", [16, 32])
+def test_the_resizes_are_torchvisions_pixel_for_pixel(size, resolution):
+    # torchvision/transforms/functional.py: resize (_compute_resized_output_size, `[h, w] == output_size`
+    # returns the image) and center_crop (`int(round((h - crop) / 2.0))`), on PIL images via _functional_pil.py
+    from torchvision.transforms import functional as TF
+
+    rng = np.random.default_rng(sum(size) + resolution)
+    img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    want = TF.center_crop(TF.resize(img, resolution), resolution)
+    assert np.array_equal(np.asarray(resize_center_crop(img, resolution)), np.asarray(want))
+    assert np.array_equal(np.asarray(resize_shorter_side(img, resolution)), np.asarray(TF.resize(img, resolution)))
+    want = TF.resize(img, [resolution, resolution])
+    assert np.array_equal(np.asarray(resize_square(img, resolution)), np.asarray(want))
 
 
 def test_transparent_pixels_become_white():

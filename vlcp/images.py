@@ -79,28 +79,40 @@ def load_rgb(path, max_pixels=Image.MAX_IMAGE_PIXELS):
     return to_rgb(open_image(path, max_pixels))
 
 
+# torchvision's resizes of a PIL image are Pillow calls (torchvision/transforms/functional.py: resize,
+# _compute_resized_output_size, center_crop; _functional_pil.py: resize, crop); they are made here with Pillow
+# alone, pixel for pixel the same, so that a stage that only resizes does not import torch.
+
+
 def resize_shorter_side(img, resolution):
     """torchvision's ``Resize(resolution)`` of a PIL image: the shorter side to ``resolution``, bilinear
     and antialiased, the longer side truncated as torchvision does (diffusers' text-to-image recipe and
     Minimax's transforms use it)."""
-    from torchvision.transforms import functional as TF
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = resolution, int(resolution * long / short)
+    size = (new_short, new_long) if w <= h else (new_long, new_short)
+    return img if size == (w, h) else img.resize(size, Image.BILINEAR)
 
-    return TF.resize(img, resolution)
+
+def center_crop(img, resolution):
+    """torchvision's ``CenterCrop(resolution)`` of a PIL image at least ``resolution`` on each side."""
+    w, h = img.size
+    if resolution > w or resolution > h:
+        raise ValueError(f"a {w}x{h} image cannot be centre-cropped to {resolution}x{resolution}")
+    top, left = int(round((h - resolution) / 2.0)), int(round((w - resolution) / 2.0))
+    return img.crop((left, top, left + resolution, top + resolution))
 
 
 def resize_center_crop(img, resolution):
     """torchvision's ``Resize(resolution)`` then ``CenterCrop(resolution)``."""
-    from torchvision.transforms import functional as TF
-
-    return TF.center_crop(resize_shorter_side(img, resolution), resolution)
+    return center_crop(resize_shorter_side(img, resolution), resolution)
 
 
 def resize_square(img, resolution):
     """torchvision's ``Resize((resolution, resolution))``: the whole image squeezed to a square, bilinear
     (the authors' images for the clustering latents, gen_prototype.py's ``--size``)."""
-    from torchvision.transforms import functional as TF
-
-    return TF.resize(img, [resolution, resolution])
+    return img if img.size == (resolution, resolution) else img.resize((resolution, resolution), Image.BILINEAR)
 
 
 def to_tensor(images):

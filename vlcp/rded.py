@@ -47,7 +47,7 @@ from vlcp.evaluate import (
     sets_of,
     training_execution,
 )
-from vlcp.images import load_rgb, resize_shorter_side
+from vlcp.images import center_crop, load_rgb, resize_shorter_side
 from vlcp.models import device
 from vlcp.names import STUDENTS
 from vlcp.settings import add_settings, stage_keys
@@ -211,10 +211,8 @@ def decay_groups(model, weight_decay):
 
 def test_decoding(input_size):
     """RDED's test transform of one image: Resize(input // 7 * 8) + CenterCrop(input), an HWC uint8 array."""
-    from torchvision.transforms import functional as TF
-
     def decode(path):
-        return np.asarray(TF.center_crop(resize_shorter_side(load_rgb(path), input_size // 7 * 8), input_size))
+        return np.asarray(center_crop(resize_shorter_side(load_rgb(path), input_size // 7 * 8), input_size))
 
     return decode
 
