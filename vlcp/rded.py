@@ -211,6 +211,7 @@ def decay_groups(model, weight_decay):
 
 def test_decoding(input_size):
     """RDED's test transform of one image: Resize(input // 7 * 8) + CenterCrop(input), an HWC uint8 array."""
+
     def decode(path):
         return np.asarray(center_crop(resize_shorter_side(load_rgb(path), input_size // 7 * 8), input_size))
 
