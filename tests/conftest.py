@@ -27,7 +27,7 @@ def load_yaml(path):
 
 
 # Session fixtures that run the workflow: a test that uses one starts Snakemake.
-SNAKEMAKE_FIXTURES = {"demo_run", "folder_run", "grouped_run", "shared_run", "beyond_run"}
+SNAKEMAKE_FIXTURES = {"demo_run", "folder_run", "shared_run", "beyond_run"}
 
 
 def starts_snakemake(args):
@@ -153,6 +153,50 @@ def dry_run_jobs(workdir, *args):
     return {
         (rule, ", ".join(f"{k}={v}" for k, v in wildcards.items())) for rule, wildcards in parse_dry_run(result.stdout)
     }
+
+
+def write_folder_demo(root):
+    """The demo's digits written once as an ImageFolder at ``root`` (the demo config's numbers), as a user's
+    own data would be: a run with dataset.source folder reads them."""
+    demo = load_yaml(DEMO_CONFIG)["demo"]
+    command = [sys.executable, "-m", "vlcp", "demo_data", str(root), "--train-per-class", str(demo["train_per_class"])]
+    command += ["--val-per-class", str(demo["val_per_class"]), "--image-size", str(demo["image_size"])]
+    subprocess.run([*command, "--seed", str(demo["seed"])], check=True)
+
+
+def folder_source(root):
+    """The config section that reads the digits written by ``write_folder_demo(root)``."""
+    return {"dataset": {"source": "folder", "root": str(root), "label_table": f"{root}/labels.tsv"}}
+
+
+def jobs_by_rule(jobs):
+    counts = {}
+    for rule, _ in jobs:
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
+def copy_run(workdir, tmp_path):
+    """A copy of a finished run, with modification times kept so Snakemake sees it as finished."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, symlinks=True, copy_function=shutil.copy2)
+    return copy
+
+
+PER_CLASS_RULES = ("index", "caption", "encode", "cluster", "text_prototype", "select")
+
+
+def jobs_after_adding_an_image_to_three(run, tmp_path):
+    """A copy of ``run`` = (workdir, config), a run of ``folder_source("data")``, with one image more in
+    train/three, and the jobs its dry run lists."""
+    from PIL import Image
+
+    workdir, config = run
+    copy = copy_run(workdir, tmp_path)
+    Image.new("L", (32, 32), 128).save(copy / "data" / "train" / "three" / "9999.png")
+    return copy, dry_run_jobs(copy, "--configfile", str(config))
 
 
 # --- the stage tests' small world (test_caption, test_encode, test_finetune) ---

@@ -1,7 +1,9 @@
 """The demo through `--profile slurm` on a real single-node SLURM cluster (slurm/local-cluster/).
 
-.ci/run starts the cluster and sets VLCP_SLURM_BASE; without it this test is skipped, loudly.
+.ci/run starts the cluster and sets VLCP_SLURM_BASE; without it these tests are skipped, loudly.
 The profile is slurm/config.yaml with only the site values and the status-check delay changed.
+The one run proves more than the profile: it reads the digits as a user's ImageFolder, cuts the per-class
+stages in parts of classes, and is a second run from scratch, so its files must be the demo run's.
 """
 
 import datetime
@@ -13,7 +15,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEMO_CONFIG, REPO
+from conftest import (
+    DEMO_CONFIG,
+    PER_CLASS_RULES,
+    REPO,
+    deep_update,
+    folder_source,
+    jobs_after_adding_an_image_to_three,
+    jobs_by_rule,
+    load_yaml,
+    output_hashes,
+    write_folder_demo,
+)
 
 pytestmark = pytest.mark.workflow
 BASE = os.environ.get("VLCP_SLURM_BASE")
@@ -21,8 +34,9 @@ GPU_RULES = {"caption", "finetune", "encode", "synthesize", "evaluate", "soft_la
 ARRAY_RULES = {"index", "cluster", "text_prototype", "select", "encode", "synthesize"}
 # The whole demo (both protocols, the teacher, 'full') with its per-class stages in parts of 5 classes: every
 # SLURM job starts Snakemake and parses the workflow (about 15 s on the 2-core test machine), and parts
-# halve the demo's 140 jobs; a job per class is tested locally (test_workflow, test_reruns).
-SLURM_DEMO = {"classes_per_job": 5}
+# halve the demo's 140 jobs; a job per class is tested locally (test_workflow, test_reruns). The digits are
+# read from an ImageFolder, data/ in the working folder.
+SLURM_DEMO = {"classes_per_job": 5, **folder_source("data")}
 FAULT = Path(__file__).parent / "fault"
 
 
@@ -44,14 +58,17 @@ def derived_profile(folder):
     return folder
 
 
-def test_demo_through_the_slurm_profile(tmp_path):
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory):
+    """The demo run through the SLURM profile: (working folder, its config, the console, the start time)."""
     if not cluster_up():
         pytest.skip(
             "SLURM TEST SKIPPED: no test cluster answered (VLCP_SLURM_BASE="
             f"{BASE!r}); .ci/run starts one with slurm/local-cluster/start.sh"
         )
+    tmp_path = tmp_path_factory.mktemp("slurm")
     workdir = tmp_path / "work"
-    workdir.mkdir()
+    write_folder_demo(workdir / "data")
     profile = derived_profile(tmp_path / "profile")
     env = dict(
         os.environ,
@@ -61,23 +78,17 @@ def test_demo_through_the_slurm_profile(tmp_path):
         VLCP_FAIL_ONCE=f"vlcp.aggregate:summarize:{workdir / 'failed-once'}",
     )
     start = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    parts = tmp_path / "parts.yaml"
-    parts.write_text(yaml.safe_dump(SLURM_DEMO))
+    config = tmp_path / "slurm-demo.yaml"
+    config.write_text(yaml.safe_dump(deep_update(load_yaml(DEMO_CONFIG), SLURM_DEMO)))
     run = in_cluster(
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        REPO / "Snakefile",
-        "--directory",
-        workdir,
-        "--profile",
-        profile,
-        "--configfile",
-        DEMO_CONFIG,
-        parts,
-        env=env,
-    )
+        sys.executable, "-m", "snakemake", "-s", REPO / "Snakefile", "--directory", workdir, "--profile", profile,
+        "--configfile", config, env=env,
+    )  # fmt: skip
+    return workdir, config, run, start
+
+
+def test_demo_through_the_slurm_profile(slurm_run):
+    workdir, _, run, start = slurm_run
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "submitted with SLURM jobid" in run.stdout + run.stderr
     assert (workdir / "failed-once").exists(), "the injected failure happened"
@@ -119,3 +130,32 @@ def test_demo_through_the_slurm_profile(tmp_path):
     accuracy = (workdir / "results" / "demo" / "accuracy.csv").read_text()
     assert "rded,vlcp-prototype,5" in accuracy and "minimax,full,all" in accuracy, accuracy
     print(f"SLURM: {len(mine)} jobs in {len(submissions)} submissions ({len(arrays)} arrays)")
+
+
+def test_a_run_in_parts_from_an_image_folder_writes_the_demo_runs_files(demo_run, slurm_run):
+    workdir, _, run, _ = slurm_run
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    a = output_hashes(demo_run / "results" / "demo")
+    b = output_hashes(workdir / "results" / "demo")
+    # the part records (parts/) are the parted run's own: a run of a job per class writes none
+    assert a.keys() == {k for k in b if not k.startswith("parts/")}, sorted(a.keys() ^ b.keys())[:10]
+    different = [k for k in a if a[k] != b[k]]
+    assert not different, f"differ between the per-class and the parted run: {different[:10]}"
+    record = (workdir / "results/demo/parts/captions/part2.tsv").read_text().split()
+    assert record == ["out", *(f"results/demo/captions/{c}.jsonl" for c in ("seven", "six", "three", "two", "zero"))]
+
+
+def test_adding_images_to_one_class_in_parts_reruns_its_part(slurm_run, tmp_path):
+    workdir, config, run, _ = slurm_run
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    _, jobs = jobs_after_adding_an_image_to_three((workdir, config), tmp_path)
+    parts = 2  # the fine-tune sees every class: every part's images are made again with the new model
+    assert jobs_by_rule(jobs) == {
+        **{"index": 1, "index_summary": 1, "split_index": 1, "caption": 1, "encode": 1},
+        **{"cluster": 2, "text_prototype": 2, "select": 2, "finetune": 1, "synthesize": 2 * parts},
+        # the teacher and 'full' read the whole train split
+        **{"teacher": 1, "manifest": 4, "evaluate": 4 + 1, "soft_label": 4, "grid": 4},
+        **{"aggregate": 1, "cost": 1, "all": 1},
+    }
+    per_part = [w for rule, w in jobs if rule in PER_CLASS_RULES]
+    assert all("part=part2" in w for w in per_part), per_part  # seven, six, three, two, zero
