@@ -49,12 +49,16 @@ def cluster_up():
 
 
 def derived_profile(folder):
-    """slurm/config.yaml with this cluster's account and a short first status check; nothing else changed."""
+    """slurm/ with this cluster's account and a short first status check; nothing else changed (its
+    partitions.yaml names the test cluster's partitions, cpu and gpu, as it ships)."""
+    import shutil
+
     profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
-    profile["default-resources"]["slurm_account"] = "vlcptest"
+    profile["default-resources"] = {**(profile.get("default-resources") or {}), "slurm_account": "vlcptest"}
     profile["slurm-init-seconds-before-status-checks"] = 2
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(profile))
+    shutil.copy(REPO / "slurm" / "partitions.yaml", folder)
     return folder
 
 
@@ -95,19 +99,27 @@ def test_demo_through_the_slurm_profile(slurm_run):
     assert (workdir / "results" / "demo" / "accuracy.csv").is_file()
 
     acct = in_cluster(
-        "sacct", "-X", "--parsable2", "--noheader", "-S", start, "--format=JobID,JobName,State,AllocTRES,Comment%200"
+        "sacct",
+        "-X",
+        "--parsable2",
+        "--noheader",
+        "-S",
+        start,
+        "--format=JobID,JobName,State,AllocTRES,Partition,Comment%200",
     ).stdout
     jobs = [line.split("|") for line in acct.splitlines() if line.strip()]
-    mine = [j for j in jobs if j[4].startswith("rule_")]
+    mine = [j for j in jobs if j[5].startswith("rule_")]
     assert mine, acct
     states = {}
-    for job_id, name, state, tres, comment in mine:
+    for job_id, name, state, tres, partition, comment in mine:
         rule = comment.split("_", 1)[1].split("_wildcards")[0] if comment.startswith("rule_") else None
         states.setdefault(state, []).append(comment)
         if rule in GPU_RULES:
-            assert "gres/gpu=1" in tres, f"{comment}: {tres}"
+            assert "gres/gpu=1" in tres and partition == "gpu", f"{comment}: {tres} on {partition}"
         else:
-            assert "gres/gpu" not in tres, f"{comment} is a CPU job but got {tres}"
+            assert "gres/gpu" not in tres and partition == "cpu", (
+                f"{comment} is a CPU job but got {tres} on {partition}"
+            )
     failed = [c for c in states.get("FAILED", [])]
     assert len(failed) == 1 and "aggregate" in failed[0], states.get("FAILED")
     assert set(states) == {"COMPLETED", "FAILED"}, {k: len(v) for k, v in states.items()}
@@ -118,7 +130,7 @@ def test_demo_through_the_slurm_profile(slurm_run):
     assert arrays, "the per-class jobs went in as job arrays"
     per_part = [
         job_id
-        for job_id, name, state, tres, comment in mine
+        for job_id, name, state, tres, partition, comment in mine
         if comment.split("_", 1)[1].split("_wildcards")[0] in ARRAY_RULES
     ]
     per_part_submissions = {job_id.split("_")[0] for job_id in per_part}

@@ -331,22 +331,29 @@ def test_every_rule_runs_on_its_cpus_per_task(tmp_path):
     assert threads["index"] == {2} and threads["evaluate"] == {1}, "the demo asks 1 core for evaluation"
 
 
-def test_every_gpu_rule_goes_to_the_gpu_partition():
-    """A rule that asks for a GPU (its resources entry has gpu >= 1 by default) is listed in the SLURM profile's
-    set-resources with a partition: otherwise it lands in the CPU partition with a GPU request and never starts."""
-    import re
+def test_a_job_goes_to_the_partition_its_resources_fit():
+    """The SLURM plugin chooses each job's partition from slurm/partitions.yaml by the job's resources
+    (snakemake_executor_plugin_slurm/partitions.py: get_best_partition, score_job_fit): with every resources
+    entry's defaults, a GPU request lands on the GPU partition and no request on the CPU one. Nothing in
+    the profile names a partition for a rule, which would override that choice. (tests/test_slurm.py
+    checks the partition of every job of a run on a real cluster.)"""
+    from types import SimpleNamespace
 
     import yaml
+    from snakemake_executor_plugin_slurm.partitions import get_best_partition, read_partition_file
 
+    class Resources(dict):
+        __getattr__ = dict.get
+
+    partitions = read_partition_file(REPO / "slurm" / "partitions.yaml")
+    logger = SimpleNamespace(debug=print, info=print, warning=print)
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
-    defaults = schema["properties"]["resources"]["properties"]
-    profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
-    gpu_rules = set()
-    for smk in (REPO / "rules").glob("*.smk"):
-        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), re.M):
-            entry = re.search(r'rule_resources\("(\w+)"', body)
-            if entry and defaults[entry.group(1)]["properties"]["gpu"]["default"] >= 1:
-                gpu_rules.add(name)
-    assert {"caption", "finetune", "encode", "synthesize", "evaluate", "soft_label", "teacher"} <= gpu_rules, gpu_rules
-    missing = sorted(r for r in gpu_rules if "slurm_partition" not in profile["set-resources"].get(r, {}))
-    assert not missing, f"GPU rules without a GPU partition in slurm/config.yaml: {missing}"
+    for key, spec in schema["properties"]["resources"]["properties"].items():
+        defaults = {k: v["default"] for k, v in spec["properties"].items()}
+        job = SimpleNamespace(name=key, threads=defaults["cpus_per_task"], resources=Resources(defaults))
+        want = "gpu" if defaults["gpu"] >= 1 else "cpu"
+        assert get_best_partition(partitions, job, logger) == want, (key, defaults)
+        job.resources["gpu"] = 0
+        assert get_best_partition(partitions, job, logger) == "cpu", f"{key} with gpu: 0"
+    profile = (REPO / "slurm" / "config.yaml").read_text()
+    assert "slurm_partition" not in profile and "set-resources" not in profile
