@@ -22,9 +22,9 @@ rule aggregate:
         benchmark("aggregate")
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("aggregate")
     resources:
-        **rule_resources("default"),
+        **rule_resources("aggregate"),
     params:
         # a params value, so a new reference reruns the summary
         full_reference=fixed_param(json.dumps(config["evaluate"]["full_reference"], sort_keys=True)),
@@ -48,9 +48,9 @@ rule manifest:
         method=OWN_METHODS,
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("manifest")
     resources:
-        **rule_resources("default"),
+        **rule_resources("manifest"),
     params:
         folder=lambda wildcards: distilled_set(wildcards.method, wildcards.ipc, wildcards.seed),
         classes=CLASSES,
@@ -73,9 +73,9 @@ rule external:
         method=EXTERNAL_METHODS,
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("external")
     resources:
-        **rule_resources("default"),
+        **rule_resources("external"),
     params:
         classes=CLASSES,
         extensions=DATASET["image_extensions"],
@@ -102,9 +102,9 @@ rule grid:
         benchmark("grid", "method", "ipc", "seed")
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("grid")
     resources:
-        **rule_resources("default"),
+        **rule_resources("grid"),
     shell:
         "python -m vlcp aggregate grid --manifest {input:q} --out {output:q} > {log:q} 2>&1"
 
@@ -124,9 +124,9 @@ rule cost:
         benchmark("cost")
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("cost")
     resources:
-        **rule_resources("default"),
+        **rule_resources("cost"),
     params:
         benchmarks=BENCHMARKS,
         # a function of the input: not compared, so settings that change no result (execution,

@@ -168,16 +168,16 @@ def benchmark(rule, *wildcards):
     return f"{BENCHMARKS}/{rule}/{','.join(f'{w}={{{w}}}' for w in wildcards) or 'job'}.tsv"
 
 
-def rule_threads(name):
+def rule_threads(rule):
     """A rule's threads are its cores: Snakemake hands them to the job as OMP_NUM_THREADS and friends."""
-    return config["resources"][name]["cpus_per_task"]
+    return config["resources"][names.resources_entry(rule)]["cpus_per_task"]
 
 
-def rule_resources(name, per_class=False, times=lambda wildcards: 1):
-    """Resources of a rule from config `resources`; memory and run time grow with each retry.
-    The run time of each per-class rule is per class; a job of a part asks for its classes' sum, and a
-    job that does ``times(wildcards)`` times the work asks for as much more."""
-    spec = config["resources"][name]
+def rule_resources(rule, per_class=False, times=lambda wildcards: 1):
+    """Resources of ``rule`` from its entry of config `resources` (vlcp.names.RESOURCES); memory and run time
+    grow with each retry. The run time of each per-class rule is per class; a job of a part asks for its
+    classes' sum, and a job that does ``times(wildcards)`` times the work asks for as much more."""
+    spec = config["resources"][names.resources_entry(rule)]
     classes = config["classes_per_job"] if per_class else 1
     return {
         "gpu": spec["gpu"],

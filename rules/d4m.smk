@@ -27,9 +27,9 @@ rule d4m_prototype:
         benchmark("d4m_prototype", CLASS, "ipc", "seed")
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("cluster")
+    threads: rule_threads("d4m_prototype")
     resources:
-        **rule_resources("cluster", per_class=True),
+        **rule_resources("d4m_prototype", per_class=True),
     params:
         **D4M_IN.paths,
         **D4M_OUT.paths,
@@ -56,9 +56,9 @@ rule d4m_synthesize:
         benchmark("d4m_synthesize", CLASS, "ipc", "seed")
     conda:
         "../envs/gpu.yaml"
-    threads: rule_threads("synthesize")
+    threads: rule_threads("d4m_synthesize")
     resources:
-        **rule_resources("synthesize", per_class=True),
+        **rule_resources("d4m_synthesize", per_class=True),
     params:
         **D4M_OUT.paths,
         **D4M_SYNTHESIZE_OUT.paths,

@@ -11,9 +11,9 @@ if DEMO:
             benchmark("demo_data")
         conda:
             "../envs/cpu.yaml"
-        threads: rule_threads("default")
+        threads: rule_threads("demo_data")
         resources:
-            **rule_resources("default"),
+            **rule_resources("demo_data"),
         params:
             demo=config["demo"],
         shell:

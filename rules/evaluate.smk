@@ -55,9 +55,9 @@ rule soft_label:
         model=alternatives(names.STUDENTS),
     conda:
         "../envs/gpu.yaml"
-    threads: rule_threads("evaluate")
+    threads: rule_threads("soft_label")
     resources:
-        **rule_resources("evaluate"),
+        **rule_resources("soft_label"),
     params:
         root=DATA_ROOT,
         teacher_architecture=TEACHER_ARCHITECTURE,
@@ -87,9 +87,9 @@ rule teacher:
         benchmark("teacher", "architecture")
     conda:
         "../envs/gpu.yaml"
-    threads: rule_threads("evaluate")
+    threads: rule_threads("teacher")
     resources:
-        **rule_resources("evaluate"),
+        **rule_resources("teacher"),
     params:
         root=DATA_ROOT,
         settings=fixed_param(options(teacher_settings(config, len(CLASSES)))),

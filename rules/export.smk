@@ -26,9 +26,9 @@ rule export_set:
         method=OWN_METHODS,
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("export_set")
     resources:
-        **rule_resources("default"),
+        **rule_resources("export_set"),
     params:
         run=config["run"],
     shell:
@@ -49,9 +49,9 @@ rule export_captions:
         benchmark("export_captions")
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("export_captions")
     resources:
-        **rule_resources("default"),
+        **rule_resources("export_captions"),
     params:
         captions=all_class_paths("captions", ".jsonl"),
     shell:

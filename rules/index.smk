@@ -20,9 +20,9 @@ rule index:
         benchmark("index", "split", CLASS)
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("index")
     resources:
-        **rule_resources("default", per_class=True),
+        **rule_resources("index", per_class=True),
     params:
         **INDEX_OUT.paths,
         root=DATA_ROOT,
@@ -52,9 +52,9 @@ rule split_index:
         benchmark("split_index", "split")
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("split_index")
     resources:
-        **rule_resources("default"),
+        **rule_resources("split_index"),
     params:
         index=lambda wildcards: all_class_paths(f"index/{wildcards.split}", ".jsonl"),
     shell:
@@ -73,9 +73,9 @@ rule index_summary:
         benchmark("index_summary")
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("index_summary")
     resources:
-        **rule_resources("default"),
+        **rule_resources("index_summary"),
     params:
         index=[f for split in SPLITS for f in all_class_paths(f"index/{split}", ".jsonl")],
         rejected=[f for split in SPLITS for f in all_class_paths(f"index/{split}", ".rejected.tsv")],

@@ -23,9 +23,9 @@ rule select:
         benchmark("select", CLASS, "baseline", "ipc", "seed")
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("select")
     resources:
-        **rule_resources("default", per_class=True),
+        **rule_resources("select", per_class=True),
     params:
         **SELECT_IN.paths,
         **SELECT_OUT.paths,

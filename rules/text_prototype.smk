@@ -29,9 +29,9 @@ rule text_prototype:
         prototypes=alternatives(STRATEGY_OF_DIR),
     conda:
         "../envs/cpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("text_prototype")
     resources:
-        **rule_resources("default", per_class=True),
+        **rule_resources("text_prototype", per_class=True),
     params:
         **PROTOTYPE_IN.paths,
         **PROTOTYPE_OUT.paths,

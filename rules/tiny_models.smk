@@ -20,9 +20,9 @@ rule tiny_model:
         kind="stable-diffusion|llava|gpt",
     conda:
         "../envs/gpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("tiny_model")
     resources:
-        **rule_resources("default"),
+        **rule_resources("tiny_model"),
     params:
         seed=config["models"]["tiny_seed"],
         resolution=config["models"]["tiny_resolution"],
@@ -45,9 +45,9 @@ rule tiny_pretrain:
         benchmark("tiny_pretrain")
     conda:
         "../envs/gpu.yaml"
-    threads: rule_threads("default")
+    threads: rule_threads("tiny_pretrain")
     resources:
-        **rule_resources("default"),
+        **rule_resources("tiny_pretrain"),
     params:
         index=all_class_paths("index/train", ".jsonl"),
         root=DATA_ROOT,

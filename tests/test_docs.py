@@ -77,6 +77,21 @@ def test_the_schemas_names_are_vlcp_names():
     assert tuple(references) == names.MODELS
 
 
+def test_every_resources_entry_is_a_rules_and_every_rule_named_exists():
+    import re
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    entries = set(schema["properties"]["resources"]["properties"])
+    assert entries == {*names.RESOURCES.values(), "default"}
+    rules = {m for smk in (REPO / "rules").glob("*.smk") for m in re.findall(r"^\s*rule (\w+):", smk.read_text(), re.M)}
+    assert set(names.RESOURCES) <= rules, set(names.RESOURCES) - rules
+    # a rule asks for its own resources by its own name, so that vlcp.names.RESOURCES is the one mapping
+    for smk in (REPO / "rules").glob("*.smk"):
+        for rule, body in re.findall(r"^\s*rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), re.M):
+            asked = set(re.findall(r'rule_(?:resources|threads)\("(\w+)"', body))
+            assert asked <= {rule}, f"{smk.name}: rule {rule} asks for the resources of {asked}"
+
+
 def test_the_modules_read_their_names_from_vlcp_names():
     from vlcp import external, networks, rded, select, text_prototype
 

@@ -72,13 +72,19 @@ def busy_minutes(rows):
 
 def cost_rows(rows, config, counts):
     """``rows`` with the model and the estimate of each GPU job (vlcp.plan)."""
-    from vlcp.plan import GPU_RULES, job_minutes, job_model
+    from vlcp.names import gpu_rules
+    from vlcp.plan import job_minutes, job_model
 
-    gpu = [(r["rule"], r["wildcards"]) for r in rows if r["rule"] in GPU_RULES]
-    estimates = iter(minutes for _, _, minutes in job_minutes(config, counts, gpu))
+    def key(rule, wildcards):
+        return rule, tuple(sorted(wildcards.items()))
+
+    on_gpu = gpu_rules(config["resources"])
+    gpu = [(r["rule"], r["wildcards"]) for r in rows if r["rule"] in on_gpu]
+    estimates = {key(rule, wildcards): minutes for rule, wildcards, minutes in job_minutes(config, counts, gpu)}
     out = []
     for r in rows:
-        is_gpu = r["rule"] in GPU_RULES
+        is_gpu = r["rule"] in on_gpu
+        estimate = estimates.get(key(r["rule"], r["wildcards"]))
         out.append(
             {
                 "rule": r["rule"],
@@ -87,7 +93,7 @@ def cost_rows(rows, config, counts):
                 "wall_min": r["wall_min"],
                 "cpu_min": r["cpu_min"],
                 "max_rss_mb": r["max_rss_mb"],
-                "estimate_min": round(next(estimates), 4) if is_gpu else None,
+                "estimate_min": round(estimate, 4) if estimate is not None else None,
             }
         )
     return out

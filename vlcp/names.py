@@ -30,6 +30,32 @@ PAPER_DATASETS = ("imagewoof", "imagenette", "imageidc", "imagenet1k", "cifar10"
 # The soft-label protocol's students and teachers.
 STUDENTS = PROTOCOL_MODELS["rded"]
 
+# The entry of config section `resources` of each rule that has its own; every other rule takes `default`.
+# A rule uses a GPU when its entry's `gpu` is 1 or more (``gpu_rules``): that alone makes vlcp.plan and
+# vlcp.cost price its jobs in GPU time and the SLURM profile send them to a GPU partition (slurm/partitions.yaml).
+RESOURCES = {
+    "caption": "caption",
+    "encode": "encode",
+    "finetune": "finetune",
+    "cluster": "cluster",
+    "d4m_prototype": "cluster",
+    "synthesize": "synthesize",
+    "d4m_synthesize": "synthesize",
+    "evaluate": "evaluate",
+    "soft_label": "evaluate",
+    "teacher": "evaluate",
+}
+
+
+def resources_entry(rule):
+    """The name of the `resources` entry of ``rule``."""
+    return RESOURCES.get(rule, "default")
+
+
+def gpu_rules(resources):
+    """The rules that ask for a GPU under config section ``resources``."""
+    return tuple(rule for rule, entry in RESOURCES.items() if resources[entry]["gpu"] >= 1)
+
 
 def vlcp_method(strategy, candidates=1):
     """The method name of VLCP's sets of one prompt strategy: vlcp-prototype, vlcp-label, ...; a set that

@@ -21,8 +21,6 @@ from vlcp.config import read_run_config
 from vlcp.errors import VlcpError
 from vlcp.sizing import REPO, evaluation_estimate, format_minutes, size_preset, soft_label_estimate, teacher_estimate
 
-GPU_RULES = ("caption", "encode", "finetune", "synthesize", "d4m_synthesize", "evaluate", "soft_label", "teacher")
-
 
 class PlanError(VlcpError):
     """The dry run behind the plan failed; the message carries Snakemake's words."""
@@ -96,15 +94,17 @@ def dataset_counts(config):
 
 def job_minutes(config, counts, jobs):
     """The estimated GPU minutes of each GPU job among ``jobs`` ((rule, wildcards) pairs), priced by
-    vlcp.sizing, in their order: a list of (rule, wildcards, minutes)."""
+    vlcp.sizing, in their order: a list of (rule, wildcards, minutes). A GPU job is a job of a rule whose
+    resources ask for a GPU (vlcp.names.gpu_rules) and that vlcp.sizing has a model of."""
     sizes = size_preset(config, counts)
     per_job = config["classes_per_job"]
     largest = max(config["ipc"])
     steps = {name: config[name]["num_inference_steps"] * config[name]["strength"] for name in ("synthesize", "d4m")}
     d4m_steps = steps["d4m"] / steps["synthesize"]
+    gpu = names.gpu_rules(config["resources"])
     priced = []
     for rule, wildcards in jobs:
-        if rule not in GPU_RULES:
+        if rule not in gpu:
             continue
         if rule in ("caption", "encode"):
             minutes = sizes[rule]["minutes"] * per_job
@@ -119,8 +119,10 @@ def job_minutes(config, counts, jobs):
             minutes = teacher_estimate(config, counts)["minutes"]
         elif rule == "soft_label":
             minutes = soft_label_estimate(config, counts, wildcards["model"], wildcards["ipc"])["minutes"]
-        else:
+        elif rule == "evaluate":
             minutes = evaluation_estimate(config, counts, wildcards["model"], wildcards["ipc"])["minutes"]
+        else:
+            continue  # a rule that asks for a GPU only because the config gives it one: no estimate
         priced.append((rule, wildcards, minutes))
     return priced
 
