@@ -223,3 +223,5 @@ def test_an_image_below_the_smallest_side_is_rejected_with_its_size(tmp_path):
         "train/dots/a_dot.png": "1 x 1 px, smaller than dataset.min_image_side = 8",
         "train/dots/b_strip.png": "32 x 7 px, smaller than dataset.min_image_side = 8",
     }
+    # the stage's default is the config's (config/schema.yaml: dataset.min_image_side, 8), not 1
+    assert scan_class(tmp_path, "train", "dots", EXTENSIONS, MAX_PIXELS) == (records, rejected)

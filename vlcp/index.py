@@ -14,6 +14,10 @@ from vlcp.images import ImageRejected, open_image
 from vlcp.labels import label_text
 from vlcp.parallel import thread_map
 from vlcp.parts import add_part_option, each_class
+from vlcp.settings import section
+
+# The smallest side an image may have, as config/schema.yaml defaults dataset.min_image_side.
+MIN_IMAGE_SIDE = section("dataset")["min_image_side"]["default"]
 
 SPLITS = ("train", "val")
 
@@ -71,7 +75,7 @@ def class_files(folder):
     return sorted(found)
 
 
-def scan_class(root, split, cls, extensions, max_pixels, progress=False, min_side=1):
+def scan_class(root, split, cls, extensions, max_pixels, progress=False, min_side=MIN_IMAGE_SIDE):
     """Check every file of ``root/split/cls``; return (records, rejected) in index order.
 
     A record is a dict with the image path relative to ``root``, width, height and mode; a
@@ -107,7 +111,7 @@ def scan_class(root, split, cls, extensions, max_pixels, progress=False, min_sid
     return records, rejected
 
 
-def index_class(root, split, cls, label, extensions, max_pixels, progress=False, min_side=1):
+def index_class(root, split, cls, label, extensions, max_pixels, progress=False, min_side=MIN_IMAGE_SIDE):
     """``scan_class`` plus the class and label text on each record; a class with no usable image is an error."""
     records, rejected = scan_class(root, split, cls, extensions, max_pixels, progress, min_side)
     if not records:
@@ -149,7 +153,7 @@ def main(argv=None):
     scan.add_argument("--label", nargs="+", help="per class: label text that overrides the table, or ''")
     scan.add_argument("--extensions", nargs="+", required=True)
     scan.add_argument("--max-image-pixels", type=int, required=True)
-    scan.add_argument("--min-image-side", type=int, default=1, help="dataset.min_image_side")
+    scan.add_argument("--min-image-side", type=int, default=MIN_IMAGE_SIDE, help="dataset.min_image_side")
     scan.add_argument("--index", nargs="+", required=True, type=Path, help="per class: output JSON-lines index")
     scan.add_argument("--rejected", nargs="+", required=True, type=Path, help="per class: output TSV of rejected files")
     merge = commands.add_parser("merge", help="one split's index: the class indexes one after another")
