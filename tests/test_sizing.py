@@ -20,7 +20,8 @@ def test_full_size_models_have_the_published_parameter_counts():
 
 @pytest.fixture(scope="module")
 def sizes():
-    return {name: sizing.size_preset(sizing.load_preset(name), dataset) for name, dataset in sizing.DATASETS.items()}
+    configs = {name: sizing.load_preset(name) for name in sizing.preset_names()}
+    return {name: sizing.size_preset(config, sizing.published_size(config)) for name, config in configs.items()}
 
 
 def test_every_preset_asks_for_what_its_sizing_computes(sizes):
@@ -36,10 +37,10 @@ def test_every_preset_asks_for_what_its_sizing_computes(sizes):
 
 def test_sizing_follows_the_settings():
     config = sizing.load_preset("imagenette")
-    base = sizing.size_preset(config, sizing.DATASETS["imagenette"])
+    base = sizing.size_preset(config, sizing.published_size(config))
     config["finetune"]["train_batch_size"] *= 2
     config["caption"]["batch_size"] *= 2
-    bigger = sizing.size_preset(config, sizing.DATASETS["imagenette"])
+    bigger = sizing.size_preset(config, sizing.published_size(config))
     assert bigger["finetune"]["gpu_gib"] > base["finetune"]["gpu_gib"]
     assert (
         bigger["caption"]["gpu_gib"] > base["caption"]["gpu_gib"]
@@ -54,9 +55,9 @@ def test_sizing_follows_the_settings():
 def test_caption_time_is_priced_at_the_longest_caption_a_batch_may_run_to():
     """A batch decodes until its longest caption ends: every image pays caption.max_new_tokens steps."""
     config = sizing.load_preset("imagenette")
-    base = sizing.size_preset(config, sizing.DATASETS["imagenette"])["caption"]["minutes"]
+    base = sizing.size_preset(config, sizing.published_size(config))["caption"]["minutes"]
     config["caption"]["max_new_tokens"] *= 2
-    longer = sizing.size_preset(config, sizing.DATASETS["imagenette"])["caption"]["minutes"]
+    longer = sizing.size_preset(config, sizing.published_size(config))["caption"]["minutes"]
     assert 1.8 < longer / base < 2.0, "decoding dominates: twice the cap, nearly twice the time"
 
 

@@ -1,8 +1,8 @@
 """The generated documents: config/REFERENCE.md, every key of config/schema.yaml with its default, what
-it allows and what it means; and docs/paper.md, the paper's tables from vlcp/data/paper_numbers.csv. A
-test fails while either is stale.
+it allows and what it means; docs/paper.md, the paper's tables from vlcp/data/paper_numbers.csv; and the
+sizing table of slurm/README.md, from vlcp/sizing.py and the presets. A test fails while one is stale.
 
-    python -m vlcp.reference             # rewrites both
+    python -m vlcp.reference             # rewrites them
     python -m vlcp.reference --check     # exit 1 when one is stale
 """
 
@@ -19,6 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"
 REFERENCE = REPO / "config" / "REFERENCE.md"
 PAPER = REPO / "docs" / "paper.md"
+SLURM_README = REPO / "slurm" / "README.md"
+SIZING_TABLE = (
+    "<!-- the sizing table, written by `python -m vlcp.reference` from vlcp/sizing.py and the presets -->\n",
+    "\n<!-- end of the sizing table -->",
+)
 
 
 def allowed_words(schema):
@@ -104,13 +109,29 @@ def render_paper():
     )
 
 
+def render_sizing(readme):
+    """slurm/README.md's text ``readme`` with its sizing table, between the SIZING_TABLE marks, made again."""
+    from vlcp import sizing
+
+    start, end = SIZING_TABLE
+    before, rest = readme.split(start, 1)
+    _, after = rest.split(end, 1)
+    return before + start + sizing.table(sizing.TABLE_PRESETS) + end + after
+
+
 def documents():
     """{path: the text it should hold} of every generated document."""
-    return {REFERENCE: render(yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))), PAPER: render_paper()}
+    return {
+        REFERENCE: render(yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))),
+        PAPER: render_paper(),
+        SLURM_README: render_sizing(SLURM_README.read_text(encoding="utf-8")),
+    }
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Write config/REFERENCE.md and docs/paper.md.")
+    parser = argparse.ArgumentParser(
+        description="Write config/REFERENCE.md, docs/paper.md and slurm/README.md's sizing table."
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if a document is not what its source gives")
     args = parser.parse_args(argv)
     for path, text in documents().items():

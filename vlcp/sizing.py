@@ -21,16 +21,9 @@ import torch
 GIB = 2**30
 REPO = Path(__file__).resolve().parents[1]
 
-# (classes, train images, val images) of each preset's dataset.
-DATASETS = {
-    "imagenette": (10, 9469, 3925),
-    "imagewoof": (10, 9025, 3929),
-    "imageidc": (10, 13000, 500),
-    "imagenet100": (100, 130000, 5000),  # at most 1,300 train images per ImageNet class
-    "imagenet1k": (1000, 1281167, 50000),
-    "cifar10": (10, 50000, 10000),
-    "cifar100": (100, 50000, 10000),
-}
+PRESETS = REPO / "config" / "presets"
+# The presets of slurm/README.md's sizing table, in the paper's order (each preset's dataset.size is its size).
+TABLE_PRESETS = ["imagenette", "imagewoof", "imageidc", "imagenet100", "imagenet1k", "cifar10", "cifar100"]
 
 # Assumed sustained throughput of one H100 (A100: about half), the work of one caption, and the
 # margins of a SLURM request over the estimate.
@@ -52,7 +45,20 @@ def load_preset(name):
     """The config of a preset as a run sees it: config.yaml, the preset, the schema's defaults."""
     from vlcp.config import load_run_config
 
-    return load_run_config([REPO / "config" / "presets" / f"{name}.yaml"], REPO)
+    return load_run_config([PRESETS / f"{name}.yaml"], REPO)
+
+
+def preset_names():
+    """The presets, config/presets/*.yaml, by name."""
+    return sorted(path.stem for path in PRESETS.glob("*.yaml"))
+
+
+def published_size(config):
+    """(classes, train images, val images) of a config's dataset.size, which each preset gives."""
+    size = config["dataset"]["size"]
+    if size is None:
+        raise ValueError(f"run {config['run']!r} has no dataset.size (classes, train, val) to be sized from")
+    return size["classes"], size["train"], size["val"]
 
 
 def flops(model, *inputs, **kwargs):
@@ -403,7 +409,7 @@ def table(names):
     ]
     for name in names:
         config = load_preset(name)
-        for rule, r in size_preset(config, DATASETS[name]).items():
+        for rule, r in size_preset(config, published_size(config)).items():
             per = {
                 "caption": "class",
                 "encode": "class",
@@ -428,7 +434,8 @@ def format_minutes(minutes):
 
 def resources_block(name):
     """The `resources:` YAML of a preset, from its sizing: memory and run time of each GPU rule."""
-    sizes = size_preset(load_preset(name), DATASETS[name])
+    config = load_preset(name)
+    sizes = size_preset(config, published_size(config))
     lines = [
         f'# GPU rules sized by `python -m vlcp.sizing {name}` (README, "Sizing"); run times are per class',
         "# for caption, encode and synthesize, per job for finetune and evaluate.",
@@ -441,7 +448,7 @@ def resources_block(name):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("presets", nargs="*", default=list(DATASETS))
+    parser.add_argument("presets", nargs="*", default=TABLE_PRESETS)
     parser.add_argument("--resources", action="store_true", help="print each preset's resources block instead")
     args = parser.parse_args(argv)
     if args.resources:
