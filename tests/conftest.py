@@ -199,6 +199,52 @@ def jobs_after_adding_an_image_to_three(run, tmp_path):
     return copy, dry_run_jobs(copy, "--configfile", str(config))
 
 
+# --- the tiny-weights remake, in the background ---
+
+# The remake of the shipped tiny weights (test_tiny_models.py) is 5 minutes of training that needs no other
+# test. When it is collected it starts with the session, at the lowest CPU priority, so it runs on the core
+# that single-threaded tests and dry runs leave idle; its test waits for what is left.
+REMAKE_TEST = "test_the_shipped_digit_weights_are_what_tiny_pretrain_makes"
+REMAKE = pytest.StashKey()
+
+
+def pytest_collection_finish(session):
+    config = session.config  # session.items: what runs, after -m and -k have deselected
+    if config.option.collectonly or not any(item.name == REMAKE_TEST for item in session.items):
+        return
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="vlcp-tiny-remake-"))
+    with open(folder / "log.txt", "w") as log:
+        command = [sys.executable, "-m", "vlcp", "tiny_pretrain", str(folder / "weights")]
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(19))
+    config.stash[REMAKE] = (process, folder)
+
+
+def pytest_sessionfinish(session):
+    started = session.config.stash.get(REMAKE, None)
+    if started:
+        import shutil
+
+        process, folder = started
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny_remake(request):
+    """The folder of the weights ``python -m vlcp tiny_pretrain`` made again (started with the session)."""
+    started = request.config.stash.get(REMAKE, None)
+    assert started, f"the remake starts when {REMAKE_TEST} is collected"
+    process, folder = started
+    process.wait()
+    log = (folder / "log.txt").read_text(errors="replace")
+    assert process.returncode == 0, log[-3000:]
+    return folder / "weights"
+
+
 # --- the stage tests' small world (test_caption, test_encode, test_finetune) ---
 
 HERE = Path(__file__).parent

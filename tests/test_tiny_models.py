@@ -110,25 +110,18 @@ def same_cpu_kind():
 
 
 @pytest.mark.slow
-def test_the_shipped_digit_weights_are_what_tiny_pretrain_makes(repo, tmp_path):
-    import subprocess
-    import sys
-
+def test_the_shipped_digit_weights_are_what_tiny_pretrain_makes(repo, tiny_remake):
+    # the remake, `python -m vlcp tiny_pretrain`, started with the session (conftest.tiny_remake)
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from vlcp import tiny_pretrain
     from vlcp.tiny_models import build_tiny_stable_diffusion
 
-    result = subprocess.run(
-        [sys.executable, "-m", "vlcp", "tiny_pretrain", str(tmp_path / "w")], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    from safetensors import safe_open
-
     for name in ("vae", "unet"):
         shipped = repo / "vlcp" / "data" / "tiny_sd_digits" / f"{name}.safetensors"
         # the settings and the tensor names; the header's key order is not fixed by safetensors
-        with safe_open(tmp_path / "w" / f"{name}.safetensors", "pt") as made, safe_open(shipped, "pt") as kept:
+        with safe_open(tiny_remake / f"{name}.safetensors", "pt") as made, safe_open(shipped, "pt") as kept:
             assert made.metadata() == kept.metadata()
             assert sorted(made.keys()) == sorted(kept.keys())
             changed = [k for k in kept.keys() if not torch.equal(made.get_tensor(k), kept.get_tensor(k))]
@@ -137,7 +130,7 @@ def test_the_shipped_digit_weights_are_what_tiny_pretrain_makes(repo, tmp_path):
     # what both sets of weights do on the demo's val digits: within 2 % (a random VAE's MSE is ~100x)
     torch.set_num_threads(tiny_pretrain.THREADS)
     scores = []
-    for folder in (tmp_path / "w", repo / "vlcp" / "data" / "tiny_sd_digits"):
+    for folder in (tiny_remake, repo / "vlcp" / "data" / "tiny_sd_digits"):
         pipe = build_tiny_stable_diffusion(0, tiny_pretrain.RESOLUTION)
         for name in tiny_pretrain.WEIGHTS:
             getattr(pipe, name).load_state_dict(load_file(folder / f"{name}.safetensors"))
