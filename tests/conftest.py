@@ -61,6 +61,25 @@ def cluster_prefix():
     return [f"{base}/in-cluster.sh"] if base and os.path.exists(f"{base}/in-cluster.sh") else []
 
 
+def cluster_command(cmd):
+    """``cmd`` to run inside the test cluster's namespace when it is up (``cluster_prefix``), once."""
+    prefix = cluster_prefix()
+    return cmd if not prefix or cmd[: len(prefix)] == prefix else [*prefix, *cmd]
+
+
+@pytest.fixture(autouse=True)
+def plans_in_the_test_cluster(monkeypatch):
+    """``vlcp plan``'s dry runs start Snakemake too: inside the test cluster's namespace when it is up, as
+    ``snakemake`` does (outside it each start waits about 10 s for the controller)."""
+    if not cluster_prefix():
+        return
+    import importlib
+
+    plan = importlib.import_module("vlcp.plan")
+    original = plan.snakemake_command
+    monkeypatch.setattr(plan, "snakemake_command", lambda *args: cluster_command(original(*args)))
+
+
 def snakemake(workdir, *args, check=True, offline=True):
     """Run this repository's workflow with ``workdir`` as working directory; return the CompletedProcess.
     ``offline=False`` lets the plan accept hub ids that are not in the local cache (nothing is downloaded
@@ -72,7 +91,7 @@ def snakemake(workdir, *args, check=True, offline=True):
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         HF_HUB_OFFLINE="1" if offline else "0",
     )
-    cmd = [*cluster_prefix(), *snakemake_command(workdir, *args)]
+    cmd = cluster_command(snakemake_command(workdir, *args))
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         output = result.stdout + result.stderr

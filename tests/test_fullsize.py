@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, cluster_prefix, failed_logs, snakemake
+from conftest import REPO, cluster_command, failed_logs, snakemake
 from vlcp import contract, cost, full_models
 from vlcp.cli import peak_in_log
 
@@ -63,7 +63,7 @@ def workflow_command(workdir, models_config):
     from vlcp.plan import snakemake_command
 
     args = ["--cores", "2", "--resources", "mem_mb=20000", "--configfile", str(CONFIG), str(models_config)]
-    return [*cluster_prefix(), *snakemake_command(workdir, *args)]
+    return cluster_command(snakemake_command(workdir, *args))
 
 
 @pytest.fixture(scope="session")
