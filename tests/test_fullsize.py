@@ -76,9 +76,12 @@ def fullsize_run(tmp_path_factory, hub_models):
     models_config.write_text(yaml.safe_dump({"models": {"diffusion": str(sd), "captioner": str(llava)}}))
     command = workflow_command(workdir, models_config)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HF_HUB_OFFLINE="1")
+    # as from a terminal: Ctrl-C reaches Snakemake even when the suite itself was started in the background,
+    # whose commands inherit an ignored SIGINT (and Python then never raises KeyboardInterrupt)
     first = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
-    )
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     while first.poll() is None and not (workdir / CHECKPOINT).is_file():
         time.sleep(1)
     if first.poll() is not None:
