@@ -16,10 +16,13 @@ from vlcp.parallel import thread_map
 from vlcp.parts import add_part_option, each_class
 from vlcp.settings import section
 
-# The smallest side an image may have, as config/schema.yaml defaults dataset.min_image_side.
-MIN_IMAGE_SIDE = section("dataset")["min_image_side"]["default"]
-
 SPLITS = ("train", "val")
+
+
+def default_min_side():
+    """The smallest side an image may have when none is given: config/schema.yaml's dataset.min_image_side
+    default (read when asked, not when the module loads)."""
+    return section("dataset")["min_image_side"]["default"]
 
 
 class DatasetError(VlcpError, ValueError):
@@ -75,15 +78,16 @@ def class_files(folder):
     return sorted(found)
 
 
-def scan_class(root, split, cls, extensions, max_pixels, progress=False, min_side=MIN_IMAGE_SIDE):
+def scan_class(root, split, cls, extensions, max_pixels, progress=False, min_side=None):
     """Check every file of ``root/split/cls``; return (records, rejected) in index order.
 
     A record is a dict with the image path relative to ``root``, width, height and mode; a
     rejected entry is (path relative to ``root``, reason). Every file is fully decoded, so
     truncated data is caught here rather than mid-way through a GPU stage; an image whose shorter side is
-    below ``min_side`` pixels is rejected.
+    below ``min_side`` pixels (default: the schema's, ``default_min_side``) is rejected.
     """
     root = Path(root)
+    min_side = default_min_side() if min_side is None else min_side
     suffixes = {e.lower() for e in extensions}
     files = class_files(root / split / cls)
     bar = tqdm(total=len(files), desc=f"index {split}/{cls}", unit="img", disable=not progress, file=sys.stderr)
@@ -111,7 +115,7 @@ def scan_class(root, split, cls, extensions, max_pixels, progress=False, min_sid
     return records, rejected
 
 
-def index_class(root, split, cls, label, extensions, max_pixels, progress=False, min_side=MIN_IMAGE_SIDE):
+def index_class(root, split, cls, label, extensions, max_pixels, progress=False, min_side=None):
     """``scan_class`` plus the class and label text on each record; a class with no usable image is an error."""
     records, rejected = scan_class(root, split, cls, extensions, max_pixels, progress, min_side)
     if not records:
@@ -153,7 +157,7 @@ def main(argv=None):
     scan.add_argument("--label", nargs="+", help="per class: label text that overrides the table, or ''")
     scan.add_argument("--extensions", nargs="+", required=True)
     scan.add_argument("--max-image-pixels", type=int, required=True)
-    scan.add_argument("--min-image-side", type=int, default=MIN_IMAGE_SIDE, help="dataset.min_image_side")
+    scan.add_argument("--min-image-side", type=int, default=None, help="dataset.min_image_side (default: the schema's)")
     scan.add_argument("--index", nargs="+", required=True, type=Path, help="per class: output JSON-lines index")
     scan.add_argument("--rejected", nargs="+", required=True, type=Path, help="per class: output TSV of rejected files")
     merge = commands.add_parser("merge", help="one split's index: the class indexes one after another")
