@@ -1,9 +1,10 @@
 """Incremental reruns, provenance and bad data arriving mid-way, on a finished demo run.
 
 ``folder_run`` is the demo as a user would run their own data: the digits are written
-once by ``python -m vlcp demo_data`` and read as an ImageFolder (dataset.source: folder).
-That two runs from scratch write the same files is tested where a second run is made anyway:
-a run killed and resumed (test_faults.py) and a run in parts of classes through SLURM (test_slurm.py).
+once by ``python -m vlcp demo_data`` and read as an ImageFolder (dataset.source: folder), with a
+job per class. That two runs from scratch write the same files is tested where a second run is
+made anyway: this one (a job per class, where the demo runs parts of 5 classes), a run killed and
+resumed (test_faults.py) and the run through SLURM (test_slurm.py).
 """
 
 import json
@@ -23,6 +24,7 @@ from conftest import (
     jobs_after_adding_an_image_to_three,
     jobs_by_rule,
     load_yaml,
+    output_hashes,
     snakemake,
     write_folder_demo,
 )
@@ -46,9 +48,29 @@ def folder_run(tmp_path_factory):
     write_folder_demo(workdir / "data")
     # the reruns below need finished jobs, not accurate ones: 10 training epochs per evaluation, not 100
     fewer_epochs = {"evaluate": {**HARD_LABELS_ONLY["evaluate"], "epochs": [{"max_ipc": 10, "epochs": 10}]}}
-    config = write_config(workdir / "base.yaml", {**HARD_LABELS_ONLY, **fewer_epochs, **folder_source("data")})
+    # a job per class (the demo's own config runs parts of 5), so a change to one class reruns it alone
+    override = {**HARD_LABELS_ONLY, **fewer_epochs, **folder_source("data"), "classes_per_job": 1}
+    config = write_config(workdir / "base.yaml", override)
     snakemake(workdir, "--cores", "2", "--configfile", str(config))
     return workdir, config
+
+
+# What the folder run and the demo run (config/demo.yaml as it ships) make alike: every stage up to the
+# distilled and the random sets; the evaluations differ by design (hard labels only, 10 epochs).
+SAME_AS_THE_DEMO = ("index/", "captions/", "latents/", "finetune/", "clusters/", "prototypes/", "distilled/")
+
+
+def test_a_job_per_class_writes_what_parts_of_classes_write(demo_run, folder_run):
+    # The demo runs its per-class stages in parts of 5 classes, the folder run a job per class; a second
+    # run from scratch, and from an ImageFolder, it must write the same files.
+    demo = output_hashes(demo_run / "results" / "demo")
+    mine = output_hashes(folder_run[0] / "results" / "demo")
+    assert any(k.startswith("parts/") for k in demo) and not any(k.startswith("parts/") for k in mine)
+    compared = {k for k in demo if k.startswith(SAME_AS_THE_DEMO)}
+    assert len(compared) > 250 and "finetune/shared/unet/diffusion_pytorch_model.safetensors" in compared
+    assert compared == {k for k in mine if k.startswith(SAME_AS_THE_DEMO)}, sorted(compared ^ mine.keys())[:10]
+    different = sorted(k for k in compared if demo[k] != mine[k])
+    assert not different, f"differ between a job per class and parts of classes: {different[:10]}"
 
 
 def test_provenance_beside_every_result(folder_run):

@@ -2,8 +2,8 @@
 
 .ci/run starts the cluster and sets VLCP_SLURM_BASE; without it these tests are skipped, loudly.
 The profile is slurm/config.yaml with only the site values and the status-check delay changed.
-The one run proves more than the profile: it reads the digits as a user's ImageFolder, cuts the per-class
-stages in parts of classes, and is a second run from scratch, so its files must be the demo run's.
+The one run proves more than the profile: it reads the digits as a user's ImageFolder, and is a second run
+from scratch, so its files must be the demo run's.
 """
 
 import datetime
@@ -32,11 +32,11 @@ pytestmark = pytest.mark.workflow
 BASE = os.environ.get("VLCP_SLURM_BASE")
 GPU_RULES = {"caption", "finetune", "encode", "synthesize", "evaluate", "soft_label", "teacher"}
 ARRAY_RULES = {"index", "cluster", "text_prototype", "select", "encode", "synthesize"}
-# The whole demo (both protocols, the teacher, 'full') with its per-class stages in parts of 5 classes: every
-# SLURM job starts Snakemake and parses the workflow (about 15 s on the 2-core test machine), and parts
-# halve the demo's 140 jobs; a job per class is tested locally (test_workflow, test_reruns). The digits are
-# read from an ImageFolder, data/ in the working folder.
-SLURM_DEMO = {"classes_per_job": 5, **folder_source("data")}
+# The whole demo (both protocols, the teacher, 'full'), its per-class stages in parts of 5 classes as
+# config/demo.yaml has them (every SLURM job starts Snakemake and parses the workflow, about 15 s on the
+# 2-core test machine); a job per class is tested locally (test_workflow, test_reruns). The digits are read
+# from an ImageFolder, data/ in the working folder.
+SLURM_DEMO = folder_source("data")
 FAULT = Path(__file__).parent / "fault"
 
 
@@ -144,15 +144,14 @@ def test_demo_through_the_slurm_profile(slurm_run):
     print(f"SLURM: {len(mine)} jobs in {len(submissions)} submissions ({len(arrays)} arrays)")
 
 
-def test_a_run_in_parts_from_an_image_folder_writes_the_demo_runs_files(demo_run, slurm_run):
+def test_a_run_through_slurm_from_an_image_folder_writes_the_demo_runs_files(demo_run, slurm_run):
     workdir, _, run, _ = slurm_run
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     a = output_hashes(demo_run / "results" / "demo")
     b = output_hashes(workdir / "results" / "demo")
-    # the part records (parts/) are the parted run's own: a run of a job per class writes none
-    assert a.keys() == {k for k in b if not k.startswith("parts/")}, sorted(a.keys() ^ b.keys())[:10]
+    assert a.keys() == b.keys(), sorted(a.keys() ^ b.keys())[:10]
     different = [k for k in a if a[k] != b[k]]
-    assert not different, f"differ between the per-class and the parted run: {different[:10]}"
+    assert not different, f"differ between the local and the SLURM run: {different[:10]}"
     record = (workdir / "results/demo/parts/captions/part2.tsv").read_text().split()
     assert record == ["out", *(f"results/demo/captions/{c}.jsonl" for c in ("seven", "six", "three", "two", "zero"))]
 
