@@ -26,12 +26,13 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
     counts = job_counts(result.stdout)
     assert counts["demo_data"] == 1
     assert counts["tiny_model"] == 2
-    assert counts["index"] == 2 * len(CLASSES)
+    parts = len(CLASSES) // 5  # the demo's per-class stages run in parts of 5 classes (classes_per_job)
+    assert counts["index"] == 2 * parts
     assert counts["index_summary"] == 1
-    assert counts["caption"] == len(CLASSES)
-    assert counts["encode"] == len(CLASSES)
+    assert counts["caption"] == parts
+    assert counts["encode"] == parts
     assert counts["finetune"] == 1, "the demo shares one fine-tune across seeds"
-    per_ipc_seed = len(CLASSES) * 2 * 1  # demo: IPC 1 and 5, seed 0, strategy prototype
+    per_ipc_seed = parts * 2 * 1  # demo: IPC 1 and 5, seed 0, strategy prototype
     assert counts["cluster"] == per_ipc_seed
     assert counts["text_prototype"] == per_ipc_seed
     assert counts["synthesize"] == per_ipc_seed
@@ -55,11 +56,12 @@ def test_generated_sentences_strategy_plans_its_model_and_sets(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "--configfile", DEMO, str(extra))
     counts = job_counts(result.stdout)
     assert counts["tiny_model"] == 3, "the tiny text generator is built too"
-    assert counts["text_prototype"] == counts["synthesize"] == 2 * len(CLASSES) * 2
+    parts = len(CLASSES) // 5  # the demo's parts of 5 classes
+    assert counts["text_prototype"] == counts["synthesize"] == 2 * parts * 2
     # (vlcp-prototype, vlcp-gpt, random) x IPC (1, 5), and 'full' with hard labels; the three sets' soft labels
     assert counts["evaluate"] == 3 * 2 + 1 and counts["soft_label"] == 3 * 2
     gpt = [line for line in result.stdout.splitlines() if "--strategy gpt" in line]
-    assert len(gpt) == 2 * len(CLASSES) and all("--text-generator results/demo/models/tiny-gpt" in l for l in gpt)
+    assert len(gpt) == 2 * parts and all("--text-generator results/demo/models/tiny-gpt" in l for l in gpt)
     assert all("--text-generator" not in l for l in result.stdout.splitlines() if "--strategy prototype" in l)
     assert "results/demo/distilled/vlcp-gpt/ipc5/seed0" in result.stdout
 
