@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import REPO, snakemake
+from conftest import REPO, load_yaml, snakemake
 from vlcp import contract
 from vlcp.demo_data import CLASSES
 
@@ -26,7 +26,7 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
     counts = job_counts(result.stdout)
     assert counts["demo_data"] == 1
     assert counts["tiny_model"] == 2
-    parts = len(CLASSES) // 5  # the demo's per-class stages run in parts of 5 classes (classes_per_job)
+    parts = -(-len(CLASSES) // load_yaml(DEMO)["classes_per_job"])  # the demo's parts of classes
     assert counts["index"] == 2 * parts
     assert counts["index_summary"] == 1
     assert counts["caption"] == parts
@@ -56,7 +56,7 @@ def test_generated_sentences_strategy_plans_its_model_and_sets(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "--configfile", DEMO, str(extra))
     counts = job_counts(result.stdout)
     assert counts["tiny_model"] == 3, "the tiny text generator is built too"
-    parts = len(CLASSES) // 5  # the demo's parts of 5 classes
+    parts = -(-len(CLASSES) // load_yaml(DEMO)["classes_per_job"])  # the demo's parts of classes
     assert counts["text_prototype"] == counts["synthesize"] == 2 * parts * 2
     # (vlcp-prototype, vlcp-gpt, random) x IPC (1, 5), and 'full' with hard labels; the three sets' soft labels
     assert counts["evaluate"] == 3 * 2 + 1 and counts["soft_label"] == 3 * 2
