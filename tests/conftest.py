@@ -1,3 +1,4 @@
+import contextlib
 import copy
 import os
 import subprocess
@@ -27,7 +28,7 @@ def load_yaml(path):
 
 
 # Session fixtures that run the workflow: a test that uses one starts Snakemake.
-SNAKEMAKE_FIXTURES = {"demo_run", "folder_run", "shared_run", "beyond_run"}
+SNAKEMAKE_FIXTURES = {"demo_run", "folder_run", "killed_folder_run", "shared_run", "beyond_run"}
 
 
 def starts_snakemake(args):
@@ -120,6 +121,11 @@ DEMO_CONFIG = REPO / "config" / "demo.yaml"
 # The demo without its soft-label evaluations, the teacher and 'full': for the tests that run the demo again
 # from scratch to check something else (reruns, parts of classes), where those jobs would only add minutes.
 HARD_LABELS_ONLY = {"methods": ["vlcp", "random"], "evaluate": {"protocols": ["minimax"]}}
+# ... with 10 training epochs per evaluation, not 100: for runs that need finished jobs, not accurate ones
+QUICK_EVALUATION = {
+    **HARD_LABELS_ONLY,
+    "evaluate": {**HARD_LABELS_ONLY["evaluate"], "epochs": [{"max_ipc": 10, "epochs": 10}]},
+}
 
 
 @pytest.fixture(scope="session")
@@ -186,6 +192,87 @@ def write_folder_demo(root):
 def folder_source(root):
     """The config section that reads the digits written by ``write_folder_demo(root)``."""
     return {"dataset": {"source": "folder", "root": str(root), "label_table": f"{root}/labels.tsv"}}
+
+
+def write_config(path, override):
+    """The demo's config with ``override`` merged over it, written to ``path``."""
+    path.write_text(yaml.safe_dump(deep_update(load_yaml(DEMO_CONFIG), override)))
+    return path
+
+
+FAULT = Path(__file__).parent / "fault"
+
+
+@contextlib.contextmanager
+def faults(**injected):
+    """Every job of runs inside gets tests/fault/sitecustomize.py with ``injected`` (VLCP_KILL=...) set."""
+    env = {**injected, "PYTHONPATH": os.pathsep.join([str(FAULT), str(REPO)])}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
+
+
+# The folder run's three interruptions, in order: every job of the stage is SIGKILLed part-way (after
+# the N-th call of the function), the rest of the run goes on (--keep-going), and the next run resumes it.
+KILLS = (
+    ("caption", "vlcp.caption:Progress.append:1"),  # after each job's first batch of 16 captions
+    ("finetune", "vlcp.finetune:save_checkpoint:1"),  # after checkpoint-10 of 20 steps
+    ("synthesize", "vlcp.synthesize:resize_for_evaluation:2"),  # after a class's first image at IPC 5
+)
+
+
+def observe(run):
+    """What a test of the interruptions needs to know of ``run`` (results/demo/) at one moment."""
+
+    def logs(stage, text):
+        return sorted(p.stem for p in (run / "logs" / stage).rglob("*.log") if text in p.read_text(errors="replace"))
+
+    finetune_log = run / "logs" / "finetune" / "shared.log"
+    return {
+        "captions": sorted(p.name for p in (run / "captions").glob("*.jsonl")),
+        "caption batches kept": len(list((run / "work" / "captions").glob("*/batches.jsonl"))),
+        "caption logs": len(list((run / "logs" / "caption").glob("*.log"))),
+        "captions resumed": logs("caption", "resuming: 16 of 40 images already captioned"),
+        "finetune": (run / "finetune" / "shared").exists(),
+        "checkpoint-10": (run / "work" / "finetune" / "shared" / "checkpoint-10").is_dir(),
+        "finetune resumed": finetune_log.is_file()
+        and "resuming from checkpoint-10 (step 10 of 20)" in finetune_log.read_text(),
+        "images kept": len(list((run / "work" / "synthesize").rglob("*.png"))),
+        "synthesis resumed": logs("synthesize", "resuming: 1 of 5 images already made"),
+    }
+
+
+@pytest.fixture(scope="session")
+def killed_folder_run(tmp_path_factory):
+    """The demo as a user would run their own data: the digits written once by ``python -m vlcp demo_data``
+    and read as an ImageFolder (dataset.source: folder), a job per class (the demo's config runs parts of 5
+    classes), hard labels only with 10 epochs (QUICK_EVALUATION). The run is killed three times (KILLS),
+    each time resumed by the same command, then finished by it: (working folder, config, what ``observe``
+    saw after each kill and at the end)."""
+    workdir = tmp_path_factory.mktemp("folder-run")
+    write_folder_demo(workdir / "data")
+    config = write_config(workdir / "base.yaml", {**QUICK_EVALUATION, **folder_source("data"), "classes_per_job": 1})
+    run, seen = workdir / "results" / "demo", {}
+    for stage, spec in KILLS:
+        with faults(VLCP_KILL=spec):
+            killed = snakemake(workdir, "--cores", "2", "--keep-going", "--configfile", str(config), check=False)
+        seen[stage] = {"returncode": killed.returncode, **observe(run)}
+    snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    seen["finished"] = observe(run)
+    return workdir, config, seen
+
+
+@pytest.fixture(scope="session")
+def folder_run(killed_folder_run):
+    """The finished folder run (``killed_folder_run``): (working folder, config)."""
+    return killed_folder_run[:2]
 
 
 def jobs_by_rule(jobs):

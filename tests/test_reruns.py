@@ -1,10 +1,11 @@
-"""Incremental reruns, provenance and bad data arriving mid-way, on a finished demo run.
+"""Incremental reruns, provenance and bad data arriving mid-way, on a finished run.
 
-``folder_run`` is the demo as a user would run their own data: the digits are written
+``folder_run`` (conftest.py) is the demo as a user would run their own data: the digits are written
 once by ``python -m vlcp demo_data`` and read as an ImageFolder (dataset.source: folder), with a
-job per class. That two runs from scratch write the same files is tested where a second run is
-made anyway: this one (a job per class, where the demo runs parts of 5 classes), a run killed and
-resumed (test_faults.py) and the run through SLURM (test_slurm.py).
+job per class, killed three times part-way and resumed each time by the same command (test_faults.py).
+That two runs from scratch write the same files is tested where a second run is made anyway: this
+one (a job per class, killed and resumed, where the demo runs parts of 5 classes uninterrupted) and
+the run through SLURM (test_slurm.py).
 """
 
 import json
@@ -15,18 +16,16 @@ import pytest
 
 from conftest import (
     DEMO_CONFIG,
-    HARD_LABELS_ONLY,
     PER_CLASS_RULES,
     copy_run,
     deep_update,
     dry_run_jobs,
-    folder_source,
     jobs_after_adding_an_image_to_three,
     jobs_by_rule,
     load_yaml,
     output_hashes,
     snakemake,
-    write_folder_demo,
+    write_config,
 )
 from vlcp.demo_data import CLASSES
 from vlcp.models import ModelNotFoundError, load_stable_diffusion
@@ -35,34 +34,15 @@ pytestmark = pytest.mark.workflow
 N = len(CLASSES)
 
 
-def write_config(path, override):
-    import yaml
-
-    path.write_text(yaml.safe_dump(deep_update(load_yaml(DEMO_CONFIG), override)))
-    return path
-
-
-@pytest.fixture(scope="module")
-def folder_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("folder-run")
-    write_folder_demo(workdir / "data")
-    # the reruns below need finished jobs, not accurate ones: 10 training epochs per evaluation, not 100
-    fewer_epochs = {"evaluate": {**HARD_LABELS_ONLY["evaluate"], "epochs": [{"max_ipc": 10, "epochs": 10}]}}
-    # a job per class (the demo's own config runs parts of 5), so a change to one class reruns it alone
-    override = {**HARD_LABELS_ONLY, **fewer_epochs, **folder_source("data"), "classes_per_job": 1}
-    config = write_config(workdir / "base.yaml", override)
-    snakemake(workdir, "--cores", "2", "--configfile", str(config))
-    return workdir, config
-
-
 # What the folder run and the demo run (config/demo.yaml as it ships) make alike: every stage up to the
 # distilled and the random sets; the evaluations differ by design (hard labels only, 10 epochs).
 SAME_AS_THE_DEMO = ("index/", "captions/", "latents/", "finetune/", "clusters/", "prototypes/", "distilled/")
 
 
 def test_a_job_per_class_writes_what_parts_of_classes_write(demo_run, folder_run):
-    # The demo runs its per-class stages in parts of 5 classes, the folder run a job per class; a second
-    # run from scratch, and from an ImageFolder, it must write the same files.
+    # The demo runs its per-class stages in parts of 5 classes, uninterrupted; the folder run a job per
+    # class, killed in its caption, fine-tune and synthesis jobs and resumed. A second run from scratch, and
+    # from an ImageFolder, it must write the same files.
     demo = output_hashes(demo_run / "results" / "demo")
     mine = output_hashes(folder_run[0] / "results" / "demo")
     assert any(k.startswith("parts/") for k in demo) and not any(k.startswith("parts/") for k in mine)
@@ -71,6 +51,7 @@ def test_a_job_per_class_writes_what_parts_of_classes_write(demo_run, folder_run
     ours = {k for k in mine if k.startswith(SAME_AS_THE_DEMO)}
     # the whole train split's index is made only for the teacher and 'full', which the folder run leaves out
     assert compared - ours == {"index/train.jsonl"} and ours <= compared, sorted(compared ^ ours)[:10]
+    assert sum(k.startswith("distilled/vlcp-prototype/") and k.endswith(".png") for k in ours) == N * (1 + 5)
     different = sorted(k for k in ours if demo[k] != mine[k])
     assert not different, f"differ between a job per class and parts of classes: {different[:10]}"
 
