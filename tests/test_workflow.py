@@ -21,8 +21,12 @@ def job_counts(output):
 
 
 @pytest.mark.workflow
-def test_dry_run_lists_the_demo_jobs(tmp_path):
+def test_dry_run_lists_the_demo_jobs(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # Python's -X importtime, on stderr
     result = snakemake(tmp_path, "-n", "--configfile", DEMO)
+    # the parse of the workflow (every dry run, every cluster job's start) imports no torch: 2 s a start
+    imported = re.findall(r"^import time:.*\|\s*(\S+)$", result.stderr, re.M)
+    assert "snakemake" in imported and "torch" not in imported, [m for m in imported if m.startswith("vlcp")]
     counts = job_counts(result.stdout)
     assert counts["demo_data"] == 1
     assert counts["tiny_model"] == 2

@@ -30,6 +30,7 @@ from vlcp.atomic import atomic_dir
 from vlcp.cli import run
 from vlcp.errors import VlcpError
 from vlcp.images import load_rgb, random_crop, resize_center_crop, to_tensor
+from vlcp.launch import free_port, launcher  # noqa: F401 (vlcp.finetune.launcher, free_port: kept importable here)
 from vlcp.models import load_stable_diffusion, safety_checker_gaps
 from vlcp.seeds import derive
 from vlcp.settings import add_settings, section
@@ -217,25 +218,6 @@ def load_training_data(index_paths, captions_paths, latents_paths, root, tokeniz
         else:
             images += [Path(root) / r["image"] for r in rows]
     return torch.cat(ids), truncated, (files if latents_paths else None), (None if latents_paths else images)
-
-
-def free_port():
-    """A TCP port no process listens on now: the main process's port of a multi-GPU job, so that two such
-    jobs on one node do not both take accelerate's default 29500."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def launcher(gpus):
-    """How a job of ``gpus`` GPUs starts ``-m vlcp finetune``: one Python process, or one per GPU through
-    accelerate with a main-process port chosen free when the job starts."""
-    if gpus <= 1:
-        return "python -m"
-    port = '"$(python -c "from vlcp.finetune import free_port; print(free_port())")"'
-    return f"accelerate launch --multi_gpu --num_processes {gpus} --num_machines 1 --main_process_port {port} -m"
 
 
 def effective_batch(train_batch_size, gradient_accumulation_steps, processes):

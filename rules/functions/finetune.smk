@@ -18,8 +18,9 @@ def finetune_inputs(wildcards):
 
 
 def launcher(wildcards, resources):
-    """How the job starts Python (vlcp.finetune.launcher): one process, or one per GPU through accelerate
-    on a free port (a function of the resources, so Snakemake does not compare it to decide reruns)."""
-    from vlcp.finetune import launcher as finetune_launcher
+    """How the job starts Python (vlcp.launch.launcher, which imports no torch): one process, or one per GPU
+    through accelerate on a free port (a function of the resources, so Snakemake does not compare it to
+    decide reruns)."""
+    from vlcp.launch import launcher as finetune_launcher
 
     return finetune_launcher(resources.gpu)
