@@ -144,7 +144,7 @@ def demo_console(demo_run, tmp_path_factory):
 
 
 # What two runs of the same config may write differently, by design: every other file under
-# results/<run>/ must be byte-identical (tests/test_reruns.py, tests/test_faults.py).
+# results/<run>/ must be byte-identical (tests/test_reruns.py, tests/test_slurm.py).
 VOLATILE = {
     "*provenance.json": "a provenance record holds the time it was written ('created')",
     "logs/*": "job logs: timings, progress bars, a resumed job's notes",
@@ -309,9 +309,14 @@ def jobs_after_adding_an_image_to_three(run, tmp_path):
 
 # The remake of the shipped tiny weights (test_tiny_models.py) is 5 minutes of training that needs no other
 # test. When it is collected it starts with the session, at the lowest CPU priority, so it runs on the core
-# that single-threaded tests and dry runs leave idle; its test waits for what is left.
+# that single-threaded tests and dry runs leave idle; its test runs last and waits for what is left.
 REMAKE_TEST = "test_the_shipped_digit_weights_are_what_tiny_pretrain_makes"
 REMAKE = pytest.StashKey()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The remake's test goes last, so the remake has the whole session to run in the background."""
+    items.sort(key=lambda item: item.name == REMAKE_TEST)  # stable: the rest keep their order
 
 
 def pytest_collection_finish(session):
