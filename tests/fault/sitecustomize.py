@@ -7,11 +7,14 @@ VLCP_FAIL_ONCE='module:function:MARKER': the first call (while MARKER does not e
 MARKER and exits with status 1, so the job fails once and succeeds when retried.
 
 Python imports ``sitecustomize`` at start-up from any folder on PYTHONPATH; the fault tests put
-this folder there, so every job of a real Snakemake run gets the wrapped function.
+this folder there, so every job of a real Snakemake run gets the wrapped function. The function is
+wrapped when its module is first imported, not at start-up: Snakemake itself and the jobs of other
+stages then never import it (nor torch), and start as fast as in a run without faults.
 """
 
 import functools
-import importlib
+import importlib.abc
+import importlib.util
 import os
 import signal
 import sys
@@ -19,46 +22,86 @@ import time
 from pathlib import Path
 
 
-def target(module_name, function):
-    owner = importlib.import_module(module_name)
+class WrapOnImport(importlib.abc.MetaPathFinder):
+    """Calls ``patch(module)`` right after ``module_name`` has been executed by its own loader."""
+
+    def __init__(self, module_name, patch):
+        self.module_name, self.patch = module_name, patch
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.module_name:
+            return None
+        sys.meta_path.remove(self)  # the finders after this one find the module's own spec
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        execute, patch = spec.loader.exec_module, self.patch
+
+        def exec_module(module):
+            execute(module)
+            patch(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def when_imported(module_name, patch):
+    """``patch(module)`` now if ``module_name`` is imported already, else as soon as it is."""
+    if module_name in sys.modules:
+        patch(sys.modules[module_name])
+    else:
+        sys.meta_path.insert(0, WrapOnImport(module_name, patch))
+
+
+def wrap(module_name, function, make_wrapper):
+    """Replace ``module_name``'s ``function`` (dotted: 'Class.method') by ``make_wrapper(original)``
+    once the module is imported."""
     *path, name = function.split(".")
-    for part in path:
-        owner = getattr(owner, part)
-    return owner, name
+
+    def patch(module):
+        owner = module
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, name, functools.wraps(getattr(owner, name))(make_wrapper(getattr(owner, name))))
+
+    when_imported(module_name, patch)
 
 
 fail_once = os.environ.get("VLCP_FAIL_ONCE")
 if fail_once:
     module_name, function, marker = fail_once.split(":")
-    owner, name = target(module_name, function)
-    first = getattr(owner, name)
 
-    @functools.wraps(first)
-    def fails_once(*args, **kwargs):
-        if not Path(marker).exists():
-            Path(marker).write_text("failed once\n")
-            sys.exit("injected failure (VLCP_FAIL_ONCE)")
-        return first(*args, **kwargs)
+    def failing_once(first):
+        def fails_once(*args, **kwargs):
+            if not Path(marker).exists():
+                Path(marker).write_text("failed once\n")
+                sys.exit("injected failure (VLCP_FAIL_ONCE)")
+            return first(*args, **kwargs)
 
-    setattr(owner, name, fails_once)
+        return fails_once
+
+    wrap(module_name, function, failing_once)
 
 
 def after_calls(spec, action):
     """Wrap the function of ``spec`` ('module:function:N') so that ``action()`` runs after its N-th call."""
     module_name, function, after = spec.split(":")
-    owner, name = target(module_name, function)
-    original = getattr(owner, name)
     calls = []
 
-    @functools.wraps(original)
-    def wrapped(*args, **kwargs):
-        result = original(*args, **kwargs)
-        calls.append(1)
-        if len(calls) >= int(after):
-            action()
-        return result
+    def counting(original):
+        def wrapped(*args, **kwargs):
+            result = original(*args, **kwargs)
+            calls.append(1)
+            if len(calls) >= int(after):
+                action()
+            return result
 
-    setattr(owner, name, wrapped)
+        return wrapped
+
+    wrap(module_name, function, counting)
 
 
 def kill_snakemake():
