@@ -55,7 +55,9 @@ def write_train_set(folder, n, classes):
             ],
         )
         latents = torch.randn(count, *LATENT_SHAPE, generator=generator)
-        contract.write_latents(paths["latents"], {"latents": latents, "latents_flipped": latents.flip(-1)}, images)
+        contract.write_latents(
+            paths["latents"], contract.latents_tensors(latents, train_flipped=latents.flip(-1)), images
+        )
         for kind, path in paths.items():
             files[kind].append(path)
     return files

@@ -1,6 +1,7 @@
 # The method d4m (D4M, CVPR 2024), as its own code makes it: stage 4's latents clustered by mini-batch
 # k-means with the label text as each prototype's prompt (a job per class or part, IPC and seed), then
-# stage 7 with the base diffusion model, no fine-tune, and D4M's pipeline settings (config section d4m).
+# stage 7 with the base diffusion model, no fine-tune, and D4M's pipeline settings (config section
+# d4m.synthesize).
 
 
 include: "functions/d4m.smk"
@@ -44,7 +45,10 @@ rule d4m_prototype:
 D4M_SYNTHESIZE_OUT = class_files(out=(f"distilled/{names.D4M}/ipc{{ipc}}/seed{{seed}}", ""))
 
 
-rule d4m_synthesize:
+# Stage 7 as rule synthesize runs it, on D4M's prototypes and prompts, with the base model and section
+# d4m.synthesize's settings; the params not named here (execution, size, classes, choice, part) are
+# synthesize's.
+use rule synthesize as d4m_synthesize with:
     input:
         **D4M_OUT.made,
         model=model_input("diffusion"),
@@ -54,22 +58,10 @@ rule d4m_synthesize:
         class_log(f"synthesize/{names.D4M}/ipc{{ipc}}/seed{{seed}}"),
     benchmark:
         benchmark("d4m_synthesize", CLASS, "ipc", "seed")
-    conda:
-        "../envs/gpu.yaml"
-    threads: rule_threads("d4m_synthesize")
-    resources:
-        **rule_resources("d4m_synthesize", per_class=True),
     params:
         **D4M_OUT.paths,
         **D4M_SYNTHESIZE_OUT.paths,
         model=fixed_param(model_path("diffusion")),
         variant=model_variant("diffusion"),
         settings=fixed_param(options(d4m_synthesis_settings())),
-        execution=execution_options("synthesize"),
-        size=DATASET["eval_size"],
-        classes=job_classes,
         work=class_paths(f"work/synthesize/{names.D4M}/ipc{{ipc}}/seed{{seed}}"),
-        choice="",
-        part=part_option,
-    shell:
-        SYNTHESIZE_SHELL

@@ -46,4 +46,7 @@ rule synthesize:
         choice=candidate_options,
         part=part_option,
     shell:
-        SYNTHESIZE_SHELL
+        "python -m vlcp synthesize --model {params.model:q} {params.variant} --clusters {params.clusters:q} --centres {params.centres:q}"
+        " --prototypes {params.prototypes:q} --class {params.classes:q} --seed {wildcards.seed}"
+        " {params.settings} {params.execution} --size {params.size} --work {params.work:q} --out {params.out:q}"
+        " {params.choice} {params.part} > {log:q} 2>&1"

@@ -270,16 +270,22 @@ def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
 
 
 def test_a_safety_checker_is_asked_of_a_model_that_ships_one(tmp_path):
-    """synthesize.safety_checker (VLCP's sets) and d4m.safety_checker (D4M's, as D4M's gen_syn_image.py:80
+    """synthesize.safety_checker (VLCP's sets) and d4m.synthesize.safety_checker (D4M's, as D4M's gen_syn_image.py:80
     keeps it) need a models.diffusion with a safety checker and feature extractor: stopped at plan time."""
     import json
 
     from vlcp.config import check_safety_checker
 
-    tiny = validated({"models": {"diffusion": "tiny"}, "methods": ["vlcp", "d4m"], "d4m": {"safety_checker": True}})
-    with pytest.raises(ConfigError, match=r"d4m.safety_checker = true .* 'tiny', but the tiny model has none"):
+    tiny = validated(
+        {"models": {"diffusion": "tiny"}, "methods": ["vlcp", "d4m"], "d4m": {"synthesize": {"safety_checker": True}}}
+    )
+    with pytest.raises(
+        ConfigError, match=r"d4m.synthesize.safety_checker = true .* 'tiny', but the tiny model has none"
+    ):
         check_safety_checker(tiny)
-    check_safety_checker(validated({"models": {"diffusion": "tiny"}, "d4m": {"safety_checker": True}}))  # no d4m
+    check_safety_checker(
+        validated({"models": {"diffusion": "tiny"}, "d4m": {"synthesize": {"safety_checker": True}}})
+    )  # no d4m
     sd = tmp_path / "sd"
     (sd / "safety_checker").mkdir(parents=True)
     (sd / "feature_extractor").mkdir()
@@ -301,12 +307,12 @@ def test_the_authors_precision_and_safety_checker_are_the_defaults():
     # VLCP d0060eb, 03_distiilation/gen_syn_image.py:158-159: safety_checker = None, requires_safety_checker = False
     assert config["synthesize"]["safety_checker"] is False
     # suduo94/D4M da35d10, distillation/gen_syn_image.py:80 keeps SD v1.5's checker: vlcp does otherwise, by choice
-    assert config["d4m"]["safety_checker"] is False
+    assert config["d4m"]["synthesize"]["safety_checker"] is False
     fidelity = (REPO / "docs" / "fidelity.md").read_text()
     for source in ("builder.py:42-43", "model_vqa.py:64", "gen_syn_image.py:158-159", "gen_syn_image.py:80",
                    "pipeline_stable_diffusion_latents2img.py:769-771", "nette_dm.sh:3"):  # fmt: skip
         assert source in fidelity, f"docs/fidelity.md names {source}"
-    assert "`d4m.safety_checker: true`" in fidelity and "`synthesize.safety_checker: true`" in fidelity
+    assert "`d4m.synthesize.safety_checker: true`" in fidelity and "`synthesize.safety_checker: true`" in fidelity
     assert "ships generation\nscripts for ImageNet-1K only" in fidelity
 
 

@@ -38,19 +38,21 @@ D4M_VALUES = {
     "safety_checker": True,
 }
 # Where vlcp's default is not D4M's, on purpose (docs/fidelity.md, "D4M's column"): a black image is a
-# training image lost. d4m.safety_checker: true is D4M's way.
+# training image lost. d4m.synthesize.safety_checker: true is D4M's way.
 NOT_D4MS = {"safety_checker": False}
 
 
 def test_the_d4m_defaults_are_d4ms_values():
-    defaults = {key: spec["default"] for key, spec in section("d4m").items()}
+    synthesis = section("d4m")["synthesize"]["properties"]
+    defaults = {key: spec["default"] for key, spec in {**section("d4m"), **synthesis}.items() if key != "synthesize"}
     assert defaults == {**D4M_VALUES, **NOT_D4MS}
 
 
 def test_only_the_prototype_settings_are_options_of_the_d4m_stage():
-    # the pipeline settings go to stage 7 (rules/functions/d4m.smk), so changing one reruns no clustering
+    # the pipeline settings (d4m.synthesize) go to stage 7 (rules/functions/d4m.smk), so changing one reruns
+    # no clustering; each stands in for the synthesize key of its name
     assert stage_keys("d4m") == ["km_expand", "leftover"]
-    assert set(section("d4m")) - {"km_expand", "leftover"} < set(section("synthesize"))
+    assert set(section("d4m")["synthesize"]["properties"]) < set(stage_keys("synthesize"))
 
 
 def test_minibatch_kmeans_is_d4ms():

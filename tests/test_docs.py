@@ -83,7 +83,14 @@ def test_every_resources_entry_is_a_rules_and_every_rule_named_exists():
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     entries = set(schema["properties"]["resources"]["properties"])
     assert entries == {*names.RESOURCES.values(), "default"}
-    rules = {m for smk in (REPO / "rules").glob("*.smk") for m in re.findall(r"^\s*rule (\w+):", smk.read_text(), re.M)}
+    rule_names = r"^\s*(?:rule (\w+):|use rule \w+ as (\w+) with:)"  # a rule, or one made from another
+    rules = {
+        n
+        for smk in (REPO / "rules").glob("*.smk")
+        for m in re.findall(rule_names, smk.read_text(), re.M)
+        for n in m
+        if n
+    }
     assert set(names.RESOURCES) <= rules, set(names.RESOURCES) - rules
     # a rule asks for its own resources by its own name, so that vlcp.names.RESOURCES is the one mapping
     for smk in (REPO / "rules").glob("*.smk"):

@@ -134,7 +134,7 @@ def main(argv=None):
 def cluster_class(args):
     tensors, images = contract.read_latents(args.latents)
     inliers, labels, centres, note = image_prototypes(
-        tensors["latents"], args.ipc, args.seed, args.contamination, args.lof_n_neighbors, args.n_init
+        tensors[contract.LATENTS], args.ipc, args.seed, args.contamination, args.lof_n_neighbors, args.n_init
     )
     clusters = clusters_record(images, labels, inliers, args.ipc, args.seed, note)
     if note:

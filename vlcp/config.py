@@ -68,8 +68,16 @@ def describe_validation_error(error):
         known = error.schema.get("properties", {})
         unknown = sorted(set(error.instance) - set(known))
         where = f"under {key_path(path)}" if path else "at the top level"
+        # a key that belongs one level down, in a section nested here (d4m.synthesize.guidance_scale)
+        nested = [
+            key_path([*path, name, key])
+            for key in unknown
+            for name, spec in known.items()
+            if key in spec.get("properties", {})
+        ]
+        hint = f" Did you mean {', '.join(nested)}?" if nested else ""
         return (
-            f"Invalid config: unknown key(s) {', '.join(map(repr, unknown))} {where}. "
+            f"Invalid config: unknown key(s) {', '.join(map(repr, unknown))} {where}.{hint} "
             f"Allowed keys there: {', '.join(known)}. See config/schema.yaml."
         )
     if error.validator == "required":
@@ -333,9 +341,16 @@ def problem_of(check, *args):
 
 def check_safety_checker(config):
     """A synthesis that runs the checkpoint's safety checker (synthesize.safety_checker for VLCP's sets,
-    d4m.safety_checker for D4M's) needs a models.diffusion that ships one and its feature extractor."""
-    asking = [f"{s}.safety_checker" for s in ("synthesize", "d4m") if config[s]["safety_checker"]]
-    asking = [key for key in asking if ("vlcp" if key.startswith("synthesize") else "d4m") in config["methods"]]
+    d4m.synthesize.safety_checker for D4M's) needs a models.diffusion that ships one and its feature extractor."""
+    sections = {
+        "vlcp": ("synthesize.safety_checker", config["synthesize"]),
+        "d4m": ("d4m.synthesize.safety_checker", config["d4m"]["synthesize"]),
+    }
+    asking = [
+        key
+        for method, (key, settings) in sections.items()
+        if method in config["methods"] and settings["safety_checker"]
+    ]
     name = config["models"]["diffusion"]
     if not asking:
         return

@@ -122,8 +122,35 @@ def read_captions(path, images=None):
     return rows
 
 
+# A class's latents file (stage 4): safetensors with the image list in its metadata (key ``images``) and
+# up to four tensors, first axis in index order. LATENTS are what clustering, the baselines and D4M read;
+# TRAIN_LATENTS the fine-tune's centre crops, stored only where they differ from LATENTS; FLIPPED marks
+# the same of the mirrored images, which random flips from latents read.
+LATENTS = "latents"
+TRAIN_LATENTS = "train_latents"
+FLIPPED = "_flipped"
+
+
+def latents_tensors(latents, train=None, train_flipped=None):
+    """The tensors of a latents file by name: ``latents``; the fine-tune's crops ``train`` when they differ
+    from those (None: they are ``latents``); ``train_flipped`` their mirrored images, if stored."""
+    tensors = {LATENTS: latents}
+    if train is not None:
+        tensors[TRAIN_LATENTS] = train
+    if train_flipped is not None:
+        tensors[training_latents_name(tensors, flip=True)] = train_flipped
+    return tensors
+
+
+def training_latents_name(names, flip=False):
+    """Which tensor of a latents file (its tensor ``names``) fine-tuning reads: the centre crops, where they
+    were stored apart from the clustering latents, else those; their mirrored images with ``flip``."""
+    name = TRAIN_LATENTS if TRAIN_LATENTS in names else LATENTS
+    return name + FLIPPED if flip else name
+
+
 def write_latents(path, tensors, images):
-    """Write a class's latents (name -> tensor, first axis in index order) with the image order."""
+    """Write a class's latents (name -> tensor, see ``latents_tensors``) with the image order."""
     from safetensors.torch import save
 
     blob = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"images": json.dumps(list(images))})
@@ -158,85 +185,50 @@ def read_network_record(path):
 
 def read_latents(path):
     """``(tensors, images)`` of a latents file written by ``write_latents``."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            images = json.loads((handle.metadata() or {}).get("images", "null"))
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-    except (OSError, ValueError, json.JSONDecodeError) as err:
-        raise ContractError(
-            f"{path}: not a readable latents file ({err}); delete it and rerun the rule that makes it."
-        ) from None
-    if not isinstance(images, list) or any(len(images) != len(t) for t in tensors.values()):
-        raise ContractError(f"{path}: the image list in its metadata does not match its tensors; delete it and rerun.")
-    return tensors, images
-
-
-SAFETENSORS_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-}
+    latents = LatentsFile(path)
+    return latents.read_all(), latents.images
 
 
 class LatentsFile:
-    """A latents file read one row at a time: memory stays O(rows read), not O(file).
-
-    Parses the safetensors header itself (8-byte length, JSON) and reads each row's bytes with one
-    positioned read, so no part of the file is mapped or kept; rows equal those of ``read_latents``.
-    """
+    """A latents file read one row at a time: memory stays O(rows read), not O(file). Each read opens the
+    file and copies one row out of it, so nothing of the file stays mapped between reads."""
 
     def __init__(self, path):
-        import torch
-
         self.path = Path(path)
-        try:
-            with self.path.open("rb") as handle:
-                length = int.from_bytes(handle.read(8), "little")
-                if not 2 <= length <= 100_000_000:
-                    raise ValueError(f"header length {length} is implausible")
-                header = json.loads(handle.read(length))
-            self.images = json.loads(header.pop("__metadata__", {}).get("images", "null"))
-            self.tensors = {}
-            for name, spec in header.items():
-                dtype = getattr(torch, SAFETENSORS_DTYPES[spec["dtype"]])
-                shape, (begin, end) = spec["shape"], spec["data_offsets"]
-                row_bytes = (end - begin) // max(shape[0], 1)
-                self.tensors[name] = (dtype, tuple(shape[1:]), 8 + length + begin, row_bytes)
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
-            raise ContractError(
-                f"{path}: not a readable latents file ({err}); delete it and rerun the rule that makes it."
-            ) from None
-        if not isinstance(self.images, list) or any(
-            spec[3] * len(self.images) != header[name]["data_offsets"][1] - header[name]["data_offsets"][0]
-            for name, spec in self.tensors.items()
-        ):
+        with self.open() as handle:
+            try:
+                self.images = json.loads((handle.metadata() or {}).get("images", "null"))
+            except json.JSONDecodeError:
+                self.images = None
+            self.tensors = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+        if not isinstance(self.images, list) or any(shape[0] != len(self.images) for shape in self.tensors.values()):
             raise ContractError(
                 f"{path}: the image list in its metadata does not match its tensors; delete it and rerun."
             )
+
+    def open(self):
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            return safe_open(str(self.path), framework="pt")
+        except (OSError, SafetensorError) as err:
+            if "not fully covered" in str(err):
+                problem = f"{self.path} is shorter than its header says"
+            else:
+                problem = f"{self.path}: not a readable latents file ({err})"
+            raise ContractError(f"{problem}; delete it and rerun the rule that makes it.") from None
 
     def __len__(self):
         return len(self.images)
 
     def row(self, name, index):
         """Tensor ``name``'s row ``index``, read from disk."""
-        import torch
+        with self.open() as handle:
+            return handle.get_slice(name)[index : index + 1][0].clone()
 
-        dtype, shape, start, row_bytes = self.tensors[name]
-        with self.path.open("rb") as handle:
-            handle.seek(start + index * row_bytes)
-            data = bytearray(handle.read(row_bytes))
-        if len(data) != row_bytes:
-            raise ContractError(f"{self.path} is shorter than its header says; delete it and rerun the encode rule.")
-        return torch.frombuffer(data, dtype=dtype).reshape(shape)
+    def read_all(self):
+        with self.open() as handle:
+            return {name: handle.get_tensor(name) for name in handle.keys()}
 
 
 def write_clusters(json_path, centres_path, clusters, centres):

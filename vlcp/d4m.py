@@ -105,7 +105,9 @@ def d4m_class(args):
 
     tensors, images = contract.read_latents(args.latents)
     label = contract.read_index(args.index)[0]["label"]
-    labels, centres, note = class_prototypes(tensors["latents"], args.ipc, args.seed, args.km_expand, args.leftover)
+    labels, centres, note = class_prototypes(
+        tensors[contract.LATENTS], args.ipc, args.seed, args.km_expand, args.leftover
+    )
     clusters = clusters_record(images, labels, labels >= 0, args.ipc, args.seed, note)
     if note:
         print(f"note: {note}", file=sys.stderr)

@@ -68,15 +68,15 @@ def encode_class(vae, args):
     originals = thread_map(lambda r: load_rgb(args.root / r["image"]), records)
     label = f"encode {records[0]['class']}"
     images = [RESIZES[args.resize](img, args.resolution) for img in originals]
-    latents = {"latents": encode_images(vae, images, args.batch_size, label)}
-    train_name = "latents"
+    latents = encode_images(vae, images, args.batch_size, label)
+    train = flipped = None
     if args.train_resolution is not None and (args.resize, args.resolution) != ("crop", args.train_resolution):
-        train_name = "train_latents"
         images = [resize_center_crop(img, args.train_resolution) for img in originals]
-        latents[train_name] = encode_images(vae, images, args.batch_size, label + " (fine-tuning crops)")
+        train = encode_images(vae, images, args.batch_size, label + " (fine-tuning crops)")
     if args.flip:
         mirrored = [img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for img in images]
-        latents[f"{train_name}_flipped"] = encode_images(vae, mirrored, args.batch_size, label + " (flipped)")
+        flipped = encode_images(vae, mirrored, args.batch_size, label + " (flipped)")
+    latents = contract.latents_tensors(latents, train, flipped)
     contract.write_latents(args.out, latents, [r["image"] for r in records])
     provenance.record(args.out, "encode", vars(args), models=[args.model])
     shapes = ", ".join(f"{name} {tuple(t.shape[1:])}" for name, t in latents.items())

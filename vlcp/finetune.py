@@ -57,7 +57,8 @@ class TrainingSet(torch.utils.data.Dataset):
     def latent(self, index, flip):
         part = bisect.bisect_right(self.ends, index)
         local = index - (self.ends[part - 1] if part else 0)
-        return self.latent_files[part].row(training_latents(self.latent_files[part], flip), local)
+        latents = self.latent_files[part]
+        return latents.row(contract.training_latents_name(latents.tensors, flip), local)
 
     def __getitem__(self, item):
         index, flip = item
@@ -72,13 +73,6 @@ class TrainingSet(torch.utils.data.Dataset):
         if flip:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return to_tensor([img])[0], ids
-
-
-def training_latents(latents_file, flip=False):
-    """The name of the fine-tuning latents in a stage-4 file: the centre crops, where they differ from the
-    clustering latents, else those; ``_flipped`` for the mirrored images."""
-    name = "train_latents" if "train_latents" in latents_file.tensors else "latents"
-    return f"{name}_flipped" if flip else name
 
 
 def epoch_batches(n, batch_size, seed, epoch, random_flip, rank=0, world=1, grad_accum=1):
@@ -209,7 +203,7 @@ def load_training_data(index_paths, captions_paths, latents_paths, root, tokeniz
                 raise contract.ContractError(
                     f"{latents_paths[i]} and {cap_path} list different images; rerun both stages"
                 )
-            if random_flip and training_latents(latents, flip=True) not in latents.tensors:
+            if random_flip and contract.training_latents_name(latents.tensors, flip=True) not in latents.tensors:
                 raise contract.ContractError(
                     f"{latents_paths[i]} has no flipped latents, which random flip from latents needs; "
                     "delete it and rerun the encode rule with finetune.random_flip on"

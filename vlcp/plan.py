@@ -99,7 +99,8 @@ def job_minutes(config, counts, jobs):
     sizes = size_preset(config, counts)
     per_job = config["classes_per_job"]
     largest = max(config["ipc"])
-    steps = {name: config[name]["num_inference_steps"] * config[name]["strength"] for name in ("synthesize", "d4m")}
+    synthesis = {"synthesize": config["synthesize"], "d4m": config["d4m"]["synthesize"]}
+    steps = {name: settings["num_inference_steps"] * settings["strength"] for name, settings in synthesis.items()}
     d4m_steps = steps["d4m"] / steps["synthesize"]
     gpu = names.gpu_rules(config["resources"])
     priced = []

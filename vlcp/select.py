@@ -91,7 +91,7 @@ def select_class(args):
         tensors, order = contract.read_latents(args.latents)
         if order != images:
             raise contract.ContractError(f"{args.latents} and {args.index} list different images; rerun encode")
-        features = tensors["latents"].reshape(len(order), -1).double().numpy()
+        features = tensors[contract.LATENTS].reshape(len(order), -1).double().numpy()
     chosen = select(args.method, images, args.ipc, args.seed, features)
     if len(images) < args.ipc:
         print(f"warning: only {len(images)} images for IPC {args.ipc}; all are used", file=sys.stderr)

@@ -40,8 +40,9 @@ def section(name, execution=False):
 
 
 def stage_keys(name):
-    """The keys of section ``name`` that its stage takes as options, in schema order."""
-    return [key for key, spec in section(name).items() if not spec.get(WORKFLOW_ONLY)]
+    """The keys of section ``name`` that its stage takes as options, in schema order: neither the workflow's
+    own keys nor a section nested in it (another stage's settings for this method, as d4m.synthesize)."""
+    return [key for key, spec in section(name).items() if not (spec.get(WORKFLOW_ONLY) or "properties" in spec)]
 
 
 def stage_settings(config, name):

@@ -2,6 +2,5 @@
 
 
 def d4m_synthesis_settings():
-    """Stage 7's settings for D4M's sets: section d4m's pipeline settings, synthesize.dtype for the rest."""
-    synthesis = stage_settings(config, "synthesize")
-    return {key: config["d4m"].get(key, value) for key, value in synthesis.items()}
+    """Stage 7's settings for D4M's sets: section synthesize's, with those of d4m.synthesize in their place."""
+    return {**stage_settings(config, "synthesize"), **config["d4m"]["synthesize"]}

@@ -5,14 +5,6 @@ from vlcp.config import input_size
 # A VLCP set's folder name: its prompt strategy, and -k<K> when it keeps the best of K candidates.
 VLCP_SET = "vlcp-{strategy}{candidates}"
 
-# The command of both synthesis rules (VLCP's here, D4M's in rules/d4m.smk): the same stage, other inputs.
-SYNTHESIZE_SHELL = (
-    "python -m vlcp synthesize --model {params.model:q} {params.variant} --clusters {params.clusters:q} --centres {params.centres:q}"
-    " --prototypes {params.prototypes:q} --class {params.classes:q} --seed {wildcards.seed}"
-    " {params.settings} {params.execution} --size {params.size} --work {params.work:q} --out {params.out:q}"
-    " {params.choice} {params.part} > {log:q} 2>&1"
-)
-
 
 def candidates(wildcards):
     """K of a VLCP set's -k<K> suffix: the candidates made per prototype (1 without the suffix)."""
