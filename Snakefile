@@ -31,6 +31,7 @@ include: "rules/select.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 include: "rules/export.smk"
+include: "rules/gather.smk"
 
 
 # Small bookkeeping jobs run where Snakemake runs, not as cluster jobs.
@@ -40,6 +41,7 @@ localrules:
     manifest,
     grid,
     cost,
+    gather,
 
 
 # A finished run ends by saying where its tables are, and how many dataset files the index stage left out.

@@ -37,7 +37,7 @@ rule aggregate:
 
 rule manifest:
     input:
-        lambda wildcards: all_class_inputs(f"distilled/{wildcards.method}/ipc{wildcards.ipc}/seed{wildcards.seed}"),
+        lambda wildcards: distilled_set(wildcards.method, wildcards.ipc, wildcards.seed),
     output:
         set_manifest("{method}", "{ipc}", "{seed}"),
     log:

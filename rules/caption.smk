@@ -4,36 +4,29 @@
 include: "functions/caption.smk"
 
 
-CAPTION_IN = class_files(index=("index/train", ".jsonl"))
-
-
-CAPTION_OUT = class_files(captions=("captions", ".jsonl"))
-
-
 rule caption:
     input:
-        **CAPTION_IN.input,
+        index=part_folder("index/train"),
         model=model_input("captioner"),
     output:
-        **CAPTION_OUT.output(),
+        captions=directory(part_folder("captions")),
     log:
-        class_log("caption"),
+        part_log("caption"),
     benchmark:
-        benchmark("caption", CLASS)
+        benchmark("caption", "part")
     conda:
         "../envs/gpu.yaml"
     threads: rule_threads("caption")
     resources:
         **rule_resources("caption", per_class=True),
     params:
-        **CAPTION_IN.paths,
-        **CAPTION_OUT.paths,
+        index=in_part("index/train", ".jsonl"),
+        captions=in_part("captions", ".jsonl"),
         root=DATA_ROOT,
         model=fixed_param(model_path("captioner")),  # a params value: a new model reruns the job
         variant=model_variant("captioner"),
         settings=caption_options(),
-        work=class_paths("work/captions"),
-        part=part_option,
+        work=per_class("work/captions"),
     shell:
         "python -m vlcp caption --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
-        " {params.settings} --work {params.work:q} --out {params.captions:q} {params.part} > {log:q} 2>&1"
+        " {params.settings} --work {params.work:q} --out {params.captions:q} > {log:q} 2>&1"

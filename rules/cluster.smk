@@ -1,31 +1,26 @@
 # Stage 5: image prototypes, a job per (class or part, IPC, distillation seed).
 
-CLUSTER_IN = class_files(latents=("latents", ".safetensors"))
-CLUSTER_OUT = class_files(
-    clusters=("clusters/ipc{ipc}/seed{seed}", ".json"), centres=("clusters/ipc{ipc}/seed{seed}", ".safetensors")
-)
-
 
 rule cluster:
     input:
-        **CLUSTER_IN.input,
+        latents=part_folder("latents"),
     output:
-        **CLUSTER_OUT.output(),
+        clusters=directory(part_folder("clusters/ipc{ipc}/seed{seed}")),
     log:
-        class_log("cluster/ipc{ipc}/seed{seed}"),
+        part_log("cluster/ipc{ipc}/seed{seed}"),
     benchmark:
-        benchmark("cluster", CLASS, "ipc", "seed")
+        benchmark("cluster", "part", "ipc", "seed")
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("cluster")
     resources:
         **rule_resources("cluster", per_class=True),
     params:
-        **CLUSTER_IN.paths,
-        **CLUSTER_OUT.paths,
+        latents=in_part("latents", ".safetensors"),
+        clusters=in_part("clusters/ipc{ipc}/seed{seed}", ".json"),
+        centres=in_part("clusters/ipc{ipc}/seed{seed}", ".safetensors"),
         settings=stage_options("cluster"),
-        part=part_option,
     shell:
         "python -m vlcp cluster --latents {params.latents:q} --ipc {wildcards.ipc} --seed {wildcards.seed}"
         " {params.settings}"
-        " --out {params.clusters:q} --centres {params.centres:q} {params.part} > {log:q} 2>&1"
+        " --out {params.clusters:q} --centres {params.centres:q} > {log:q} 2>&1"

@@ -67,8 +67,7 @@ EXTERNAL_METHODS = alternatives(EXTERNAL)
 
 wildcard_constraints:
     split=alternatives(SPLITS),
-    cls="[^/]+",
-    part="part[0-9]+",
+    part="[^/]+",
     ft="seed[0-9]+|shared",
     ipc="[0-9]+",
     seed="[0-9]+",

@@ -6,37 +6,30 @@
 include: "functions/encode.smk"
 
 
-ENCODE_IN = class_files(index=("index/train", ".jsonl"))
-
-
-ENCODE_OUT = class_files(latents=("latents", ".safetensors"))
-
-
 rule encode:
     input:
-        **ENCODE_IN.input,
+        index=part_folder("index/train"),
         model=model_input("diffusion"),
     output:
-        **ENCODE_OUT.output(),
+        latents=directory(part_folder("latents")),
     log:
-        class_log("encode"),
+        part_log("encode"),
     benchmark:
-        benchmark("encode", CLASS)
+        benchmark("encode", "part")
     conda:
         "../envs/gpu.yaml"
     threads: rule_threads("encode")
     resources:
         **rule_resources("encode", per_class=True),
     params:
-        **ENCODE_IN.paths,
-        **ENCODE_OUT.paths,
+        index=in_part("index/train", ".jsonl"),
+        latents=in_part("latents", ".safetensors"),
         root=DATA_ROOT,
         model=fixed_param(model_path("diffusion")),  # a params value: a new model reruns the job
         variant=model_variant("diffusion"),
         settings=stage_options("encode"),
         train=encode_train_option(),
         execution=execution_options("encode"),
-        part=part_option,
     shell:
         "python -m vlcp encode --index {params.index:q} --root {params.root:q} --model {params.model:q} {params.variant}"
-        " {params.settings} {params.train} {params.execution} --out {params.latents:q} {params.part} > {log:q} 2>&1"
+        " {params.settings} {params.train} {params.execution} --out {params.latents:q} > {log:q} 2>&1"

@@ -39,7 +39,7 @@ rule export_set:
 
 rule export_captions:
     input:
-        captions=all_class_inputs("captions", ".jsonl"),
+        captions=every_part("captions"),
         classes=f"{RESULTS}/index/classes.tsv",
     output:
         f"{RESULTS}/export/captions.jsonl",
@@ -53,7 +53,7 @@ rule export_captions:
     resources:
         **rule_resources("export_captions"),
     params:
-        captions=all_class_paths("captions", ".jsonl"),
+        captions=every_class("captions", ".jsonl"),
     shell:
         "python -m vlcp export captions --captions {params.captions:q} --class-table {input.classes:q}"
         " --out {output:q} > {log:q} 2>&1"

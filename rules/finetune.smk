@@ -29,9 +29,9 @@ rule finetune:
         execution=execution_options("finetune"),
         launch=launcher,
         work=lambda wildcards: f"{RESULTS}/work/finetune/{wildcards.ft}",
-        index=all_class_paths("index/train", ".jsonl"),
-        captions=all_class_paths("captions", ".jsonl"),
-        latents=all_class_paths("latents", ".safetensors") if FROM_LATENTS else [],
+        index=every_class("index/train", ".jsonl"),
+        captions=every_class("captions", ".jsonl"),
+        latents=every_class("latents", ".safetensors") if FROM_LATENTS else [],
     shell:
         "{params.launch} vlcp finetune --model {params.model:q} {params.variant} --index {params.index:q}"
         " --captions {params.captions:q} --latents {params.latents:q}"

@@ -1,11 +1,8 @@
 # Stage 1: the image index per split and class, and the files rejected with reasons;
-# a job per class or per part of classes_per_job classes (see rules/parts.smk).
+# a job per part of classes_per_job classes (see rules/parts.smk).
 
 
 include: "functions/index.smk"
-
-
-INDEX_OUT = class_files(index=("index/{split}", ".jsonl"), rejected=("index/{split}", ".rejected.tsv"))
 
 
 rule index:
@@ -13,23 +10,23 @@ rule index:
         folder=class_folders,
         label_table=label_table_input,
     output:
-        **INDEX_OUT.output(),
+        index=directory(part_folder("index/{split}")),
     log:
-        class_log("index/{split}"),
+        part_log("index/{split}"),
     benchmark:
-        benchmark("index", "split", CLASS)
+        benchmark("index", "split", "part")
     conda:
         "../envs/cpu.yaml"
     threads: rule_threads("index")
     resources:
         **rule_resources("index", per_class=True),
     params:
-        **INDEX_OUT.paths,
+        index=in_part("index/{split}", ".jsonl"),
+        rejected=in_part("index/{split}", ".rejected.tsv"),
         root=DATA_ROOT,
         label_table=DATASET["label_table"],
-        classes=job_classes,
+        classes=part_classes,
         labels=label_overrides,
-        part=part_option,
         extensions=DATASET["image_extensions"],
         max_image_pixels=DATASET["max_image_pixels"],
         min_image_side=DATASET["min_image_side"],
@@ -38,12 +35,12 @@ rule index:
         " --label-table {params.label_table:q} --label {params.labels}"
         " --extensions {params.extensions} --max-image-pixels {params.max_image_pixels}"
         " --min-image-side {params.min_image_side}"
-        " --index {params.index:q} --rejected {params.rejected:q} {params.part} > {log:q} 2>&1"
+        " --index {params.index:q} --rejected {params.rejected:q} > {log:q} 2>&1"
 
 
 rule split_index:
     input:
-        lambda wildcards: all_class_inputs(f"index/{wildcards.split}", ".jsonl"),
+        lambda wildcards: every_part(f"index/{wildcards.split}"),
     output:
         f"{RESULTS}/index/{{split}}.jsonl",
     log:
@@ -56,14 +53,14 @@ rule split_index:
     resources:
         **rule_resources("split_index"),
     params:
-        index=lambda wildcards: all_class_paths(f"index/{wildcards.split}", ".jsonl"),
+        index=lambda wildcards: every_class(f"index/{wildcards.split}", ".jsonl"),
     shell:
         "python -m vlcp index merge --index {params.index:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule index_summary:
     input:
-        [f for split in SPLITS for f in all_class_inputs(f"index/{split}", ".jsonl")],
+        [f for split in SPLITS for f in every_part(f"index/{split}")],
     output:
         classes=f"{RESULTS}/index/classes.tsv",
         rejected=f"{RESULTS}/index/rejected.tsv",
@@ -77,8 +74,8 @@ rule index_summary:
     resources:
         **rule_resources("index_summary"),
     params:
-        index=[f for split in SPLITS for f in all_class_paths(f"index/{split}", ".jsonl")],
-        rejected=[f for split in SPLITS for f in all_class_paths(f"index/{split}", ".rejected.tsv")],
+        index=[f for split in SPLITS for f in every_class(f"index/{split}", ".jsonl")],
+        rejected=[f for split in SPLITS for f in every_class(f"index/{split}", ".rejected.tsv")],
     shell:
         "python -m vlcp index summarize --index {params.index:q} --rejected {params.rejected:q}"
         " --classes-out {output.classes:q} --rejected-out {output.rejected:q} > {log:q} 2>&1"

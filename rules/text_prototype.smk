@@ -1,30 +1,24 @@
-# Stage 6: text prototypes, a job per (class or part, IPC, seed, prompt strategy), in the folder of
+# Stage 6: text prototypes, a job per (part, IPC, seed, prompt strategy), in the folder of
 # their strategy (PROTOTYPE_DIRS: prototypes/ for the paper's, prototypes-<strategy>/ for the others).
 
 
 include: "functions/text_prototype.smk"
 
 
-PROTOTYPE_IN = class_files(
-    captions=("captions", ".jsonl"), clusters=("clusters/ipc{ipc}/seed{seed}", ".json"), index=("index/train", ".jsonl")
-)
-
-
-PROTOTYPE_OUT = class_files(prototypes=("{prototypes}/ipc{ipc}/seed{seed}", ".json"))
-
-
 rule text_prototype:
     input:
-        **PROTOTYPE_IN.input,
+        captions=part_folder("captions"),
+        clusters=part_folder("clusters/ipc{ipc}/seed{seed}"),
+        index=part_folder("index/train"),
         generator=lambda wildcards: (
             model_input("text_generator") if wildcards.prototypes == PROTOTYPE_DIRS["gpt"] else []
         ),
     output:
-        **PROTOTYPE_OUT.output(),
+        prototypes=directory(part_folder("{prototypes}/ipc{ipc}/seed{seed}")),
     log:
-        class_log("{prototypes}/ipc{ipc}/seed{seed}"),
+        part_log("{prototypes}/ipc{ipc}/seed{seed}"),
     benchmark:
-        benchmark("text_prototype", CLASS, "prototypes", "ipc", "seed")
+        benchmark("text_prototype", "part", "prototypes", "ipc", "seed")
     wildcard_constraints:
         prototypes=alternatives(STRATEGY_OF_DIR),
     conda:
@@ -33,12 +27,13 @@ rule text_prototype:
     resources:
         **rule_resources("text_prototype", per_class=True),
     params:
-        **PROTOTYPE_IN.paths,
-        **PROTOTYPE_OUT.paths,
+        captions=in_part("captions", ".jsonl"),
+        clusters=in_part("clusters/ipc{ipc}/seed{seed}", ".json"),
+        index=in_part("index/train", ".jsonl"),
+        prototypes=in_part("{prototypes}/ipc{ipc}/seed{seed}", ".json"),
         settings=text_prototype_options,
         execution=execution_options("text_prototype"),
-        part=part_option,
     shell:
         "python -m vlcp text_prototype --captions {params.captions:q} --clusters {params.clusters:q}"
         " --index {params.index:q} {params.settings} {params.execution}"
-        " --out {params.prototypes:q} {params.part} > {log:q} 2>&1"
+        " --out {params.prototypes:q} > {log:q} 2>&1"

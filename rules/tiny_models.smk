@@ -36,7 +36,7 @@ rule tiny_model:
 # shipped weights were on the demo's digits (vlcp/tiny_pretrain.py), at the tiny pipeline's resolution.
 rule tiny_pretrain:
     input:
-        all_class_inputs("index/train", ".jsonl"),
+        every_part("index/train"),
     output:
         directory(TINY_WEIGHTS_DIR),
     log:
@@ -49,7 +49,7 @@ rule tiny_pretrain:
     resources:
         **rule_resources("tiny_pretrain"),
     params:
-        index=all_class_paths("index/train", ".jsonl"),
+        index=every_class("index/train", ".jsonl"),
         root=DATA_ROOT,
         seed=config["models"]["tiny_seed"],
         resolution=config["models"]["tiny_resolution"],

@@ -275,6 +275,28 @@ def folder_run(killed_folder_run):
     return killed_folder_run[:2]
 
 
+def by_class(hashes):
+    """``output_hashes`` with the parts' folders of the index and the latents seen as one folder each
+    (parts/<folder>/<part>/<class file> as <folder>/<class file>), whatever the parts; the other parts'
+    folders are in the folders gathered from them."""
+    seen = {}
+    for name, digest in hashes.items():
+        if name.startswith(("parts/index/", "parts/latents/")):
+            *folder, _, file = name.removeprefix("parts/").split("/")
+            seen["/".join([*folder, file])] = digest
+        elif not name.startswith("parts/"):
+            seen[name] = digest
+    return seen
+
+
+def part_file(run, folder, name):
+    """The file ``name`` (<class><suffix>) that a per-class stage wrote in its part's folder,
+    parts/<folder>/<part>/ under ``run`` (results/<run>/), whichever part holds the class."""
+    found = sorted((run / "parts" / folder).glob(f"*/{name}"))
+    assert len(found) == 1, f"{name} in {len(found)} parts of {folder}"
+    return found[0]
+
+
 def jobs_by_rule(jobs):
     counts = {}
     for rule, _ in jobs:

@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import DEMO_CONFIG, REPO, output_hashes, snakemake
+from conftest import DEMO_CONFIG, REPO, output_hashes, part_file, snakemake
 from vlcp.demo_data import CLASSES
 
 BEYOND = REPO / "config" / "demo-beyond.yaml"
@@ -58,7 +58,7 @@ def test_d4m_is_made_from_the_base_model_with_the_label_as_prompt(beyond_run):
         "cartoon, anime, painting",
     )
     assert (settings["strength"], settings["num_inference_steps"]) == (0.6, 10), "config/demo-beyond.yaml's"
-    prompts = json.loads((run / "d4m/prompts/ipc5/seed0/seven.json").read_text())
+    prompts = json.loads(part_file(run, "d4m/prompts/ipc5/seed0", "seven.json").read_text())
     assert [p["prompt"] for p in prompts] == ["handwritten digit seven"] * 5
     assert len(list((run / "distilled/d4m/ipc5/seed0/seven").glob("*.png"))) == 5
 

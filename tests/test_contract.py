@@ -57,11 +57,6 @@ def test_a_set_missing_a_class_or_its_images_is_named(tmp_path):
     assert not (tmp_path / "set.manifest.tsv").exists()
 
 
-def test_a_part_record_lists_each_class_output(tmp_path):
-    contract.write_part_record(tmp_path / "part1.tsv", {"out": ["x/a.json", "x/b.json"], "centres": ["a.st", "b.st"]})
-    assert (tmp_path / "part1.tsv").read_text() == "out\tcentres\nx/a.json\ta.st\nx/b.json\tb.st\n"
-
-
 def test_latents_file_rows_equal_the_whole_file(tmp_path):
     tensors, images = write_class_latents(tmp_path / "a.safetensors", 7, seed=1)
     lazy = contract.LatentsFile(tmp_path / "a.safetensors")

@@ -18,7 +18,7 @@ def write_benchmark(folder, rule, job, seconds, cpu, rss):
 
 
 def test_every_job_is_read_with_its_wildcards_and_priced_where_it_uses_a_gpu(tmp_path):
-    write_benchmark(tmp_path, "caption", "cls=three", 120, 30, 900.5)
+    write_benchmark(tmp_path, "caption", "part=three", 120, 30, 900.5)
     write_benchmark(tmp_path, "evaluate", "method=random,ipc=5,seed=0,model=convnet6,eval_seed=0", 60, 110, 300)
     write_benchmark(tmp_path, "aggregate", "job", 3, 2, "NA")
     rows = cost.read_benchmarks(tmp_path)

@@ -109,7 +109,7 @@ def test_a_killed_snakemake_ends_its_jobs_and_the_same_command_resumes(tmp_path)
     # default profile (profiles/default: rerun-incomplete) lets the plain command remake it.
     survived = tmp_path / "survived"
     # a job per class: the demo's parts of 5 would caption five classes before the kill
-    target = ["results/demo/captions/three.jsonl", "--configfile", str(DEMO_CONFIG), "--config", "classes_per_job=1"]
+    target = ["results/demo/parts/captions/three", "--configfile", str(DEMO_CONFIG), "--config", "classes_per_job=1"]
     with faults(VLCP_KILL_SNAKEMAKE="vlcp.provenance:record:1", VLCP_SURVIVED=str(survived)):
         killed = snakemake(tmp_path, "--cores", "2", *target, check=False)
     assert killed.returncode == -9
@@ -122,5 +122,5 @@ def test_a_killed_snakemake_ends_its_jobs_and_the_same_command_resumes(tmp_path)
     assert without.returncode != 0 and "IncompleteFilesException" in without.stdout + without.stderr
     again = snakemake(tmp_path, "--cores", "2", *target)
     assert "Using workflow specific profile" in again.stderr
-    captions = tmp_path / "results" / "demo" / "captions" / "three.jsonl"
+    captions = tmp_path / "results" / "demo" / "parts" / "captions" / "three" / "three.jsonl"
     assert len(contract.read_captions(captions)) == 40

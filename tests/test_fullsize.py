@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, cluster_command, failed_logs, snakemake
+from conftest import REPO, cluster_command, failed_logs, part_file, snakemake
 from vlcp import contract, cost, full_models
 from vlcp.cli import peak_in_log
 
@@ -124,7 +124,7 @@ def test_every_gpu_rule_ran_at_full_width_from_raw_images_to_the_summary(fullsiz
     # every image at the evaluation size, from a 16 x 16 x 4 latent (128 px)
     sets = [run / "distilled" / m / "ipc2" / "seed0" / "seven" for m in ("vlcp-prototype", "vlcp-prototype-k2", "d4m")]
     assert all(len(list(s.glob("*.png"))) == 2 for s in sets)
-    latents, _ = contract.read_latents(run / "latents" / "seven.safetensors")
+    latents, _ = contract.read_latents(part_file(run, "latents", "seven.safetensors"))
     assert latents["latents"].shape == (6, 4, 16, 16)
     # D4M's sets: the base model's fp16 files (models.diffusion_variant), its safety checker run (D4M's way)
     record = json.loads((run / "distilled" / "d4m" / "ipc2" / "seed0" / "seven" / "provenance.json").read_text())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import snakemake
+from conftest import part_file, snakemake
 from vlcp import contract
 from vlcp.images import load_rgb, resize_center_crop, resize_shorter_side, resize_square, to_rgb
 from vlcp.index import DatasetError, find_classes, index_class, scan_class
@@ -191,7 +191,7 @@ def test_index_rule_on_a_folder_dataset(dataset, tmp_path):
         "  max_image_pixels: 1000000\n"
     )
     snakemake(workdir, "results/t/index/classes.tsv", "--cores", "1", "--configfile", str(config), offline=False)
-    rows = contract.read_index(workdir / "results/t/index/train/mixed.jsonl")
+    rows = contract.read_index(part_file(workdir / "results/t", "index/train", "mixed.jsonl"))
     assert len(rows) == 7 and rows[0]["label"] == "mixed"
     summary = (workdir / "results/t/index/classes.tsv").read_text().splitlines()
     assert summary[1:] == ["mixed\tmixed\t7\t1\t6", "plain\tplain\t1\t1\t0"]
@@ -206,7 +206,7 @@ def test_index_rule_on_a_folder_dataset(dataset, tmp_path):
     assert result.returncode != 0
     log = (workdir / "results/t/logs/index/val/plain.log").read_text()
     assert "class 'plain' has no usable image" in log
-    assert not (workdir / "results/t/index/val/plain.jsonl").exists()
+    assert not (workdir / "results/t/parts/index/val/plain").exists(), "the failed job's part is removed"
 
 
 def test_an_image_below_the_smallest_side_is_rejected_with_its_size(tmp_path):

@@ -1,15 +1,15 @@
-"""A job of several classes (config classes_per_job): per-class options, its record, and reruns
-that replace what the part wrote before and nothing else. Run through the cluster stage's CLI."""
+"""A job of several classes (config classes_per_job): per-class options, run through the cluster stage's
+CLI; and the folders a user reads, gathered from the parts' folders (vlcp.gather)."""
 
 import argparse
 
 import pytest
 import torch
 
-from vlcp import cluster, contract
+from vlcp import cluster, contract, gather
 from vlcp.atomic import OutputExistsError
 from vlcp.errors import VlcpError
-from vlcp.parts import each_class, ledger_path
+from vlcp.parts import each_class
 
 CLASSES = ("cat", "dog", "owl")
 
@@ -26,7 +26,7 @@ def latents(tmp_path):
     return paths
 
 
-def cluster_part(tmp_path, latents, marker=True):
+def cluster_part(tmp_path, latents):
     out = [tmp_path / "clusters" / f"{cls}.json" for cls in CLASSES]
     centres = [tmp_path / "clusters" / f"{cls}.safetensors" for cls in CLASSES]
     argv = [
@@ -43,20 +43,15 @@ def cluster_part(tmp_path, latents, marker=True):
         "--centres",
         *map(str, centres),
     ]
-    if marker:
-        argv += ["--part-marker", str(tmp_path / "parts" / "part1.tsv")]
     cluster.main(argv)
     return out, centres
 
 
-def test_one_job_writes_every_class_and_then_its_record(tmp_path, latents):
+def test_one_job_writes_every_class(tmp_path, latents):
     out, centres = cluster_part(tmp_path, latents)
-    for cls, path in zip(CLASSES, out):
-        clusters, _ = contract.read_clusters(path)
-        assert sum(map(len, clusters["members"])) == 12, cls
-    record = (tmp_path / "parts" / "part1.tsv").read_text().splitlines()
-    assert record[0] == "out\tcentres"
-    assert record[1:] == [f"{o}\t{c}" for o, c in zip(out, centres)]
+    for cls, path, centre in zip(CLASSES, out, centres):
+        clusters, centres_of = contract.read_clusters(path, centre)
+        assert sum(map(len, clusters["members"])) == 12 and len(centres_of) == 2, cls
 
 
 def test_a_part_of_three_equals_three_jobs_of_one(tmp_path, latents):
@@ -84,45 +79,39 @@ def test_a_part_of_three_equals_three_jobs_of_one(tmp_path, latents):
         )
 
 
-def test_a_rerun_replaces_what_the_part_wrote(tmp_path, latents):
-    out, _ = cluster_part(tmp_path, latents)
-    (tmp_path / "parts" / "part1.tsv").unlink()  # Snakemake removes a job's declared output before rerunning it
-    expected = out[1].read_text()
-    out[1].write_text("stale")  # what an earlier run of this part left, with other settings
-    cluster_part(tmp_path, latents)
-    assert out[1].read_text() == expected and (tmp_path / "parts" / "part1.tsv").is_file()
-    assert sorted(ledger_path(tmp_path / "parts" / "part1.tsv").read_text().split()) == sorted(
-        str(p) for p in [*out, *(o.with_suffix(".safetensors") for o in out)]
-    )
+def test_a_folder_is_gathered_from_its_parts_as_hard_links(tmp_path):
+    parts = [tmp_path / "parts" / name for name in ("part1", "part2")]
+    for part, classes in zip(parts, (["cat", "dog"], ["owl"])):
+        for cls in classes:
+            (part / cls).mkdir(parents=True)
+            (part / cls / "0.png").write_bytes(cls.encode())
+            (part / f"{cls}.json").write_text(cls)
+        (part / ".snakemake_timestamp").touch()  # Snakemake's mark of a folder output: each folder has its own
+    out = tmp_path / "distilled"
+    assert gather.gather(parts, out) == 6
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "cat.json",
+        "cat/0.png",
+        "dog.json",
+        "dog/0.png",
+        "owl.json",
+        "owl/0.png",
+    ]
+    assert (out / "owl" / "0.png").stat().st_ino == (parts[1] / "owl" / "0.png").stat().st_ino
+    with pytest.raises(OutputExistsError, match="distilled"):  # never over what is there
+        gather.gather(parts, out)
 
 
-def test_a_file_the_part_did_not_write_is_left_alone(tmp_path, latents):
-    foreign = tmp_path / "clusters" / "dog.json"
-    foreign.parent.mkdir(parents=True)
-    foreign.write_text("mine")
-    with pytest.raises(
-        OutputExistsError, match=r"dog\.json already exists and was not written by the job of part1\.tsv"
-    ):
-        cluster_part(tmp_path, latents)
-    assert foreign.read_text() == "mine"
-    assert not (tmp_path / "clusters" / "cat.json").exists()  # stopped before writing anything
-    assert not (tmp_path / "parts" / "part1.tsv").exists()
-
-
-def test_a_job_stopped_part_way_leaves_no_record(tmp_path):
-    marker = tmp_path / "part1.tsv"
-    args = argparse.Namespace(out=[tmp_path / "a", tmp_path / "b"], part_marker=marker, seed=0)
-    done = []
-    with pytest.raises(RuntimeError):
-        for one in each_class(args, ("out",), outputs=("out",)):
-            one.out.write_text("x")
-            done.append(one.out)
-            raise RuntimeError("killed after the first class")
-    assert done == [tmp_path / "a"] and not marker.exists()
-    assert ledger_path(marker).read_text().split() == [str(tmp_path / "a"), str(tmp_path / "b")]
+def test_two_parts_with_one_name_are_stopped_before_anything_is_written(tmp_path):
+    for part in ("part1", "part2"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "cat.json").write_text(part)
+    with pytest.raises(VlcpError, match=r"part2/cat\.json and .*part1/cat\.json have the same name"):
+        gather.gather([tmp_path / "part1", tmp_path / "part2"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_per_class_options_must_have_one_value_per_class():
-    args = argparse.Namespace(latents=["a", "b"], out=["x"], centres=["y", "z"], part_marker=None)
+    args = argparse.Namespace(latents=["a", "b"], out=["x"], centres=["y", "z"])
     with pytest.raises(VlcpError, match=r"--latents \(2\), --out \(1\), --centres \(2\)"):
         list(each_class(args, ("latents", "out", "centres")))

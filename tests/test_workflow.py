@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import REPO, load_yaml, snakemake
+from conftest import REPO, load_yaml, part_file, snakemake
 from vlcp import contract
 from vlcp.demo_data import CLASSES
 
@@ -133,16 +133,14 @@ def test_classes_per_job_makes_a_job_per_part_of_classes(tmp_path):
         assert counts[rule] == parts * 2, rule  # IPC 1 and 5, seed 0
     assert counts["evaluate"] == 2 * 2 + 1 and counts["soft_label"] == 2 * 2
     assert counts["manifest"] == 4 and counts["finetune"] == 1
-    # a job lists every class of its part, and declares its part's record
+    # a job declares its part's folder, and lists every class's file in it
     block = result.stdout.split("rule cluster:")[1].split("\n\n")[0]
-    record = re.search(r"output: (\S+)", block).group(1)
-    assert re.fullmatch(r"results/demo/parts/clusters/ipc[15]/seed0/part[123]\.tsv", record), record
-    assert re.search(
-        r"--out results/demo/clusters/ipc1/seed0/eight\.json results/demo/clusters/ipc1/seed0/five\.json "
-        r"results/demo/clusters/ipc1/seed0/four\.json results/demo/clusters/ipc1/seed0/nine\.json "
-        r".* --part-marker results/demo/parts/clusters/ipc1/seed0/part1\.tsv",
-        result.stdout,
-    )
+    folder = re.search(r"output: (\S+)", block).group(1)
+    assert re.fullmatch(r"results/demo/parts/clusters/ipc[15]/seed0/part[123]", folder), folder
+    part1 = "results/demo/parts/clusters/ipc1/seed0/part1"
+    assert f"--out {part1}/eight.json {part1}/five.json {part1}/four.json {part1}/nine.json " in result.stdout
+    # the folder a user reads is gathered from the parts' folders
+    assert counts["gather"] == 1 + 2 * 2 + 2 * 2  # captions; clusters, prototypes, the two sets; at IPC 1 and 5
     assert "runtime=40" in block, "a part of 4 classes asks for 4 x the per-class run time (10 min in the demo)"
 
 
@@ -150,16 +148,16 @@ def test_classes_per_job_makes_a_job_per_part_of_classes(tmp_path):
 def test_demo_runs_and_a_second_run_has_nothing_to_do(demo_run, tmp_path):
     run = demo_run / "results" / "demo"
     for split, count in (("train", 40), ("val", 20)):
-        rows = contract.read_index(run / "index" / split / "seven.jsonl")
+        rows = contract.read_index(part_file(run, f"index/{split}", "seven.jsonl"))
         assert len(rows) == count
         assert rows[0]["label"] == "handwritten digit seven"
         assert all(r["image"].startswith(f"{split}/seven/") for r in rows)
     assert (run / "models" / "tiny-stable-diffusion" / "model_index.json").is_file()
     assert (run / "models" / "tiny-llava" / "config.json").is_file()
-    train = [r["image"] for r in contract.read_index(run / "index" / "train" / "seven.jsonl")]
+    train = [r["image"] for r in contract.read_index(part_file(run, "index/train", "seven.jsonl"))]
     captions = contract.read_captions(run / "captions" / "seven.jsonl", train)
     assert len(captions) == 40 and all(c["caption"] for c in captions)
-    latents, images = contract.read_latents(run / "latents" / "seven.safetensors")
+    latents, images = contract.read_latents(part_file(run, "latents", "seven.safetensors"))
     assert latents["latents"].shape == (40, 4, 8, 8) and images == train
     assert (run / "finetune" / "shared" / "model_index.json").is_file()
     assert not (run / "work" / "captions" / "seven").exists()

@@ -28,6 +28,7 @@ STAGES = (
     "regenerate",
     "export",
     "external",
+    "gather",
 )
 
 

@@ -27,7 +27,7 @@ from vlcp.cli import run
 from vlcp.images import load_rgb
 from vlcp.models import device, dtype_for, load_captioner
 from vlcp.parallel import thread_map
-from vlcp.parts import add_part_option, each_class
+from vlcp.parts import each_class
 from vlcp.seeds import derive
 from vlcp.settings import add_settings
 
@@ -193,10 +193,9 @@ def main(argv=None):
     )
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: captions (JSON lines)")
     add_settings(parser, "caption")
-    add_part_option(parser)
     args = parser.parse_args(argv)
     load = functools.cache(functools.partial(load_captioner, variant=args.variant))  # one model for the job
-    for one in each_class(args, ("index", "work", "out"), outputs=("out",)):
+    for one in each_class(args, ("index", "work", "out")):
         caption_class(contract.read_index(one.index), vars(one), one.work, one.out, load)
         provenance.record(one.out, "caption", vars(one), models=[one.model])
 

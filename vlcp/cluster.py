@@ -16,7 +16,7 @@ import torch
 from vlcp import contract, provenance
 from vlcp.cli import run
 from vlcp.parallel import cpu_threads
-from vlcp.parts import add_part_option, each_class
+from vlcp.parts import each_class
 from vlcp.settings import add_settings
 
 
@@ -125,9 +125,8 @@ def main(argv=None):
     add_settings(parser, "cluster")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: clusters JSON")
     parser.add_argument("--centres", nargs="+", required=True, type=Path, help="per class: centres safetensors")
-    add_part_option(parser)
     args = parser.parse_args(argv)
-    for one in each_class(args, ("latents", "out", "centres"), outputs=("out", "centres")):
+    for one in each_class(args, ("latents", "out", "centres")):
         cluster_class(one)
 
 

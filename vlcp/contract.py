@@ -288,14 +288,6 @@ def read_prototypes(path):
     return rows
 
 
-def write_part_record(path, outputs):
-    """The record of a job of a part of classes (classes_per_job > 1), written after every class's
-    outputs: a TSV whose columns are the job's per-class outputs (name -> paths, in class order)."""
-    names = list(outputs)
-    rows = zip(*(map(str, outputs[name]) for name in names))
-    write_tsv(path, names, rows)
-
-
 # A distilled set: an ImageFolder <set>/<class>/<k>.png with IPC images per class, and beside it
 # <set>.manifest.tsv, the list of its images with their sizes and checksums, written once the set is whole.
 # An external set's manifest lists absolute paths into the folder where it lies (vlcp.external).

@@ -22,7 +22,7 @@ import torch
 
 from vlcp import contract, provenance
 from vlcp.cli import run
-from vlcp.parts import add_part_option, each_class
+from vlcp.parts import each_class
 from vlcp.seeds import derive
 from vlcp.settings import add_settings
 
@@ -93,10 +93,9 @@ def main(argv=None):
     parser.add_argument("--clusters", nargs="+", required=True, type=Path, help="per class: clusters JSON")
     parser.add_argument("--centres", nargs="+", required=True, type=Path, help="per class: centres safetensors")
     parser.add_argument("--prototypes", nargs="+", required=True, type=Path, help="per class: prompts JSON")
-    add_part_option(parser)
     args = parser.parse_args(argv)
     names = ("latents", "index", "clusters", "centres", "prototypes")
-    for one in each_class(args, names, outputs=("clusters", "centres", "prototypes")):
+    for one in each_class(args, names):
         d4m_class(one)
 
 

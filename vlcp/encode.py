@@ -23,7 +23,7 @@ from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop, resize_square, to_tensor
 from vlcp.models import device, dtype_for, load_vae
 from vlcp.parallel import thread_map
-from vlcp.parts import add_part_option, each_class
+from vlcp.parts import each_class
 from vlcp.settings import add_settings
 
 
@@ -53,13 +53,12 @@ def main(argv=None):
     parser.add_argument("--flip", action="store_true", help="also store fine-tuning latents of the mirrored images")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: latents (safetensors)")
     add_settings(parser, "encode")
-    add_part_option(parser)
     args = parser.parse_args(argv)
     if args.flip and args.train_resolution is None:
         parser.error("--flip stores fine-tuning latents: give --train-resolution too")
     on = device()
     vae = load_vae(args.model, dtype=dtype_for(args.dtype, on), variant=args.variant).to(on).eval()
-    for one in each_class(args, ("index", "out"), outputs=("out",)):
+    for one in each_class(args, ("index", "out")):
         encode_class(vae, one)
 
 

@@ -13,7 +13,7 @@ from vlcp.errors import VlcpError
 from vlcp.images import ImageRejected, open_image
 from vlcp.labels import label_text
 from vlcp.parallel import thread_map
-from vlcp.parts import add_part_option, each_class
+from vlcp.parts import each_class
 from vlcp.settings import section
 
 SPLITS = ("train", "val")
@@ -134,7 +134,7 @@ def summarize(index_paths, rejected_paths):
     counts, rejected = {}, []
     for path in index_paths:
         rows = contract.read_index(path)
-        split = Path(path).parent.name
+        split = Path(rows[0]["image"]).parts[0]  # paths are relative to the dataset root: <split>/<class>/...
         row = counts.setdefault(rows[0]["class"], {"label": rows[0]["label"], "train": 0, "val": 0, "rejected": 0})
         row[split] += len(rows)
     for path in rejected_paths:
@@ -168,7 +168,6 @@ def main(argv=None):
     summary.add_argument("--rejected", nargs="+", required=True, type=Path)
     summary.add_argument("--classes-out", required=True, type=Path)
     summary.add_argument("--rejected-out", required=True, type=Path)
-    add_part_option(scan)
     args = parser.parse_args(argv)
     if args.command == "merge":
         records = [r for path in args.index for r in contract.read_index(path)]
@@ -183,7 +182,7 @@ def main(argv=None):
             f"{len(table)} classes, {sum(r[2] + r[3] for r in table)} images, {len(rejected)} rejected", file=sys.stderr
         )
         return
-    for one in each_class(args, ("cls", "label", "index", "rejected"), outputs=("index", "rejected")):
+    for one in each_class(args, ("cls", "label", "index", "rejected")):
         scan_one(one)
 
 

@@ -45,16 +45,25 @@ def synthesize_record(folder):
     return record
 
 
+def class_folder(path):
+    """``((set, ipc<N>, seed<S>, class), run folder)`` of a class folder of a distilled set: as the set holds
+    it, <run>/distilled/<set>/ipc<N>/seed<S>/<class>, or as its part's job wrote it,
+    <run>/parts/distilled/<set>/ipc<N>/seed<S>/<part>/<class>."""
+    parts = Path(path).parts
+    if parts[-7:-5] == ("parts", "distilled"):
+        return (*parts[-5:-2], parts[-1]), Path(*parts[:-7])
+    return parts[-4:], Path(*parts[:-5])
+
+
 def relocate(record, folder):
     """A function mapping a path as the run recorded it (relative to the folder Snakemake ran in) to where
     it is now, found from the class folder's own recorded path and where that folder is now."""
     recorded = Path(record["settings"]["out"])
-    tail = Path(*recorded.parts[-5:])  # distilled/<set>/ipc<N>/seed<S>/<class>
-    if Path(*folder.parts[-5:]) != tail:
+    (tail, recorded_run), (here, run_now) = class_folder(recorded), class_folder(folder)
+    if here != tail:
         raise RegenerateError(
             f"{folder / 'provenance.json'} records the set {recorded}, not {folder}; the run folder was edited"
         )
-    recorded_run, run_now = recorded.parents[4], folder.parents[4]
 
     def where(path):
         path = Path(path)

@@ -17,7 +17,7 @@ from vlcp.atomic import atomic_dir
 from vlcp.cli import run
 from vlcp.images import load_rgb, resize_center_crop
 from vlcp.names import BASELINES as METHODS
-from vlcp.parts import add_part_option, each_class
+from vlcp.parts import each_class
 
 
 def select_random(n, ipc, rng):
@@ -78,9 +78,8 @@ def main(argv=None):
     parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--size", required=True, type=int, help="side of the written images (evaluation size)")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: output folder of <k>.png")
-    add_part_option(parser)
     args = parser.parse_args(argv)
-    for one in each_class(args, ("index", "latents", "out"), outputs=("out",)):
+    for one in each_class(args, ("index", "latents", "out")):
         select_class(one)
 
 

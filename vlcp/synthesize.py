@@ -30,7 +30,7 @@ from vlcp import contract, provenance
 from vlcp.atomic import atomic_dir, atomic_write
 from vlcp.cli import run
 from vlcp.models import device, dtype_for, load_stable_diffusion
-from vlcp.parts import add_part_option, each_class
+from vlcp.parts import each_class
 from vlcp.seeds import derive
 from vlcp.settings import add_settings, section
 
@@ -268,7 +268,6 @@ def main(argv=None):
     parser.add_argument(
         "--candidates-dir", nargs="+", type=Path, help="per class: where --keep-candidates keeps every candidate"
     )
-    add_part_option(parser)
     args = parser.parse_args(argv)
     if args.candidates > 1:
         missing = [
@@ -307,7 +306,7 @@ def main(argv=None):
             load_teacher(args.teacher, args.teacher_architecture, args.num_classes, args.teacher_input_size), on
         )
     names = ("clusters", "centres", "prototypes", "cls", "work", "out", "label", "candidates_dir")
-    for one in each_class(args, names, outputs=("out",)):
+    for one in each_class(args, names):
         synthesize_class(pipe, one, teacher)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from vlcp import contract, provenance
 from vlcp.cli import run
 from vlcp.names import STRATEGIES
-from vlcp.parts import add_part_option, each_class
+from vlcp.parts import each_class
 from vlcp.settings import add_settings
 
 WORD = re.compile(r"[^\W\d_]+")
@@ -154,7 +154,6 @@ def main(argv=None):
     parser.add_argument("--text-generator", help="causal language model (hub id or folder) of the 'gpt' strategy")
     add_settings(parser, "text_prototype")
     parser.add_argument("--out", nargs="+", required=True, type=Path, help="per class: prototypes JSON")
-    add_part_option(parser)
     args = parser.parse_args(argv)
     generator = None
     if args.strategy == "gpt":
@@ -164,7 +163,7 @@ def main(argv=None):
 
         model, tokenizer = load_text_generator(args.text_generator)
         generator = (model.to(device()), tokenizer)
-    for one in each_class(args, ("captions", "clusters", "index", "out"), outputs=("out",)):
+    for one in each_class(args, ("captions", "clusters", "index", "out")):
         prototypes_of_class(one, generator)
 
 

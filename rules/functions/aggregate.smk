@@ -32,14 +32,26 @@ def report_grids():
     return [f"{RESULTS}/report/grids/{m}-ipc{i}-seed{s}.png" for m, i, s in distilled_sets()]
 
 
+def contract_folders():
+    """The per-class folders of VLCP's stages that a user reads (rule gather): the captions, and the clusters
+    and each prompt strategy's text prototypes of every IPC and seed."""
+    if "vlcp" not in config["methods"]:
+        return []
+    runs = [f"ipc{i}/seed{s}" for i in config["ipc"] for s in config["seeds"]]
+    folders = ["clusters", *(PROTOTYPE_DIRS[s] for s in config["text_prototype"]["strategies"])]
+    return [f"{RESULTS}/captions", *(f"{RESULTS}/{folder}/{run}" for folder in folders for run in runs)]
+
+
 def results():
-    """The class table, the rejected files, the accuracy table and its summary, and an image grid per set."""
+    """The class table, the rejected files, the accuracy table and its summary, an image grid per set, and
+    the per-class folders a user reads."""
     return [
         f"{RESULTS}/index/classes.tsv",
         f"{RESULTS}/index/rejected.tsv",
         f"{RESULTS}/accuracy.csv",
         f"{RESULTS}/summary.md",
         *report_grids(),
+        *contract_folders(),
     ]
 
 

@@ -9,9 +9,9 @@ def finetune_seed(wildcards):
 
 def finetune_inputs(wildcards):
     return {
-        "index": all_class_inputs("index/train", ".jsonl"),
-        "captions": all_class_inputs("captions", ".jsonl"),
-        "latents": all_class_inputs("latents", ".safetensors") if FROM_LATENTS else [],
+        "index": every_part("index/train"),
+        "captions": every_part("captions"),
+        "latents": every_part("latents") if FROM_LATENTS else [],
         "data": [] if FROM_LATENTS else [DATA_ROOT],
         "model": model_input("diffusion"),
     }

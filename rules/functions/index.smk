@@ -7,7 +7,7 @@ def class_folders(wildcards):
     """The folders an index job reads; for the demo, the whole written demo set."""
     if DEMO:
         return [DATA_ROOT]
-    return [f"{DATA_ROOT}/{wildcards.split}/{cls}" for cls in job_classes(wildcards)]
+    return [f"{DATA_ROOT}/{wildcards.split}/{cls}" for cls in part_classes(wildcards)]
 
 
 def label_table_input(wildcards):
@@ -20,4 +20,4 @@ def label_table_input(wildcards):
 
 def label_overrides(wildcards):
     """Per class of the job, quoted for the shell: the label text of config dataset.labels, or '' for the table's."""
-    return " ".join(shlex.quote(DATASET["labels"].get(cls, "")) for cls in job_classes(wildcards))
+    return " ".join(shlex.quote(DATASET["labels"].get(cls, "")) for cls in part_classes(wildcards))

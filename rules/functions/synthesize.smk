@@ -17,8 +17,8 @@ def candidate_options(wildcards):
     k = candidates(wildcards)
     if k == 1:
         return ""
-    labels = " ".join(str(CLASSES.index(c)) for c in job_classes(wildcards))
-    kept = class_paths(f"candidates/{VLCP_SET}/ipc{{ipc}}/seed{{seed}}")(wildcards)
+    labels = " ".join(str(CLASSES.index(c)) for c in part_classes(wildcards))
+    kept = per_class(f"candidates/{VLCP_SET}/ipc{{ipc}}/seed{{seed}}")(wildcards)
     return (
         f"--candidates {k} --teacher {shlex.quote(TEACHER)} --teacher-architecture {TEACHER_ARCHITECTURE}"
         f" --teacher-input-size {input_size(config['soft_label'], DATASET['eval_size'])}"
@@ -37,9 +37,9 @@ def prototype_folder(wildcards):
 
 
 def prototype_input(wildcards):
-    """The text prototypes a synthesis job reads, of its prompt strategy (file or part record)."""
-    return class_file(prototype_folder(wildcards), ".json").format(**dict(wildcards.items()))
+    """The text prototypes a synthesis job reads: its part's, of its prompt strategy."""
+    return part_folder(prototype_folder(wildcards)).format(**dict(wildcards.items()))
 
 
 def prototype_paths(wildcards):
-    return class_paths(prototype_folder(wildcards), ".json")(wildcards)
+    return in_part(prototype_folder(wildcards), ".json")(wildcards)
