@@ -1,4 +1,4 @@
-# Stage 2: one caption per train image; a job per class or part.
+# Stage 2: one caption per train image; a job per part (rules/parts.smk).
 
 
 include: "functions/caption.smk"

@@ -1,4 +1,4 @@
-# Stage 5: image prototypes, a job per (class or part, IPC, distillation seed).
+# Stage 5: image prototypes, a job per (part, IPC, distillation seed).
 
 
 rule cluster:

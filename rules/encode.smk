@@ -1,5 +1,5 @@
 # Stage 4: VAE latents of the train images, for clustering and (with finetune.from_latents)
-# for fine-tuning; a job per class or part. Only the base model's VAE is read, so this does
+# for fine-tuning; a job per part (rules/parts.smk). Only the base model's VAE is read, so this does
 # not wait for fine-tuning.
 
 

@@ -20,6 +20,8 @@ rule gather:
         directory(f"{RESULTS}/{{folder}}"),
     log:
         f"{LOGS}/gather/{{folder}}.log",
+    benchmark:
+        benchmark("gather", "folder")
     wildcard_constraints:
         folder=GATHERED,
     conda:

@@ -17,8 +17,9 @@ def test_plan_of_the_demo_lists_its_jobs_and_gpu_time(tmp_path, capsys):
         line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in out.splitlines() if line.startswith("| ")
     }
     # the dry run's own counts: a caption job per part of 5 classes, 2 sets x 2 IPCs with hard labels and
-    # 'full' (5), the 4 sets with soft labels, a teacher, the cost table, 52 jobs in all
-    assert rows["caption"][0] == "2" and rows["total"][0] == "52"
+    # 'full' (5), the 4 sets with soft labels, a teacher, the cost table, the 9 folders gathered from the
+    # parts' (captions; clusters, prototypes and the 2 sets at 2 IPCs), 61 jobs in all
+    assert rows["caption"][0] == "2" and rows["gather"][0] == "9" and rows["total"][0] == "61"
     assert rows["evaluate"][0] == "5" and rows["soft_label"][0] == "4"
     assert rows["teacher"][0] == "1" and rows["teacher"][1].strip(" |") != "-", "the teacher is priced"
     assert rows["index"][1].strip(" |") == "-", "CPU rules have no GPU time"

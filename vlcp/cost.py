@@ -31,21 +31,23 @@ def job_wildcards(name):
 
 
 def read_benchmarks(folder):
-    """A row per benchmark file under ``folder`` (<rule>/<job>.tsv): rule, job, wildcards, wall and CPU
-    minutes, peak resident memory in MB (Snakemake writes NA where it could not measure)."""
+    """A row per benchmark file under ``folder`` (<rule>/<job>.tsv, the job's name holding a / where a
+    wildcard's value does, as rule gather's folder): rule, job, wildcards, wall and CPU minutes, peak resident
+    memory in MB (Snakemake writes NA where it could not measure)."""
     import pandas as pd
 
     rows = []
-    for path in sorted(Path(folder).glob("*/*.tsv")):
+    for path in sorted(Path(folder).glob("*/**/*.tsv")):
+        rule, *job = path.relative_to(folder).with_suffix("").parts
         table = pd.read_csv(path, sep="\t", na_values=["NA", "-"])
         if table.empty:
             continue
         last = table.iloc[-1]  # repeated benchmarks: the last measurement
         rows.append(
             {
-                "rule": path.parent.name,
-                "job": path.stem,
-                "wildcards": job_wildcards(path.stem),
+                "rule": rule,
+                "job": "/".join(job),
+                "wildcards": job_wildcards("/".join(job)),
                 "wall_min": round(float(last["s"]) / 60, 4),
                 "cpu_min": round(float(last["cpu_time"]) / 60, 4) if last["cpu_time"] == last["cpu_time"] else None,
                 "max_rss_mb": float(last["max_rss"]) if last["max_rss"] == last["max_rss"] else None,
