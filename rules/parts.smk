@@ -27,7 +27,7 @@ def part_classes(wildcards):
 
 
 def part_folder(folder):
-    """What a per-class rule declares: the folder of the job's part, parts/<folder>/<part>."""
+    """parts/<folder>/<part>, the folder of the job's part that a per-class rule declares."""
     return f"{RESULTS}/parts/{folder}/{{part}}"
 
 

@@ -33,8 +33,8 @@ def report_grids():
 
 
 def contract_folders():
-    """The per-class folders of VLCP's stages that a user reads (rule gather): the captions, and the clusters
-    and each prompt strategy's text prototypes of every IPC and seed."""
+    """The per-class folders of VLCP's stages that a user reads, made by rule gather; the captions, and the
+    clusters and each prompt strategy's text prototypes of every IPC and seed."""
     if "vlcp" not in config["methods"]:
         return []
     runs = [f"ipc{i}/seed{s}" for i in config["ipc"] for s in config["seeds"]]
